@@ -1,0 +1,2 @@
+# Read by `flask run` (python-dotenv). Committed: no secrets here.
+FLASK_APP=hello.py

@@ -1,0 +1,179 @@
+"""Named configurations, and the checks that turn bad settings into clear errors.
+
+Precedence, lowest first: the configuration class, ``FLASK_*`` environment
+variables (``.flaskenv``, ``.env`` or the real environment, values parsed as
+JSON when they can be), then keyword settings given to ``create_app``.
+Class bodies read nothing from the environment, so importing this module never
+fails; secrets are looked up when an app is built.
+"""
+import os
+import pstats
+import re
+import secrets
+
+
+class ConfigError(ValueError):
+    """A configuration name or setting that Tracker cannot use."""
+
+
+class Config:
+    """Settings shared by every configuration."""
+
+    SECRET_KEY = None
+    #: Wrap ``app.wsgi_app`` in the profiler (see ``profiler.py``).
+    PROFILER_ENABLED = False
+    #: pstats restrictions: an int keeps the top N rows, a float a fraction, a string filters.
+    PROFILER_RESTRICTIONS = (30,)
+    #: pstats sort keys; the default prints "Ordered by: internal time, call count".
+    PROFILER_SORT_BY = ("tottime", "calls")
+    #: Folder for ``.prof`` files; empty means print only, ``None`` the instance folder.
+    PROFILER_DIR = ""
+    #: Regular expressions for paths that are served without profiling.
+    PROFILER_IGNORE = (r"^/static/", r"^/favicon\.ico$")
+    #: Keep a ``.prof`` file only for requests at least this slow (the report still prints).
+    PROFILER_MIN_MS = 0
+    #: Print the pstats report of every profiled request to standard output.
+    PROFILER_PRINT = True
+
+
+class DevelopmentConfig(Config):
+    """Local development with the debugger available."""
+
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    """Unit tests: exceptions propagate, nothing is written outside temporary folders."""
+
+    TESTING = True
+
+
+class ProductionConfig(Config):
+    """A real deployment: a secret key must come from the environment."""
+
+    REQUIRES_SECRET_KEY = True
+
+
+class ProfileConfig(DevelopmentConfig):
+    """Development with every request profiled and saved under the instance folder."""
+
+    DEBUG = False
+    PROFILER_ENABLED = True
+    PROFILER_DIR = None
+
+
+config = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+    "profile": ProfileConfig,
+    "default": DevelopmentConfig,
+}
+
+
+def get_config(name):
+    """Return the configuration class called ``name``, or say which names exist."""
+    try:
+        return config[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(config))
+        raise ConfigError(f"Unknown configuration {name!r}; valid names are: {valid}.") from None
+
+
+def _restrictions(value):
+    """Accept one restriction or a list of them: ints >= 0, floats in (0, 1], regex strings."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+            raise ConfigError(_expected("PROFILER_RESTRICTIONS", value, "ints, floats or strings"))
+        if isinstance(item, int) and item < 0:
+            raise ConfigError(_expected("PROFILER_RESTRICTIONS", value, "ints of 0 or more"))
+        if isinstance(item, float) and not 0.0 < item <= 1.0:
+            raise ConfigError(_expected("PROFILER_RESTRICTIONS", value, "floats in (0, 1]"))
+        if isinstance(item, str):
+            _regex("PROFILER_RESTRICTIONS", item)
+    return tuple(items)
+
+
+def _sort_by(value):
+    """Accept one pstats sort key or a list of them."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    allowed = sorted(pstats.Stats.sort_arg_dict_default)
+    if not items or any(item not in allowed for item in items):
+        raise ConfigError(_expected("PROFILER_SORT_BY", value, "pstats keys: " + ", ".join(allowed)))
+    return tuple(items)
+
+
+def _ignore(value):
+    """Accept one regular expression or a list of them."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(_expected("PROFILER_IGNORE", value, "regular expressions"))
+        _regex("PROFILER_IGNORE", item)
+    return tuple(items)
+
+
+def _profile_dir(value):
+    """Accept a folder path, an empty string (do not save) or None (the instance folder)."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(_expected("PROFILER_DIR", value, "a folder path or an empty string"))
+    return value
+
+
+def _min_ms(value):
+    """Accept a non-negative number of milliseconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(_expected("PROFILER_MIN_MS", value, "a number of milliseconds >= 0"))
+    return value
+
+
+def _flag(key):
+    """Build a check for a true/false setting (JSON ``true``/``false`` in the environment)."""
+
+    def check(value):
+        if not isinstance(value, bool):
+            raise ConfigError(_expected(key, value, "true or false"))
+        return value
+
+    return check
+
+
+def _regex(key, pattern):
+    """Compile ``pattern`` or explain why it is not a regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{key}: {pattern!r} is not a regular expression ({exc}).") from None
+
+
+def _expected(key, value, what):
+    """Word an error for a setting that has the wrong type or range."""
+    return f"{key} must be {what}; got {value!r}."
+
+
+SETTING_CHECKS = {
+    "PROFILER_ENABLED": _flag("PROFILER_ENABLED"),
+    "PROFILER_PRINT": _flag("PROFILER_PRINT"),
+    "PROFILER_RESTRICTIONS": _restrictions,
+    "PROFILER_SORT_BY": _sort_by,
+    "PROFILER_DIR": _profile_dir,
+    "PROFILER_IGNORE": _ignore,
+    "PROFILER_MIN_MS": _min_ms,
+}
+
+
+def finalize(app):
+    """Check every known setting of ``app`` and settle the secret key."""
+    for key, check in SETTING_CHECKS.items():
+        app.config[key] = check(app.config[key])
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or None
+    if not app.config["SECRET_KEY"]:
+        if app.config.get("REQUIRES_SECRET_KEY"):
+            raise ConfigError(
+                "The production configuration needs a secret key: set FLASK_SECRET_KEY "
+                "(or SECRET_KEY) in the environment, e.g. to the output of "
+                "python -c 'import secrets; print(secrets.token_hex(32))'."
+            )
+        app.config["SECRET_KEY"] = secrets.token_hex(32)

@@ -1,0 +1,107 @@
+"""Name, write and index `.prof` files so that no profile overwrites another.
+
+Werkzeug's default name, ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof``,
+collides when two requests to one path finish in the same second with the same
+elapsed milliseconds, and it copies the request path into the file name, where
+``..``, NUL bytes or a few hundred characters raise ``OSError``.  Tracker keeps
+the readable parts, reduces the path to a safe slug, adds the process id and a
+per-process counter, and creates every file with ``O_EXCL`` so an existing file
+is never replaced.  Beside the files, ``index.jsonl`` keeps one JSON line per
+profile (method, full path, status, elapsed time, call counts, overlap) so the
+profiles list never has to open every file.
+"""
+import itertools
+import json
+import marshal
+import os
+import re
+import threading
+
+INDEX_NAME = "index.jsonl"
+PROFILE_SUFFIX = ".prof"
+MAX_SLUG_LENGTH = 80
+MAX_INDEXED_PATH_LENGTH = 2000
+
+#: ``GET.user.42.12ms.1732000000123.4242-7.prof``: method, path slug, elapsed
+#: milliseconds, start time in epoch milliseconds, process id and counter.
+FILENAME_RE = re.compile(
+    r"^(?P<method>[A-Z]{1,16})\.(?P<slug>[A-Za-z0-9_.-]{1,%d})\.(?P<elapsed>\d+)ms"
+    r"\.(?P<time_ms>\d{1,16})\.(?P<pid>\d+)-(?P<seq>\d+)\.prof$" % MAX_SLUG_LENGTH
+)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_counter = itertools.count(1)
+_index_lock = threading.Lock()
+
+
+def path_slug(path):
+    """Reduce a request path to a short, safe part of a file name (``/a/b`` -> ``a.b``)."""
+    parts = [_UNSAFE.sub("_", part).strip("_") for part in path.split("/")]
+    slug = ".".join(part for part in parts if part)[:MAX_SLUG_LENGTH].strip(".")
+    return slug or "root"
+
+
+def profile_filename(method, path, elapsed_ms, start_time):
+    """Build a new, unique, human-readable file name for one profiled request."""
+    method = _UNSAFE.sub("", method.upper())[:16] or "UNKNOWN"
+    return (
+        f"{method}.{path_slug(path)}.{elapsed_ms:.0f}ms."
+        f"{int(start_time * 1000)}.{os.getpid()}-{next(_counter)}{PROFILE_SUFFIX}"
+    )
+
+
+def parse_filename(name):
+    """Read method, path slug, elapsed ms and start time back from a file name, or None."""
+    match = FILENAME_RE.match(name)
+    if match is None:
+        return None
+    return {
+        "id": name,
+        "method": match["method"],
+        "path": "/" + match["slug"].replace(".", "/") if match["slug"] != "root" else "/",
+        "elapsed_ms": float(match["elapsed"]),
+        "time": int(match["time_ms"]) / 1000.0,
+    }
+
+
+def write_stats(folder, name_for, stats):
+    """Write marshalled pstats data to a new file in ``folder`` and return its name.
+
+    ``name_for()`` is called until it yields a name that does not exist yet, so
+    an existing profile is never overwritten.  A missing folder is created.
+    """
+    os.makedirs(folder, exist_ok=True)
+    while True:
+        name = name_for()
+        try:
+            with open(os.path.join(folder, name), "xb") as file:
+                marshal.dump(stats, file)
+            return name
+        except FileExistsError:
+            continue
+
+
+def append_index(folder, record):
+    """Append one profile's record to the folder's index as a single JSON line."""
+    record = dict(record, path=record["path"][:MAX_INDEXED_PATH_LENGTH])
+    line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
+    with _index_lock, open(os.path.join(folder, INDEX_NAME), "a", encoding="ascii") as index:
+        index.write(line)
+
+
+def read_index(folder):
+    """Return the index records of ``folder`` in file order, skipping damaged lines."""
+    try:
+        with open(os.path.join(folder, INDEX_NAME), encoding="ascii", errors="replace") as index:
+            lines = index.readlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and FILENAME_RE.match(str(record.get("id", ""))):
+            records.append(record)
+    return records
