@@ -14,7 +14,7 @@ from .main import bp as main_bp
 def create_app(config_name="default", **settings):
     """Build the Tracker app from a named configuration, ``FLASK_*`` variables and ``settings``.
 
-    :param config_name: one of ``development``, ``testing``, ``production``, ``profile``, ``default``.
+    :param config_name: ``development``, ``testing``, ``production``, ``profile`` or ``default``.
     :param settings: configuration keys that override everything else, e.g. ``PROFILER_DIR``.
     :raise ConfigError: for an unknown name or a setting of the wrong type or range.
     """

@@ -100,7 +100,8 @@ def _sort_by(value):
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     allowed = sorted(pstats.Stats.sort_arg_dict_default)
     if not items or any(item not in allowed for item in items):
-        raise ConfigError(_expected("PROFILER_SORT_BY", value, "pstats keys: " + ", ".join(allowed)))
+        raise ConfigError(_expected("PROFILER_SORT_BY", value,
+                                    "pstats keys: " + ", ".join(allowed)))
     return tuple(items)
 
 

@@ -87,7 +87,9 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
 
     def _start_profile(self):
         """Return an enabled profiler, or None when another one is active in this process."""
-        if self._profiling is not None and not self._profiling.acquire(blocking=False):
+        # Released in _release(), after the profiled request or a failed enable().
+        if self._profiling is not None and not self._profiling.acquire(  # pylint: disable=consider-using-with
+                blocking=False):
             return None
         profile = Profile()
         try:
@@ -104,23 +106,10 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
 
     def _profiled_call(self, profile, environ, start_response, overlap_start):
         """Run the app under ``profile``, then save and print what it recorded."""
-        body = []
-        status = []
-
-        def catching_start_response(status_line, headers, exc_info=None):
-            status.append(status_line)
-            start_response(status_line, headers, exc_info)
-            return body.append
-
         started_at = time.time()
         started = time.perf_counter()
         try:
-            app_iter = self._app(environ, catching_start_response)
-            try:
-                body.extend(app_iter)
-            finally:
-                if hasattr(app_iter, "close"):
-                    app_iter.close()
+            status, body = self._run_app(environ, start_response)
         finally:
             profile.disable()
             self._release()
@@ -133,7 +122,7 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
         request = {
             "method": environ.get("REQUEST_METHOD", "GET"),
             "path": environ.get("PATH_INFO", ""),
-            "status": int(status[0].split(None, 1)[0]) if status else None,
+            "status": status,
             "elapsed_ms": round(elapsed_ms, 3),
             "time": round(started_at, 3),
             "overlapped": overlapped,
@@ -142,7 +131,25 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
             self._save(stats, request)
         if self._stream is not None:
             self._print(stats, request)
-        return [b"".join(body)]
+        return [body]
+
+    def _run_app(self, environ, start_response):
+        """Call the app and read its whole body, as the stock middleware does."""
+        body = []
+        status = []
+
+        def catching_start_response(status_line, headers, exc_info=None):
+            status.append(int(status_line.split(None, 1)[0]))
+            start_response(status_line, headers, exc_info)
+            return body.append
+
+        app_iter = self._app(environ, catching_start_response)
+        try:
+            body.extend(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        return (status[-1] if status else None), b"".join(body)
 
     def _save(self, stats, request):
         """Write the profile and its index record; a failure costs a warning, not the request."""
@@ -194,8 +201,11 @@ def profile_dir_for(app):
     return os.path.abspath(folder) if folder else None
 
 
-def init_app(app, stream=sys.stdout):
-    """Wrap ``app.wsgi_app`` in the profiler when ``PROFILER_ENABLED`` is set."""
+def init_app(app, stream=None):
+    """Wrap ``app.wsgi_app`` in the profiler when ``PROFILER_ENABLED`` is set.
+
+    Reports go to ``stream``, by default the standard output at the time of this call.
+    """
     folder = profile_dir_for(app)
     app.config["PROFILER_DIR"] = folder or ""
     if not app.config["PROFILER_ENABLED"]:
@@ -205,7 +215,7 @@ def init_app(app, stream=sys.stdout):
     patterns = app.config["PROFILER_IGNORE"]
     middleware = SafeProfilerMiddleware(
         app.wsgi_app,
-        stream=stream if app.config["PROFILER_PRINT"] else None,
+        stream=(sys.stdout if stream is None else stream) if app.config["PROFILER_PRINT"] else None,
         sort_by=app.config["PROFILER_SORT_BY"],
         restrictions=app.config["PROFILER_RESTRICTIONS"],
         profile_dir=folder,

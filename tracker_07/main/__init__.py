@@ -1,4 +1,4 @@
-"""The demo app: an index page and a slow page with its fast twin, so there is something to profile."""
+"""The demo app: an index page, and a slow page with its fast twin to profile."""
 from .views import bp
 
 __all__ = ["bp"]

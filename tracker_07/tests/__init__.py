@@ -1,0 +1,1 @@
+"""Tracker's unittest suites: run with ``python -m unittest discover tracker_07/tests``."""
