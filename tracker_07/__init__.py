@@ -6,9 +6,10 @@
 from flask import Flask
 
 from . import config as configuration
-from . import profiler
+from . import dashboard, profiler
 from .app_utils import check_system
 from .main import bp as main_bp
+from .profiles import cli as profiles_cli
 
 
 def create_app(config_name="default", **settings):
@@ -27,5 +28,7 @@ def create_app(config_name="default", **settings):
     configuration.finalize(app)
 
     app.register_blueprint(main_bp)
+    dashboard.init_app(app)
     profiler.init_app(app)
+    profiles_cli.init_app(app)
     return app

@@ -34,24 +34,34 @@ class Config:
     PROFILER_MIN_MS = 0
     #: Print the pstats report of every profiled request to standard output.
     PROFILER_PRINT = True
+    #: Mount the dashboard (profiles and endpoint timings) under DASHBOARD_PREFIX.
+    DASHBOARD_ENABLED = False
+    DASHBOARD_PREFIX = "/dashboard"
+    #: With both set, the dashboard asks for HTTP basic auth; without, it answers loopback only.
+    DASHBOARD_USERNAME = None
+    DASHBOARD_PASSWORD = None
+    #: Record every request's endpoint, method, status and duration (``tracking/``).
+    TRACKER_ENABLED = True
 
 
 class DevelopmentConfig(Config):
     """Local development with the debugger available."""
 
     DEBUG = True
+    DASHBOARD_ENABLED = True
 
 
 class TestingConfig(Config):
     """Unit tests: exceptions propagate, nothing is written outside temporary folders."""
 
     TESTING = True
+    TRACKER_ENABLED = False
 
 
 class ProductionConfig(Config):
     """A real deployment: a secret key must come from the environment."""
 
-    REQUIRES_SECRET_KEY = True
+    PRODUCTION = True
 
 
 class ProfileConfig(DevelopmentConfig):
@@ -129,6 +139,24 @@ def _min_ms(value):
     return value
 
 
+def _prefix(value):
+    """Accept a URL prefix such as ``/dashboard`` or ``/_tracker/ui``."""
+    if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        raise ConfigError(_expected("DASHBOARD_PREFIX", value, "a path like /dashboard"))
+    return value
+
+
+def _optional_text(key):
+    """Build a check for a setting that is unset (None) or a non-empty string."""
+
+    def check(value):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(_expected(key, value, "a non-empty string or unset"))
+        return value
+
+    return check
+
+
 def _flag(key):
     """Build a check for a true/false setting (JSON ``true``/``false`` in the environment)."""
 
@@ -161,6 +189,11 @@ SETTING_CHECKS = {
     "PROFILER_DIR": _profile_dir,
     "PROFILER_IGNORE": _ignore,
     "PROFILER_MIN_MS": _min_ms,
+    "DASHBOARD_ENABLED": _flag("DASHBOARD_ENABLED"),
+    "DASHBOARD_PREFIX": _prefix,
+    "DASHBOARD_USERNAME": _optional_text("DASHBOARD_USERNAME"),
+    "DASHBOARD_PASSWORD": _optional_text("DASHBOARD_PASSWORD"),
+    "TRACKER_ENABLED": _flag("TRACKER_ENABLED"),
 }
 
 
@@ -171,10 +204,20 @@ def finalize(app):
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or None
     if not app.config["SECRET_KEY"]:
-        if app.config.get("REQUIRES_SECRET_KEY"):
+        if app.config.get("PRODUCTION"):
             raise ConfigError(
                 "The production configuration needs a secret key: set FLASK_SECRET_KEY "
                 "(or SECRET_KEY) in the environment, e.g. to the output of "
                 "python -c 'import secrets; print(secrets.token_hex(32))'."
             )
         app.config["SECRET_KEY"] = secrets.token_hex(32)
+    credentials = (app.config["DASHBOARD_USERNAME"], app.config["DASHBOARD_PASSWORD"])
+    if any(credentials) and not all(credentials):
+        raise ConfigError("Set both DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or neither.")
+    if (app.config.get("PRODUCTION") and app.config["DASHBOARD_ENABLED"]
+            and not all(credentials)):
+        raise ConfigError(
+            "The production configuration refuses to expose the dashboard without a password: "
+            "set FLASK_DASHBOARD_USERNAME and FLASK_DASHBOARD_PASSWORD, or turn it off with "
+            "FLASK_DASHBOARD_ENABLED=false."
+        )

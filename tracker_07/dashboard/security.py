@@ -1,0 +1,81 @@
+"""Who may see the dashboard, and proof that a form came from it.
+
+Without credentials the dashboard answers only clients on the loopback
+address.  With ``DASHBOARD_USERNAME`` and ``DASHBOARD_PASSWORD`` it asks every
+client for HTTP basic auth, compared in constant time.  Anything that changes
+data is a POST carrying the session's CSRF token.
+"""
+import hmac
+import ipaddress
+import secrets
+
+from flask import abort, current_app, request, session
+
+CSRF_SESSION_KEY = "tracker_csrf"
+CSRF_FIELD = "csrf_token"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def is_loopback(address):
+    """Tell whether a client address is this machine (127.0.0.0/8 or ::1)."""
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _same(given, expected):
+    """Compare two secrets in constant time."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def check_access():
+    """Refuse the request unless the client is local or sent the configured credentials."""
+    username = current_app.config["DASHBOARD_USERNAME"]
+    password = current_app.config["DASHBOARD_PASSWORD"]
+    if username and password:
+        auth = request.authorization
+        given_user = auth.username if auth is not None and auth.username else ""
+        given_password = auth.password if auth is not None and auth.password else ""
+        user_ok = _same(given_user, username)
+        if not (_same(given_password, password) and user_ok):
+            abort(401)
+    elif not is_loopback(request.remote_addr):
+        abort(403, "The dashboard answers only local clients unless DASHBOARD_USERNAME "
+                   "and DASHBOARD_PASSWORD are set.")
+    if request.method == "POST":
+        check_csrf()
+
+
+def csrf_token():
+    """Return this session's CSRF token, making one on first use."""
+    token = session.get(CSRF_SESSION_KEY)
+    if not token:
+        token = session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf():
+    """Refuse a POST whose form does not carry this session's CSRF token."""
+    expected = session.get(CSRF_SESSION_KEY)
+    given = request.form.get(CSRF_FIELD, "")
+    if not expected or not _same(given, expected):
+        abort(400, "The form is missing its CSRF token or it expired; reload the page and retry.")
+
+
+def add_security_headers(response):
+    """Forbid framing, sniffing and foreign scripts on every dashboard response."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Tracker dashboard", charset="UTF-8"'
+    return response
