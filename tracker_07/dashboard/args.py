@@ -12,17 +12,18 @@ def choice(name, allowed, default):
 
 def number(name, default=None, *, low=0, high=None, kind=int):
     """Return the argument as an int (or float) within ``low``..``high``, or refuse the request."""
-    text = request.args.get(name, "").strip()
-    if not text:
+    given = request.args.get(name, "").strip()
+    if not given:
         return default
     try:
-        value = kind(text)
+        value = kind(given)
     except ValueError:
-        abort(400, f"{name} must be a number; got {text[:40]!r}.")
-    if value < low or (high is not None and value > high):
-        limit = f" and {high}" if high is not None else " or more"
-        abort(400, f"{name} must be between {low}{limit}." if high is not None
-              else f"{name} must be {low}{limit}.")
+        abort(400, f"{name} must be a number; got {given[:40]!r}.")
+    if value < low:
+        abort(400, f"{name} must be {low} or more." if high is None
+              else f"{name} must be between {low} and {high}.")
+    if high is not None and value > high:
+        abort(400, f"{name} must be between {low} and {high}.")
     return value
 
 

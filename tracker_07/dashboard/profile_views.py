@@ -10,7 +10,10 @@ from . import args, charts
 from .blueprint import bp
 
 LIST_SORTS = catalog.SORT_KEYS
-TABLE_SORTS = ("ncalls", "tottime", "tottime_percall", "cumtime", "cumtime_percall", "label")
+#: The table's sort keys, named as pstats names them in "Ordered by: ...".
+TABLE_SORTS = {"ncalls": "call count", "tottime": "internal time",
+               "tottime_percall": "internal time per call", "cumtime": "cumulative time",
+               "cumtime_percall": "cumulative time per call", "label": "function name"}
 TABLE_LIMITS = ("10", "30", "100", "500", "all")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ROUTE_PREFIX = "route:"
@@ -110,9 +113,9 @@ def profile_page(reference):
             abort(404, str(error))
     return render_template(
         "dashboard/profile.html", record=record, reference=reference, table=table,
-        options=options, tree=tree, rects=rects, flame_height=charts.flame_height(rects),
-        flame_width=charts.FLAME_WIDTH, selected=selected, limits=TABLE_LIMITS,
-        args=request.args)
+        options=options, sort_name=TABLE_SORTS[options["sort"]], tree=tree, rects=rects,
+        flame_height=charts.flame_height(rects), flame_width=charts.FLAME_WIDTH,
+        selected=selected, limits=TABLE_LIMITS, args=request.args)
 
 
 @bp.route("/profiles/<profile_id>")

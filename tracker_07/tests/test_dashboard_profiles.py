@@ -210,7 +210,8 @@ class CompareTestCase(DashboardTestCase):
         text = self.page("/dashboard/profiles/route?method=GET&path=/words/fast")
         self.assertIn("2 profiles added together", text)
         self.assertIn(f"{sum(s.total_calls for s in stats)} function calls", text)
-        compared = self.page("/dashboard/profiles/compare?a=route:GET:/words/fast&b=route:GET:/index")
+        compared = self.page(
+            "/dashboard/profiles/compare?a=route:GET:/words/fast&b=route:GET:/index")
         self.assertIn('id="diff-table"', compared)
 
     def test_form_without_choices_and_missing_routes(self):

@@ -23,7 +23,8 @@ class LoopbackOnlyTestCase(DashboardTestCase):
 
     def test_local_clients_get_in(self):
         for address in ("127.0.0.1", "127.3.2.1", "::1"):
-            response = self.client.get("/dashboard/profiles/", environ_base={"REMOTE_ADDR": address})
+            response = self.client.get("/dashboard/profiles/",
+                                       environ_base={"REMOTE_ADDR": address})
             self.assertEqual(response.status_code, 200, address)
 
     def test_other_clients_are_refused_everywhere(self):

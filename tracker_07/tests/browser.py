@@ -1,0 +1,51 @@
+"""Headless Chromium (Debian's ``chromium`` and ``chromium-driver``) driven through Selenium."""
+import os
+import shutil
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+#: Flags for a closed network: no background connections, no updates, no sync.
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000")
+
+
+def start_chromium():
+    """Start headless Chromium with a fresh profile; say how to install it when missing."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.path.exists(path):
+            raise RuntimeError(f"{path} is missing: apt-get install {package} (see .ci/run)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="tracker-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    driver.tracker_profile_dir = profile
+    return driver
+
+
+def stop_chromium(driver):
+    """Quit Chromium and remove its profile folder."""
+    driver.quit()
+    shutil.rmtree(driver.tracker_profile_dir, ignore_errors=True)
+
+
+def screenshot(driver, name):
+    """Save a full-page screenshot when TRACKER_SCREENSHOTS names a folder, for people to see."""
+    folder = os.environ.get("TRACKER_SCREENSHOTS")
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(max(height, 600), 5000))
+    path = os.path.join(folder, f"{name}.png")
+    driver.save_screenshot(path)
+    driver.set_window_size(1400, 1000)
+    return path
