@@ -6,7 +6,7 @@
 from flask import Flask
 
 from . import config as configuration
-from . import dashboard, profiler
+from . import dashboard, profiler, tracking
 from .app_utils import check_system
 from .main import bp as main_bp
 from .profiles import cli as profiles_cli
@@ -29,6 +29,8 @@ def create_app(config_name="default", **settings):
 
     app.register_blueprint(main_bp)
     dashboard.init_app(app)
+    if app.config["TRACKER_ENABLED"]:
+        tracking.init_app(app)
     profiler.init_app(app)
     profiles_cli.init_app(app)
     return app

@@ -42,6 +42,8 @@ class Config:
     DASHBOARD_PASSWORD = None
     #: Record every request's endpoint, method, status and duration (``tracking/``).
     TRACKER_ENABLED = True
+    #: Regular expressions for paths that are not tracked.
+    TRACKER_IGNORE = (r"^/static/", r"^/favicon\.ico$")
 
 
 class DevelopmentConfig(Config):
@@ -115,14 +117,18 @@ def _sort_by(value):
     return tuple(items)
 
 
-def _ignore(value):
-    """Accept one regular expression or a list of them."""
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(_expected("PROFILER_IGNORE", value, "regular expressions"))
-        _regex("PROFILER_IGNORE", item)
-    return tuple(items)
+def _patterns(key):
+    """Build a check for a setting that is one regular expression or a list of them."""
+
+    def check(value):
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if not isinstance(item, str):
+                raise ConfigError(_expected(key, value, "regular expressions"))
+            _regex(key, item)
+        return tuple(items)
+
+    return check
 
 
 def _profile_dir(value):
@@ -187,7 +193,8 @@ SETTING_CHECKS = {
     "PROFILER_RESTRICTIONS": _restrictions,
     "PROFILER_SORT_BY": _sort_by,
     "PROFILER_DIR": _profile_dir,
-    "PROFILER_IGNORE": _ignore,
+    "PROFILER_IGNORE": _patterns("PROFILER_IGNORE"),
+    "TRACKER_IGNORE": _patterns("TRACKER_IGNORE"),
     "PROFILER_MIN_MS": _min_ms,
     "DASHBOARD_ENABLED": _flag("DASHBOARD_ENABLED"),
     "DASHBOARD_PREFIX": _prefix,
@@ -211,6 +218,10 @@ def finalize(app):
                 "python -c 'import secrets; print(secrets.token_hex(32))'."
             )
         app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if app.config["DASHBOARD_ENABLED"]:  # the dashboard's own pages are never measured
+        own_pages = "^" + re.escape(app.config["DASHBOARD_PREFIX"]) + "/"
+        for key in ("PROFILER_IGNORE", "TRACKER_IGNORE"):
+            app.config[key] = (*app.config[key], own_pages)
     credentials = (app.config["DASHBOARD_USERNAME"], app.config["DASHBOARD_PASSWORD"])
     if any(credentials) and not all(credentials):
         raise ConfigError("Set both DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or neither.")

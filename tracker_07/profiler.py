@@ -213,8 +213,6 @@ def init_app(app, stream=None):
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
     patterns = app.config["PROFILER_IGNORE"]
-    if app.config["DASHBOARD_ENABLED"]:  # the dashboard's own pages are never profiled
-        patterns += ("^" + re.escape(app.config["DASHBOARD_PREFIX"]) + "/",)
     middleware = SafeProfilerMiddleware(
         app.wsgi_app,
         stream=(sys.stdout if stream is None else stream) if app.config["PROFILER_PRINT"] else None,

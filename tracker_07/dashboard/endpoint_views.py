@@ -1,10 +1,122 @@
 """Endpoint timings in the browser: per-endpoint statistics, charts and their JSON."""
-from flask import redirect, url_for
+import collections
+import datetime
+import time
 
+from flask import abort, current_app, jsonify, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from ..profiles import catalog
+from ..tracking import queries
+from ..tracking.cli import EXTENSION_KEY
+from . import args, charts
 from .blueprint import bp
+
+RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+SERIES_BUCKETS = 60
+
+
+def tracking():
+    """Return the app's tracking extension, or None when tracking is off."""
+    return current_app.extensions.get(EXTENSION_KEY)
+
+
+def _moment(name):
+    """Read a ``datetime-local`` value (local time) as epoch seconds."""
+    value = request.args.get(name, "").strip()
+    try:
+        return datetime.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        abort(400, f"{name} must be a date and time like 2026-11-21T09:30; got {value[:40]!r}.")
+    return None  # not reached: abort raises
+
+
+def selection():
+    """Read the time range and filters of the endpoints page from the query string."""
+    window = args.choice("range", (*RANGES, "custom"), "1h")
+    if window == "custom":
+        since, until = _moment("since"), _moment("until")
+        if until <= since:
+            abort(400, "until must be later than since.")
+    else:
+        until = time.time() + 1
+        since = until - RANGES[window]
+    status = request.args.get("status", "").strip().lower() or None
+    if status is not None:
+        try:
+            queries.status_range(status)
+        except ValueError:
+            abort(400, "status must be a code like 404 or a class like 4xx.")
+    return {"range": window, "since": since, "until": until, "endpoint": args.text("endpoint"),
+            "method": args.text("method", 16), "status": status}
+
+
+def read_store(chosen):
+    """Query the store for the summary, the charts' data and the filter choices."""
+    filters = {key: chosen[key] for key in ("endpoint", "method", "status")}
+    window = (chosen["since"], chosen["until"])
+    with tracking().engine.connect() as conn:
+        return {
+            "summary": queries.summary(
+                conn, *window, sort=args.choice("sort", queries.SUMMARY_SORT_KEYS, "count"),
+                descending=args.choice("order", ("asc", "desc"), "desc") == "desc", **filters),
+            "series": queries.time_series(conn, *window, buckets=SERIES_BUCKETS, **filters),
+            "histogram": queries.histogram(conn, *window, **filters),
+            "choices": queries.endpoints(conn),
+            "dropped_in_store": queries.dropped_count(conn),
+        }
+
+
+def profiles_by_endpoint():
+    """Count saved profiles per (URL rule, method) so endpoints can link to them."""
+    folder = current_app.config["PROFILER_DIR"]
+    if not folder:
+        return {}
+    adapter = current_app.url_map.bind("localhost")
+    per_path = collections.Counter((r["method"], r["path"]) for r in catalog.catalog_records(folder))
+    counts = collections.Counter()
+    for (method, path), saved in per_path.items():
+        try:
+            rule, _arguments = adapter.match(path or "/", method=method, return_rule=True)
+        except HTTPException:  # no rule: a 404, a 405 or a redirect
+            continue
+        counts[(rule.rule, method)] += saved
+    return counts
 
 
 @bp.route("/")
 def index():
-    """Show per-endpoint timings (until tracking is on, the saved profiles)."""
-    return redirect(url_for("dashboard.profiles"))
+    """Show per-endpoint counts, percentiles and errors, with charts, for a time range."""
+    extension = tracking()
+    if extension is None:
+        return render_template("dashboard/endpoints_off.html")
+    chosen = selection()
+    data = read_store(chosen)
+    return render_template(
+        "dashboard/endpoints.html", chosen=chosen, data=data, stats=extension.stats(),
+        time_chart=charts.time_chart(data["series"]),
+        histogram=charts.histogram_chart(data["histogram"]),
+        profile_counts=profiles_by_endpoint(), ranges=RANGES, args=request.args,
+        sort=request.args.get("sort", "count"), descending=request.args.get("order") != "asc")
+
+
+@bp.route("/api/endpoints")
+def endpoints_json():
+    """Return what the endpoints page shows, as JSON."""
+    extension = tracking()
+    if extension is None:
+        abort(404, "Endpoint tracking is off (TRACKER_ENABLED).")
+    chosen = selection()
+    return jsonify(selection=chosen, tracker=extension.stats(), **read_store(chosen))
+
+
+@bp.errorhandler(SQLAlchemyError)
+def store_unavailable(error):
+    """Answer a store that is down or locked with a clear 503 page instead of a 500."""
+    current_app.logger.warning("Tracker store unavailable: %s", error)
+    message = "The tracking store cannot be read right now; requests are still being served."
+    if request.endpoint == "dashboard.endpoints_json":
+        return jsonify(error=message), 503
+    return render_template("dashboard/error.html", title="Store unavailable",
+                           message=message), 503

@@ -76,7 +76,7 @@ def load_profile(reference):
             raise catalog.ProfileNotFound(f"no saved profiles of {method} {path}")
         stats = catalog.merge(catalog.profile_path(folder, profile_id) for profile_id in ids)
         return stats, {"id": None, "method": method.upper(), "path": path, "merged": len(ids)}
-    stats = catalog.load_stats(catalog.profile_path(folder, reference))
+    stats = catalog.cached_stats(catalog.profile_path(folder, reference))
     return stats, dict(catalog.find_record(folder, reference), merged=0)
 
 

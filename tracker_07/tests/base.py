@@ -23,6 +23,7 @@ class AppTestCase(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tracker-test-")
+        self.apps = []
         self.app = self.make_app(self.config_name, **self.settings)
         self.ctx = self.app.app_context()
         self.ctx.push()
@@ -31,13 +32,21 @@ class AppTestCase(unittest.TestCase):
 
     def tearDown(self):
         self.ctx.pop()
+        for app in self.apps:
+            stop_tracking(app)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def make_app(self, config_name="testing", **settings):
-        """Build an app whose instance folder lives in this test's temporary directory."""
+        """Build an app whose files (tracking store, profiles) live in this test's folder."""
+        settings.setdefault("TRACKER_DATABASE_URL", self.database_url())
         app = create_app(config_name, **settings)
         app.instance_path = os.path.join(self.tmp, "instance")
+        self.apps.append(app)
         return app
+
+    def database_url(self):
+        """Return the URL of a tracking store in this test's folder."""
+        return "sqlite:///" + os.path.join(self.tmp, "tracker.sqlite3")
 
 
 class ProfiledAppTestCase(AppTestCase):
@@ -50,7 +59,7 @@ class ProfiledAppTestCase(AppTestCase):
         self.report = io.StringIO()
         settings.setdefault("PROFILER_DIR", self.profile_dir)
         with contextlib.redirect_stdout(self.report):
-            return create_app(config_name, **settings)
+            return super().make_app(config_name, **settings)
 
     def counts(self):
         """Return the profiler's counters: profiled, not_profiled, ignored, saved, save_failed."""
@@ -61,6 +70,13 @@ class ProfiledAppTestCase(AppTestCase):
         if not os.path.isdir(self.profile_dir):
             return []
         return sorted(name for name in os.listdir(self.profile_dir) if name.endswith(".prof"))
+
+
+def stop_tracking(app):
+    """Stop an app's tracking writer thread, if it has one."""
+    extension = app.extensions.get("tracker_tracking")
+    if extension is not None:
+        extension.shutdown()
 
 
 def free_port():

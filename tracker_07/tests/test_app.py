@@ -7,32 +7,31 @@ from unittest import mock
 
 import flask
 
-from tracker_07 import create_app
 from tracker_07.app_utils import SystemCheckError
 from tracker_07.config import ConfigError, config
 from tracker_07.main import wordcount
 from tracker_07.tests.base import AppTestCase
 
 
-class FactoryTestCase(unittest.TestCase):
+class FactoryTestCase(AppTestCase):
     """``create_app`` builds every named configuration and rejects the rest clearly."""
 
     def test_every_named_configuration_builds(self):
         with mock.patch.dict(os.environ, {"FLASK_SECRET_KEY": "k" * 32}):
             for name in ("default", "development", "testing", "production", "profile"):
                 with self.subTest(name=name):
-                    app = create_app(name, PROFILER_DIR="")
+                    app = self.make_app(name, PROFILER_DIR="")
                     self.assertIsInstance(app, flask.Flask)
                     self.assertEqual(app.config["CONFIG_NAME"], name)
 
     def test_testing_sets_testing_and_default_is_development(self):
-        self.assertTrue(create_app("testing").testing)
-        self.assertTrue(create_app("default").debug)
-        self.assertFalse(create_app("default").testing)
+        self.assertTrue(self.make_app("testing").testing)
+        self.assertTrue(self.make_app("default").debug)
+        self.assertFalse(self.make_app("default").testing)
 
     def test_unknown_name_lists_the_valid_ones(self):
         with self.assertRaises(ConfigError) as caught:
-            create_app("prod")
+            self.make_app("prod")
         message = str(caught.exception)
         self.assertIn("'prod'", message)
         for name in config:
@@ -40,49 +39,49 @@ class FactoryTestCase(unittest.TestCase):
 
     def test_keyword_settings_override_the_class_and_the_environment(self):
         with mock.patch.dict(os.environ, {"FLASK_PROFILER_MIN_MS": "5"}):
-            self.assertEqual(create_app("testing").config["PROFILER_MIN_MS"], 5)
-            app = create_app("testing", PROFILER_MIN_MS=9)
+            self.assertEqual(self.make_app("testing").config["PROFILER_MIN_MS"], 5)
+            app = self.make_app("testing", PROFILER_MIN_MS=9)
         self.assertEqual(app.config["PROFILER_MIN_MS"], 9)
 
     def test_environment_values_are_parsed_as_json(self):
         env = {"FLASK_PROFILER_RESTRICTIONS": "[10, \"tracker\"]",
                "FLASK_PROFILER_SORT_BY": "cumulative"}
         with mock.patch.dict(os.environ, env):
-            app = create_app("testing")
+            app = self.make_app("testing")
         self.assertEqual(app.config["PROFILER_RESTRICTIONS"], (10, "tracker"))
         self.assertEqual(app.config["PROFILER_SORT_BY"], ("cumulative",))
 
     def test_bad_environment_value_names_the_setting(self):
         with mock.patch.dict(os.environ, {"FLASK_PROFILER_MIN_MS": "fast"}):
             with self.assertRaisesRegex(ConfigError, "PROFILER_MIN_MS must be a number"):
-                create_app("testing")
+                self.make_app("testing")
 
     def test_production_refuses_to_start_without_a_secret_key(self):
         env = {key: value for key, value in os.environ.items()
                if key not in ("SECRET_KEY", "FLASK_SECRET_KEY")}
         with mock.patch.dict(os.environ, env, clear=True):
             with self.assertRaisesRegex(ConfigError, "FLASK_SECRET_KEY"):
-                create_app("production")
+                self.make_app("production")
 
     def test_production_takes_the_secret_key_from_the_environment(self):
         for variable in ("SECRET_KEY", "FLASK_SECRET_KEY"):
             with self.subTest(variable=variable):
                 with mock.patch.dict(os.environ, {variable: "from-the-environment"}):
-                    app = create_app("production")
+                    app = self.make_app("production")
                 self.assertEqual(app.config["SECRET_KEY"], "from-the-environment")
 
     def test_other_configurations_make_a_random_key_per_process(self):
         env = {key: value for key, value in os.environ.items()
                if key not in ("SECRET_KEY", "FLASK_SECRET_KEY")}
         with mock.patch.dict(os.environ, env, clear=True):
-            first, second = create_app("development"), create_app("development")
+            first, second = self.make_app("development"), self.make_app("development")
         self.assertGreaterEqual(len(first.config["SECRET_KEY"]), 32)
         self.assertNotEqual(first.config["SECRET_KEY"], second.config["SECRET_KEY"])
 
     def test_system_check_failure_stops_the_factory_with_its_message(self):
         with mock.patch("tracker_07.app_utils.flask_version", return_value="2.2.5"):
             with self.assertRaisesRegex(SystemCheckError, "Flask 3.0 or newer is required"):
-                create_app("testing")
+                self.make_app("testing")
 
     def test_hello_module_uses_flask_config(self):
         with mock.patch.dict(os.environ, {"FLASK_CONFIG": "testing"}):

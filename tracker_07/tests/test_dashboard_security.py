@@ -3,10 +3,10 @@ import base64
 import os
 import re
 
-from tracker_07 import create_app
 from tracker_07.config import ConfigError
 from tracker_07.dashboard import security
 from tracker_07.profiles import files
+from tracker_07.tests.base import AppTestCase
 from tracker_07.tests.test_dashboard_profiles import DashboardTestCase
 
 REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
@@ -68,18 +68,21 @@ class BasicAuthTestCase(DashboardTestCase):
                                        headers=basic("ada", "correct horse"))
             self.assertEqual(response.status_code, 200)
 
+class CredentialSettingsTestCase(AppTestCase):
+    """Credentials come only from the configuration, both or neither."""
+
     def test_no_default_credentials(self):
-        app = self.make_app()
-        for name, value in app.config.items():
-            if name.startswith("DASHBOARD_") and name not in self.settings:
-                self.assertNotIn(name, ("DASHBOARD_USERNAME", "DASHBOARD_PASSWORD"), value)
-        plain = create_app("development")
-        self.assertIsNone(plain.config["DASHBOARD_USERNAME"])
-        self.assertIsNone(plain.config["DASHBOARD_PASSWORD"])
+        for name in ("development", "profile"):
+            app = self.make_app(name, PROFILER_DIR="")
+            self.assertIsNone(app.config["DASHBOARD_USERNAME"])
+            self.assertIsNone(app.config["DASHBOARD_PASSWORD"])
+            response = app.test_client().get("/dashboard/profiles/", environ_base=REMOTE,
+                                             headers=basic("admin", "admin"))
+            self.assertEqual(response.status_code, 403)
 
     def test_half_the_credentials_is_an_error(self):
         with self.assertRaisesRegex(ConfigError, "both DASHBOARD_USERNAME and DASHBOARD_PASSWORD"):
-            create_app("development", DASHBOARD_USERNAME="ada")
+            self.make_app("development", DASHBOARD_USERNAME="ada")
 
 
 class ProductionTestCase(DashboardTestCase):
@@ -87,14 +90,14 @@ class ProductionTestCase(DashboardTestCase):
 
     def test_refuses_to_start_with_an_open_dashboard(self):
         with self.assertRaisesRegex(ConfigError, "without a password"):
-            create_app("production", SECRET_KEY="s" * 32, DASHBOARD_ENABLED=True)
+            self.make_app("production", SECRET_KEY="s" * 32, DASHBOARD_ENABLED=True)
 
     def test_dashboard_is_off_by_default(self):
-        app = create_app("production", SECRET_KEY="s" * 32)
+        app = self.make_app("production", SECRET_KEY="s" * 32)
         self.assertEqual(app.test_client().get("/dashboard/profiles/").status_code, 404)
 
     def test_starts_with_credentials(self):
-        app = create_app("production", SECRET_KEY="s" * 32, DASHBOARD_ENABLED=True,
+        app = self.make_app("production", SECRET_KEY="s" * 32, DASHBOARD_ENABLED=True,
                          DASHBOARD_USERNAME="ops", DASHBOARD_PASSWORD="long secret")
         response = app.test_client().get("/dashboard/", headers=basic("ops", "long secret"))
         self.assertIn(response.status_code, (200, 302))

@@ -1,0 +1,276 @@
+"""Benchmark the saved-profiles backend: analysing a big profile and listing a big folder.
+
+Run from the repository root::
+
+    python benchmarks/bench_profiles.py                     # 5,000 functions, 10,000 files
+    python benchmarks/bench_profiles.py --quick             # a quick smoke run
+    python benchmarks/bench_profiles.py --functions 5000 --profiles 10000 --runs 7
+
+The fixture (built once in a temporary folder, removed at the end):
+
+* a profile of about ``--functions`` distinct functions: generated source, each function
+  compiled under one of many fake file names (50 functions per file), calling its children
+  in a tree (fan-out 4); every 7th function also calls one of ten shared helpers, so many
+  nodes have several callers (``split_unknown``).  It is run under cProfile and dumped;
+* a profile folder of ``--profiles`` small ``.prof`` files named by ``profile_filename``
+  with their ``index.jsonl`` lines (1% of the files have no index line, and 1% of the
+  index lines point to deleted files, to exercise reconciling).
+
+Every case is timed ``--runs`` times and reported as the median and the minimum in ms, in
+a markdown table.  To time more (e.g. the dashboard pages through the Flask test client),
+write a function ``fixture -> [(name, callable), ...]`` and pass it to
+``main(extra_cases=...)``, or append it to ``CASE_BUILDERS``.
+"""
+import argparse
+import cProfile
+import importlib
+import os
+import pathlib
+import platform
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+analysis = importlib.import_module("tracker_07.profiles.analysis")
+catalog = importlib.import_module("tracker_07.profiles.catalog")
+files = importlib.import_module("tracker_07.profiles.files")
+
+FANOUT = 4
+FUNCTIONS_PER_FILE = 50
+SHARED_HELPERS = 10
+SHARED_EVERY = 7
+
+
+@dataclass
+class Fixture:
+    """What the cases work on: a big profile (path and loaded stats) and a big folder."""
+
+    root: str
+    big_profile: str
+    big_stats: pstats.Stats
+    folder: str
+    profile_count: int
+
+
+def function_source(number, functions):
+    """Write the source of generated function ``f<number>``: a little work, then its children."""
+    children = range(number * FANOUT + 1, min(functions, number * FANOUT + FANOUT + 1))
+    body = ["    total = 0", "    for i in range(5):", "        total += i"]
+    body += [f"    total += f{child}()" for child in children]
+    if number % SHARED_EVERY == 0:
+        body.append(f"    total += shared{number % SHARED_HELPERS}()")
+    body.append("    return total")
+    return f"def f{number}():\n" + "\n".join(body) + "\n"
+
+
+def build_namespace(functions):
+    """Compile the generated functions under many fake file names into one namespace."""
+    # pylint: disable=exec-used  # running generated code is the point of this fixture
+    namespace = {}
+    for helper in range(SHARED_HELPERS):
+        source = f"def shared{helper}():\n    return sum(range(20))\n"
+        exec(compile(source, f"/bench/shared{helper}.py", "exec"), namespace)
+    for number in range(functions):
+        filename = f"/bench/module{number // FUNCTIONS_PER_FILE}.py"
+        exec(compile(function_source(number, functions), filename, "exec"), namespace)
+    return namespace
+
+
+def make_big_profile(folder, functions):
+    """Run the generated call tree under cProfile and dump it; return the file's path."""
+    namespace = build_namespace(functions)
+    profiler = cProfile.Profile()
+    profiler.runcall(namespace["f0"])
+    path = os.path.join(folder, "big.prof")
+    profiler.dump_stats(path)
+    return path
+
+
+def make_small_profile_bytes():
+    """Return the bytes of a small real profile to copy into every file of the big folder."""
+    profiler = cProfile.Profile()
+    profiler.runcall(sorted, [str(number) for number in range(50)])
+    with tempfile.NamedTemporaryFile(suffix=".prof", delete=False) as handle:
+        path = handle.name
+    try:
+        profiler.dump_stats(path)
+        return pathlib.Path(path).read_bytes()
+    finally:
+        os.remove(path)
+
+
+def make_folder(folder, count):
+    """Fill ``folder`` with ``count`` profiles and index lines, some of them out of step."""
+    os.makedirs(folder, exist_ok=True)
+    data = make_small_profile_bytes()
+    start = 1_700_000_000.0
+    for number in range(count):
+        method = ("GET", "POST", "PUT")[number % 3]
+        path = f"/items/{number % 97}/detail"
+        elapsed = (number * 37) % 900 + 1.5
+        name = files.profile_filename(method, path, elapsed, start + number)
+        pathlib.Path(folder, name).write_bytes(data)
+        if number % 100 != 1:
+            files.append_index(folder, index_record(name, method, path, elapsed, start + number))
+        if number % 100 == 2:
+            os.remove(os.path.join(folder, name))
+
+
+def index_record(name, method, path, elapsed, start):
+    """Build an index line like the middleware's for one fake profile."""
+    return {
+        "id": name,
+        "method": method,
+        "path": path,
+        "status": 500 if name.endswith("3.prof") else 200,
+        "elapsed_ms": elapsed,
+        "time": start,
+        "calls": 60,
+        "primitive_calls": 60,
+        "total_time": elapsed / 1000,
+        "overlapped": 0,
+        "python": platform.python_version(),
+    }
+
+
+def settle_folder(folder):
+    """Date the folder and index an hour back, as for a folder nobody is writing to."""
+    an_hour_ago = time.time() - 3600
+    for path in (os.path.join(folder, files.INDEX_NAME), folder):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+
+def build_fixture(functions, profiles):
+    """Create the big profile and the big folder in a new temporary directory."""
+    root = tempfile.mkdtemp(prefix="tracker07-bench-profiles-")
+    big_profile = make_big_profile(root, functions)
+    folder = os.path.join(root, "profiles")
+    make_folder(folder, profiles)
+    settle_folder(folder)
+    return Fixture(root, big_profile, catalog.load_stats(big_profile), folder, profiles)
+
+
+def analysis_cases(fixture):
+    """Time the analysis of the big profile, as the profile pages will use it."""
+    stats = fixture.big_stats
+    mid_function = analysis.function_id(sorted(stats.stats)[len(stats.stats) // 2])
+
+    def page_work():
+        analysis.table(stats, limit=30)
+        analysis.flame_layout(analysis.flame_tree(stats), 1200)
+
+    return [
+        ("load_stats (big profile)", lambda: catalog.load_stats(fixture.big_profile)),
+        ("table, top 30 by tottime", lambda: analysis.table(stats, limit=30)),
+        ("table, all rows, text filter", lambda: analysis.table(stats, limit=None, text="f1")),
+        ("flame_tree (default limits)", lambda: analysis.flame_tree(stats)),
+        ("flame_layout (1200 px)", lambda: analysis.flame_layout(analysis.flame_tree(stats), 1200)),
+        ("table + flame_tree + flame_layout", page_work),
+        ("callers_callees", lambda: analysis.callers_callees(stats, mid_function)),
+        ("collapsed_stacks (whole tree)", lambda: analysis.collapsed_stacks(stats)),
+        ("speedscope (whole tree)", lambda: analysis.speedscope(stats, "big")),
+    ]
+
+
+def catalog_cases(fixture):
+    """Time the catalog over the big folder, as the profiles list page will use it."""
+    folder = fixture.folder
+    some_id = sorted(os.listdir(folder))[len(os.listdir(folder)) // 2]
+
+    def cold_list(**options):
+        catalog.clear_listing_cache(index_too=True)
+        return catalog.list_profiles(folder, **options)
+
+    def after_new_profile():
+        catalog.clear_listing_cache()
+        return catalog.list_profiles(folder)
+
+    return [
+        ("list_profiles, page 1, first listing (whole index parsed)", cold_list),
+        ("list_profiles, page 1, after a new profile (rescan)", after_new_profile),
+        (
+            "list_profiles, by elapsed_ms, page 50, first listing",
+            lambda: cold_list(sort="elapsed_ms", page=50),
+        ),
+        ("list_profiles, page 1, warm (folder unchanged)", lambda: catalog.list_profiles(folder)),
+        (
+            "list_profiles, path + method filter, warm",
+            lambda: catalog.list_profiles(folder, path_contains="/items/5", method="GET"),
+        ),
+        (
+            "route_profiles (one route)",
+            lambda: catalog.route_profiles(folder, "GET", "/items/3/detail"),
+        ),
+        ("profile_path (one id)", lambda: catalog.profile_path(folder, some_id)),
+    ]
+
+
+CASE_BUILDERS = [analysis_cases, catalog_cases]
+
+
+def time_case(function, runs):
+    """Run ``function`` ``runs`` times; return the median and the minimum in ms."""
+    durations = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        durations.append((time.perf_counter() - started) * 1000)
+    return statistics.median(durations), min(durations)
+
+
+def run_cases(fixture, builders, runs):
+    """Time every case of every builder; return ``(name, median ms, min ms)`` rows."""
+    rows = []
+    for builder in builders:
+        for name, function in builder(fixture):
+            rows.append((name, *time_case(function, runs)))
+    return rows
+
+
+def markdown_table(rows, runs):
+    """Format the timings as a markdown table."""
+    lines = [f"| case | median ms ({runs} runs) | min ms |", "|---|---:|---:|"]
+    lines += [f"| {name} | {median:.1f} | {fastest:.1f} |" for name, median, fastest in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--functions", type=int, default=5000, help="functions in the big profile")
+    parser.add_argument("--profiles", type=int, default=10_000, help="files in the big folder")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per case")
+    parser.add_argument("--quick", action="store_true", help="500 functions, 500 files, 3 runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.functions, args.profiles, args.runs = 500, 500, 3
+    return args
+
+
+def main(argv=None, extra_cases=()):
+    """Build the fixture, time the built-in cases and ``extra_cases``, print the tables."""
+    args = parse_args(argv)
+    fixture = build_fixture(args.functions, args.profiles)
+    try:
+        rows = run_cases(fixture, [*CASE_BUILDERS, *extra_cases], args.runs)
+        functions = len(fixture.big_stats.stats)
+        listed = catalog.list_profiles(fixture.folder).total
+        print(
+            f"Python {platform.python_version()}; big profile: {functions} functions; "
+            f"folder: {args.profiles} files written, {listed} listed after reconciling.\n"
+        )
+        print(markdown_table(rows, args.runs))
+    finally:
+        shutil.rmtree(fixture.root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

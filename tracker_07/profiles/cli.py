@@ -1,0 +1,353 @@
+"""The ``flask profiles`` commands: list, show, compare, export, prune and merge saved profiles.
+
+Register them with ``init_app(app)``.  The folder is ``PROFILER_DIR`` of the
+app.  A profile may be named by its id, by a unique prefix of an id, or by the
+path of a ``.prof`` file anywhere (to compare with a profile from elsewhere).
+Errors are one line on stderr with exit status 1, never a traceback.
+"""
+import datetime
+import io
+import json
+import os
+import pstats
+import re
+import shutil
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from tracker_07.profiles import analysis, catalog
+
+PSTATS_SORT_KEYS = sorted(pstats.Stats.sort_arg_dict_default)
+#: Werkzeug's ProfilerMiddleware default order: "internal time, call count".
+DEFAULT_PSTATS_SORT = ("tottime", "calls")
+EXPORT_FORMATS = ("collapsed", "speedscope", "prof")
+PATH_COLUMN_WIDTH = 40
+
+profiles_group = AppGroup(
+    "profiles", help="List, show, compare, export and prune the saved request profiles."
+)
+
+
+def init_app(app):
+    """Add the ``flask profiles`` command group to an app's CLI."""
+    app.cli.add_command(profiles_group)
+
+
+def profile_folder():
+    """Return the app's profile folder, or stop with a clear error if none is configured."""
+    folder = current_app.config.get("PROFILER_DIR")
+    if not folder:
+        raise click.ClickException("PROFILER_DIR is not set; configure the profile folder first.")
+    return folder
+
+
+def printable(text):
+    """Escape control and other unprintable characters so a path cannot drive the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
+
+
+def resolve_profile(folder, reference):
+    """Find a profile by id, by path of a ``.prof`` file, or by unique id prefix.
+
+    Returns the file's absolute path and its catalog record.
+    """
+    try:
+        return catalog.profile_path(folder, reference), catalog.find_record(folder, reference)
+    except catalog.ProfileNotFound:
+        pass
+    if os.path.isfile(reference):
+        path = os.path.abspath(reference)
+        return path, catalog.record_from_name(os.path.basename(path))
+    matches = [
+        record for record in catalog.catalog_records(folder) if record["id"].startswith(reference)
+    ]
+    if len(matches) > 1:
+        raise click.ClickException(
+            f"{printable(reference)!r} matches {len(matches)} profiles; give more of the id."
+        )
+    if not matches or not reference:
+        raise click.ClickException(f"no profile {printable(reference)!r} in {folder}")
+    return catalog.profile_path(folder, matches[0]["id"]), matches[0]
+
+
+def load(path):
+    """Load a profile, turning a missing or corrupt file into a one-line CLI error."""
+    try:
+        return catalog.load_stats(path)
+    except catalog.ProfileError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def console_report(stats, path_info, sort_keys, limit, text=None):
+    """Render a profile the way Werkzeug's ProfilerMiddleware prints it to the console."""
+    stream = io.StringIO()
+    stats.stream = stream
+    stats.files = []
+    stats.sort_stats(*sort_keys)
+    print("-" * 80, file=stream)
+    print(f"PATH: {path_info!r}", file=stream)
+    restrictions = [f"(?i){re.escape(text)}"] if text else []
+    stats.print_stats(*restrictions, limit)
+    print(f"{'-' * 80}\n", file=stream)
+    return stream.getvalue()
+
+
+def report_options(command):
+    """Add the ``--sort``, ``--limit`` and ``--filter`` options of a pstats report."""
+    command = click.option(
+        "--filter",
+        "text",
+        metavar="TEXT",
+        help="Only functions whose filename:lineno(function) contains TEXT (any case).",
+    )(command)
+    command = click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        default=30,
+        show_default=True,
+        help="Print at most this many functions.",
+    )(command)
+    return click.option(
+        "--sort",
+        "sort_keys",
+        type=click.Choice(PSTATS_SORT_KEYS),
+        multiple=True,
+        help="pstats sort key; repeat it to break ties (default: tottime, then calls).",
+    )(command)
+
+
+def format_time(epoch):
+    """Show a start time as UTC to the second, or '-' when unknown."""
+    if epoch is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_cell(value, spec=""):
+    """Format a number for a table cell, or '-' when the index does not know it."""
+    return "-" if value is None else format(value, spec)
+
+
+def list_line(record):
+    """Format one profile as a line of ``flask profiles list``."""
+    path = printable(record["path"] if record["path"] is not None else "?")
+    if len(path) > PATH_COLUMN_WIDTH:
+        path = path[: PATH_COLUMN_WIDTH - 3] + "..."
+    return (
+        f"{format_time(record['time']):<19}  {record['method'] or '?':<7} "
+        f"{format_cell(record['status']):>6} {format_cell(record['elapsed_ms'], '.0f'):>8} "
+        f"{format_cell(record['calls']):>8} {format_cell(record['overlapped']):>4}  "
+        f"{path:<{PATH_COLUMN_WIDTH}}  {printable(record['id'])}"
+    )
+
+
+@profiles_group.command("list")
+@click.option(
+    "--sort",
+    type=click.Choice(catalog.SORT_KEYS),
+    default="time",
+    show_default=True,
+    help="Column to sort by.",
+)
+@click.option("--asc/--desc", "ascending", default=False, help="Sort order (default: --desc).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, catalog.MAX_PER_PAGE),
+    default=50,
+    show_default=True,
+    help="Show at most this many profiles.",
+)
+@click.option("--path", "path_contains", help="Only paths containing this text (any case).")
+@click.option("--method", help="Only this HTTP method, e.g. GET.")
+@click.option("--status", type=int, help="Only this response status, e.g. 500.")
+@click.option("--min-ms", type=float, help="Only requests that took at least this many ms.")
+def list_command(sort, ascending, limit, path_contains, method, status, min_ms):
+    """List saved profiles, newest first.
+
+    Only the index and the folder listing are read, never the profiles, so this
+    stays fast with thousands of files.
+    """
+    folder = profile_folder()
+    page = catalog.list_profiles(
+        folder,
+        sort=sort,
+        descending=not ascending,
+        path_contains=path_contains,
+        method=method,
+        status=status,
+        min_ms=min_ms,
+        per_page=limit,
+    )
+    if not page.items:
+        click.echo(f"No profiles in {folder}.")
+        return
+    click.echo(
+        f"{'TIME (UTC)':<19}  {'METHOD':<7} {'STATUS':>6} {'MS':>8} {'CALLS':>8} {'OVL':>4}  "
+        f"{'PATH':<{PATH_COLUMN_WIDTH}}  ID"
+    )
+    for record in page.items:
+        click.echo(list_line(record))
+    click.echo(f"{len(page.items)} of {page.total} profiles.")
+
+
+@profiles_group.command("show")
+@click.argument("profile_id")
+@report_options
+def show_command(profile_id, sort_keys, limit, text):
+    """Print a profile's pstats report.
+
+    The report looks like the one Werkzeug's ProfilerMiddleware prints to the
+    console, so a saved profile reads like a live one.  PROFILE_ID is an id, a
+    unique prefix of one, or the path of any .prof file.
+    """
+    path, record = resolve_profile(profile_folder(), profile_id)
+    stats = load(path)
+    path_info = record["path"] if record["path"] is not None else record["id"]
+    report = console_report(stats, path_info, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
+    click.echo(report, nl=False)
+
+
+def diff_line(row, key):
+    """Format one function of ``flask profiles compare`` (times in ms)."""
+    before, after = row[f"before_{key}"] * 1000, row[f"after_{key}"] * 1000
+    side = f" (only {row['only_in']})" if row["only_in"] else ""
+    return (
+        f"{row['status']:<9} {after - before:+10.3f} {before:10.3f} {after:10.3f}  "
+        f"{printable(row['label'])}{side}"
+    )
+
+
+@profiles_group.command("compare")
+@click.argument("before_id")
+@click.argument("after_id")
+@click.option(
+    "--key",
+    type=click.Choice(analysis.DIFF_KEYS),
+    default="tottime",
+    show_default=True,
+    help="Time compared per function: own time or cumulative time.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many functions (biggest changes first).",
+)
+def compare_command(before_id, after_id, key, limit):
+    """Compare two profiles, biggest change first.
+
+    Each function is marked regressed, improved or same; changes within
+    0.1 ms or 5% count as noise.  Both ids may be prefixes or .prof paths.
+    """
+    folder = profile_folder()
+    before = load(resolve_profile(folder, before_id)[0])
+    after = load(resolve_profile(folder, after_id)[0])
+    result = analysis.diff(before, after, key=key)
+    totals = result["totals"]
+    click.echo(
+        f"before: {totals['before']['calls']} calls in {totals['before']['total_time']:.3f} s; "
+        f"after: {totals['after']['calls']} calls in {totals['after']['total_time']:.3f} s "
+        f"({totals['status']}, {totals['delta_time'] * 1000:+.3f} ms)"
+    )
+    click.echo(
+        f"{'STATUS':<9} {'DELTA ms':>10} {'BEFORE ms':>10} {'AFTER ms':>10}  FUNCTION ({key})"
+    )
+    for row in result["rows"][:limit]:
+        click.echo(diff_line(row, key))
+    hidden = len(result["rows"]) - limit
+    if hidden > 0:
+        click.echo(f"... {hidden} more functions.")
+
+
+@profiles_group.command("export")
+@click.argument("profile_id")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS),
+    default="collapsed",
+    show_default=True,
+    help="collapsed stacks (flamegraph.pl), speedscope JSON, or the raw .prof file.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default="-",
+    help="File to write (default: standard output).",
+)
+def export_command(profile_id, export_format, output):
+    """Export a profile for other tools.
+
+    collapsed stacks feed flamegraph.pl and speedscope; speedscope JSON opens
+    in speedscope.app; prof is the pstats file itself (snakeviz, tuna, pstats).
+    The stacks never split a function's time between several callers.
+    """
+    path, record = resolve_profile(profile_folder(), profile_id)
+    stats = load(path)
+    if export_format == "prof":
+        with open(path, "rb") as source, click.open_file(output, "wb") as target:
+            shutil.copyfileobj(source, target)
+        return
+    if export_format == "collapsed":
+        text = "".join(line + "\n" for line in analysis.collapsed_stacks(stats))
+    else:
+        text = json.dumps(analysis.speedscope(stats, record["id"])) + "\n"
+    with click.open_file(output, "w") as target:
+        target.write(text)
+
+
+@profiles_group.command("prune")
+@click.option(
+    "--keep", type=click.IntRange(min=0), metavar="N", help="Keep only the N newest profiles."
+)
+@click.option(
+    "--older-than",
+    "older_than_days",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove profiles older than DAYS days.",
+)
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+def prune_command(keep, older_than_days, dry_run):
+    """Delete old profiles and their index lines.
+
+    Give --keep, --older-than or both; a profile goes if either says so.
+    """
+    if keep is None and older_than_days is None:
+        raise click.UsageError("give --keep N, --older-than DAYS or both.")
+    removed = catalog.prune(
+        profile_folder(), keep=keep, older_than_days=older_than_days, dry_run=dry_run
+    )
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {len(removed)} profile{'' if len(removed) == 1 else 's'}.")
+    for profile_id in removed:
+        click.echo(f"  {printable(profile_id)}")
+
+
+@profiles_group.command("merge")
+@click.option("--method", default="GET", show_default=True, help="HTTP method of the route.")
+@click.option("--path", "route_path", required=True, help="Exact request path, e.g. /slow.")
+@report_options
+def merge_command(method, route_path, sort_keys, limit, text):
+    """Print all profiles of one route added up.
+
+    Merging many requests smooths out noise and shows where a route spends its
+    time in general.
+    """
+    folder = profile_folder()
+    ids = catalog.route_profiles(folder, method, route_path)
+    if not ids:
+        raise click.ClickException(
+            f"no profiles of {method.upper()} {printable(route_path)!r} in {folder}"
+        )
+    try:
+        stats = catalog.merge(catalog.profile_path(folder, profile_id) for profile_id in ids)
+    except catalog.ProfileError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"MERGED: {len(ids)} profiles of {method.upper()} {route_path!r}")
+    report = console_report(stats, route_path, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
+    click.echo(report, nl=False)

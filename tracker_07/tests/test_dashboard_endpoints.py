@@ -1,0 +1,186 @@
+"""The endpoints page of the dashboard: per-endpoint numbers, filters, charts and JSON."""
+import datetime
+import html
+import re
+import statistics
+import time
+from unittest import mock
+
+from sqlalchemy.exc import OperationalError
+
+from tracker_07.dashboard import charts
+from tracker_07.tests.base import AppTestCase
+
+
+class EndpointsPageTestCase(AppTestCase):
+    """A development app with tracking on and some traffic recorded."""
+
+    config_name = "development"
+
+    def setUp(self):
+        super().setUp()
+        self.app.add_url_rule("/fail", "fail", self.fail_view)
+        self.app.add_url_rule("/user/<int:user_id>", "user", lambda user_id: f"user {user_id}")
+        self.traffic = ["/index"] * 3 + ["/words/fast"] * 2 + ["/user/1", "/user/2", "/missing"]
+        for path in self.traffic + ["/fail"]:
+            self.client.get(path).close()  # a server closes every response; tracking counts then
+        self.tracking = self.app.extensions["tracker_tracking"]
+        self.assertTrue(self.tracking.flush(10))
+
+    @staticmethod
+    def fail_view():
+        """A view that answers 500."""
+        return "broken", 500
+
+    def rows(self, query=""):
+        """Return the endpoint table's rows as lists of cell texts."""
+        response = self.client.get("/dashboard/" + query)
+        self.assertEqual(response.status_code, 200, response.data[:300])
+        table = response.get_data(as_text=True).split('id="endpoints"', 1)[1].split("</table>")[0]
+        return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
+
+    def test_counts_per_endpoint_rule(self):
+        counts = {(row[0], row[1]): int(row[2]) for row in self.rows()}
+        self.assertEqual(counts[("/index", "GET")], 3)
+        self.assertEqual(counts[("/words/fast", "GET")], 2)
+        self.assertEqual(counts[("/user/<int:user_id>", "GET")], 2)
+        self.assertEqual(counts[("<404>", "GET")], 1)
+        self.assertNotIn(("/dashboard/", "GET"), counts)
+
+    def test_errors_are_counted_separately(self):
+        by_endpoint = {row[0]: row for row in self.rows()}
+        self.assertTrue(by_endpoint["<404>"][8].startswith("1"))
+        self.assertEqual(by_endpoint["<404>"][9], "0")
+        self.assertTrue(by_endpoint["/fail"][9].startswith("1"))
+
+    def test_sorted_by_count_and_by_name(self):
+        counts = [int(row[2]) for row in self.rows("?sort=count&order=desc")]
+        self.assertEqual(counts, sorted(counts, reverse=True))
+        names = [row[0] for row in self.rows("?sort=endpoint&order=asc")]
+        self.assertEqual(names, sorted(names))
+
+    def test_filters(self):
+        self.assertEqual([row[0] for row in self.rows("?endpoint=/index")], ["/index"])
+        self.assertEqual({row[0] for row in self.rows("?status=4xx")}, {"<404>"})
+        self.assertEqual({row[0] for row in self.rows("?status=500")}, {"/fail"})
+        self.assertEqual(self.rows("?method=POST")[0][0], "No requests recorded in this range "
+                                                          "with these filters.")
+
+    def test_time_ranges(self):
+        for window in ("1h", "24h", "7d"):
+            self.assertEqual(len(self.rows(f"?range={window}")), 5)
+        past = datetime.datetime.now() - datetime.timedelta(days=3)
+        query = (f"?range=custom&since={past:%Y-%m-%dT%H:%M}"
+                 f"&until={past + datetime.timedelta(hours=1):%Y-%m-%dT%H:%M}")
+        self.assertEqual(len(self.rows(query)), 1)  # the "no requests" row
+        self.assertEqual(self.client.get("/dashboard/?range=custom&since=x").status_code, 400)
+        later, earlier = "2026-01-02T00:00", "2026-01-01T00:00"
+        response = self.client.get(f"/dashboard/?range=custom&since={later}&until={earlier}")
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(self.client.get("/dashboard/?range=1y").status_code, 400)
+        self.assertEqual(self.client.get("/dashboard/?status=teapot").status_code, 400)
+
+    def test_json_matches_the_requests_made(self):
+        data = self.client.get("/dashboard/api/endpoints?range=24h").get_json()
+        by_endpoint = {row["endpoint"]: row for row in data["summary"]}
+        self.assertEqual(sum(row["count"] for row in data["summary"]), len(self.traffic) + 1)
+        self.assertEqual(by_endpoint["/index"]["count"], 3)
+        self.assertEqual(len(data["series"]), 60)
+        self.assertEqual(sum(point["count"] for point in data["series"]), len(self.traffic) + 1)
+        self.assertEqual(sum(bucket["count"] for bucket in data["histogram"]),
+                         len(self.traffic) + 1)
+        self.assertGreaterEqual(data["tracker"]["written"], len(self.traffic) + 1)
+        self.assertEqual(data["tracker"]["dropped"], 0)
+
+    def test_page_shows_charts_cost_and_drops(self):
+        text = self.client.get("/dashboard/").get_data(as_text=True)
+        self.assertIn('id="time-chart"', text)
+        self.assertIn('class="series mean" d="M', text)
+        self.assertRegex(text, r'(?s)id="histogram"[^>]*>.*?<rect class="bar"')
+        self.assertRegex(text, r'id="tracker-cost">\d+\.\d µs<')
+        self.assertIn('id="dropped">0<', text)
+
+    def test_user_data_is_escaped(self):
+        self.client.get("/<script>alert(1)</script>").close()
+        self.tracking.flush(10)
+        text = self.client.get("/dashboard/").get_data(as_text=True)
+        self.assertIn("&lt;404&gt;", text)
+        self.assertNotIn("<script>alert", text)
+
+    def test_store_down_is_a_503_not_a_500(self):
+        error = OperationalError("SELECT", {}, Exception("database is locked"))
+        with mock.patch("tracker_07.tracking.queries.summary", side_effect=error):
+            page = self.client.get("/dashboard/")
+            api = self.client.get("/dashboard/api/endpoints")
+        self.assertEqual(page.status_code, 503)
+        self.assertIn(b"cannot be read right now", page.data)
+        self.assertEqual(api.status_code, 503)
+        self.assertIn("error", api.get_json())
+        self.assertEqual(self.client.get("/index").status_code, 200)
+
+
+class EndpointProfilesLinkTestCase(AppTestCase):
+    """An endpoint with saved profiles links to them."""
+
+    config_name = "profile"
+
+    def test_link_to_saved_profiles(self):
+        app = self.make_app("profile", PROFILER_DIR=self.tmp + "/profiles", PROFILER_PRINT=False)
+        client = app.test_client()
+        for path in ("/words/fast", "/words/fast", "/missing"):
+            client.get(path).close()
+        app.extensions["tracker_tracking"].flush(10)
+        text = client.get("/dashboard/").get_data(as_text=True)
+        self.assertIn('href="/dashboard/profiles/?path=/words/fast&amp;method=GET">2 saved', text)
+
+
+class TrackingOffTestCase(AppTestCase):
+    """Without tracking the page says how to turn it on."""
+
+    def test_off(self):
+        app = self.make_app("development", TRACKER_ENABLED=False)
+        response = app.test_client().get("/dashboard/")
+        self.assertIn(b'id="tracking-off"', response.data)
+        self.assertEqual(app.test_client().get("/dashboard/api/endpoints").status_code, 404)
+
+
+class ChartGeometryTestCase(AppTestCase):
+    """The chart maths, without a browser."""
+
+    def test_nice_ticks(self):
+        self.assertEqual(charts.nice_ticks(0, 10, 5), [0, 2, 4, 6, 8, 10])
+        self.assertEqual(charts.nice_ticks(0, 0.7, 4), [0, 0.2, 0.4, 0.6, 0.8][:4])
+        self.assertEqual(charts.nice_ticks(5, 5), [5, 5.2, 5.4, 5.6, 5.8, 6])
+
+    def test_time_ticks_are_round(self):
+        start = 1_700_000_123.0
+        ticks = charts.time_ticks(start, start + 3600)
+        self.assertTrue(all(tick % 600 == 0 for tick in ticks))
+        self.assertTrue(all(start <= tick <= start + 3600 for tick in ticks))
+
+    def test_time_chart_scales_to_the_plot(self):
+        now = time.time()
+        series = [{"start": now + i * 60, "end": now + (i + 1) * 60, "count": i % 3,
+                   "mean": float(i) if i % 3 else None, "p95": 2.0 * i if i % 3 else None}
+                  for i in range(10)]
+        chart = charts.time_chart(series, width=600, height=200)
+        self.assertEqual(len(chart["bars"]), sum(1 for point in series if point["count"]))
+        tallest = max(chart["bars"], key=lambda bar: bar["count"])
+        self.assertAlmostEqual(tallest["y"] + tallest["height"], chart["bottom"])
+        xs = [float(part.split(",")[0][1:]) for part in chart["lines"]["p95"].split()]
+        self.assertEqual(xs, sorted(xs))
+        self.assertTrue(all(chart["left"] <= x <= chart["right"] for x in xs))
+        self.assertTrue(charts.time_chart([])["empty"])
+
+    def test_histogram_bars(self):
+        buckets = [{"low_ms": 1.0, "high_ms": 2.0, "count": 4},
+                   {"low_ms": 2.0, "high_ms": 4.0, "count": 0},
+                   {"low_ms": 4.0, "high_ms": 8.0, "count": 2}]
+        chart = charts.histogram_chart(buckets, width=400, height=200)
+        heights = [bar["height"] for bar in chart["bars"]]
+        self.assertEqual(heights[1], 0)
+        self.assertAlmostEqual(heights[0], 2 * heights[2])
+        self.assertEqual(statistics.mean([1, 1]), 1)
+        self.assertTrue(charts.histogram_chart([])["empty"])
