@@ -213,7 +213,38 @@ def catalog_cases(fixture):
     ]
 
 
-CASE_BUILDERS = [analysis_cases, catalog_cases]
+def page_cases(fixture):
+    """Time the real dashboard pages through the Flask test client (server time, no network)."""
+    create_app = importlib.import_module("tracker_07").create_app
+    app = create_app("testing", PROFILER_DIR=fixture.folder, DASHBOARD_ENABLED=True)
+    client = app.test_client()
+    big_id = "GET.big.profile.100ms.1700000000000.1-1.prof"
+    shutil.copy(fixture.big_profile, os.path.join(fixture.folder, big_id))
+    settle_folder(fixture.folder)
+
+    def get(url, cold=False):
+        if cold:
+            catalog.clear_listing_cache(index_too=True)
+            catalog._cached_stats.cache_clear()  # pylint: disable=protected-access
+        response = client.get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: HTTP {response.status_code}")
+        return response.data
+
+    profile_url = f"/dashboard/profiles/{big_id}"
+    return [
+        ("page: one profile (table + icicle graph), file not cached", lambda: get(profile_url, True)),
+        ("page: one profile (table + icicle graph), cached", lambda: get(profile_url)),
+        ("page: one profile, a function's callers and callees",
+         lambda: get(profile_url + "?fn=" + analysis.function_id(max(fixture.big_stats.stats)))),
+        ("page: profiles list, first listing", lambda: get("/dashboard/profiles/", True)),
+        ("page: profiles list, warm", lambda: get("/dashboard/profiles/")),
+        ("page: profiles list sorted by ms, page 40",
+         lambda: get("/dashboard/profiles/?sort=elapsed_ms&page=40")),
+    ]
+
+
+CASE_BUILDERS = [analysis_cases, catalog_cases, page_cases]
 
 
 def time_case(function, runs):

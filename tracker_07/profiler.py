@@ -22,6 +22,7 @@ interleave on the console.  Usage::
     profiler.init_app(app)
 """
 import io
+import logging
 import os
 import platform
 import re
@@ -34,6 +35,8 @@ from pstats import Stats
 from werkzeug.middleware.profiler import ProfilerMiddleware
 
 from .profiles import files
+
+logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 
 #: Python 3.12+ can run only one cProfile profiler per process at a time.
 ONE_PROFILER_PER_PROCESS = sys.version_info >= (3, 12)
@@ -49,17 +52,17 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
     :param profile_dir: folder for ``.prof`` files and their index; ``None`` saves nothing.
     :param ignore: compiled regular expression of paths to serve unprofiled, or ``None``.
     :param min_ms: save a ``.prof`` file only for requests at least this slow.
-    :param logger: where save failures are reported.
+    :param exclusive: profile one request at a time (required on Python 3.12+).
     """
 
     def __init__(self, app, *, stream=sys.stdout, sort_by=("tottime", "calls"),
-                 restrictions=(), profile_dir=None, ignore=None, min_ms=0, logger=None):
+                 restrictions=(), profile_dir=None, ignore=None, min_ms=0,
+                 exclusive=ONE_PROFILER_PER_PROCESS):
         super().__init__(app, stream=stream, sort_by=sort_by, restrictions=restrictions,
                          profile_dir=profile_dir)
         self._ignore = ignore
         self._min_ms = min_ms
-        self._logger = logger
-        self._profiling = threading.Lock() if ONE_PROFILER_PER_PROCESS else None
+        self._profiling = threading.Lock() if exclusive else None
         self._report_lock = threading.Lock()
         self._counts_lock = threading.Lock()
         self._in_flight = 0
@@ -165,9 +168,8 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
             files.append_index(self._profile_dir, record)
         except OSError as exc:
             self._count("save_failed")
-            if self._logger is not None:
-                self._logger.warning("Profile of %s %r not saved in %s: %s", request["method"],
-                                     request["path"], self._profile_dir, exc)
+            logger.warning("Profile of %s %r not saved in %s: %s", request["method"],
+                                 request["path"], self._profile_dir, exc)
             return
         self._count("saved")
 
@@ -221,7 +223,6 @@ def init_app(app, stream=None):
         profile_dir=folder,
         ignore=re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None,
         min_ms=app.config["PROFILER_MIN_MS"],
-        logger=app.logger,
     )
     app.wsgi_app = middleware
     app.extensions["tracker_profiler"] = middleware

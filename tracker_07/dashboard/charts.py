@@ -1,4 +1,5 @@
 """Chart geometry for the dashboard's SVG: pure functions from data to shapes, no Flask."""
+import dataclasses
 import datetime
 import hashlib
 import math
@@ -61,65 +62,98 @@ def time_ticks(start, end, count=6):
     return list(range(int(first), int(end) + 1, step))
 
 
-def time_chart(series, width=900, height=220, margin=(12, 16, 28, 56)):
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """The plotting area of a chart: its SVG size and the margins kept for the axes."""
+
+    width: int
+    height: int
+    top: int = 12
+    right: int = 16
+    bottom: int = 30
+    left: int = 56
+
+    @property
+    def plot_width(self):
+        """Width between the axes."""
+        return self.width - self.left - self.right
+
+    @property
+    def plot_height(self):
+        """Height between the axes."""
+        return self.height - self.top - self.bottom
+
+    @property
+    def baseline(self):
+        """The y of the horizontal axis."""
+        return self.top + self.plot_height
+
+    def x_of(self, value, low, high):
+        """Map ``value`` in ``low``..``high`` onto the plot's width."""
+        return self.left + (value - low) / (high - low) * self.plot_width
+
+    def y_of(self, value, high):
+        """Map ``value`` in ``0``..``high`` onto the plot's height, 0 at the bottom."""
+        return self.baseline - value / high * self.plot_height
+
+    def axes(self, **layout):
+        """Return the chart's layout with the frame's size and axis positions."""
+        return dict(layout, width=self.width, height=self.height, left=self.left,
+                    right=self.width - self.right, bottom=self.baseline)
+
+
+def time_chart(series, frame=Frame(900, 220)):
     """Lay out a response-time chart: mean and p95 lines over time, request counts as bars.
 
     ``series`` is ``time_series`` output (``start``, ``end``, ``count``, ``mean``, ``p95``).
-    Returns SVG paths, bars and axis ticks in pixel coordinates.
+    Returns SVG paths, dots, bars and axis ticks in pixel coordinates.
     """
-    top, right, bottom, left = margin
-    plot_width, plot_height = width - left - right, height - top - bottom
     if not series:
-        return {"width": width, "height": height, "lines": {}, "dots": {}, "bars": [],
-                "x_ticks": [], "y_ticks": [], "empty": True}
+        return frame.axes(lines={}, dots={}, bars=[], x_ticks=[], y_ticks=[], empty=True)
     start, end = series[0]["start"], series[-1]["end"]
-    peak = max((point["p95"] or 0.0 for point in series), default=0.0) or 1.0
+    peak = max(point["p95"] or 0.0 for point in series) or 1.0
     y_ticks = nice_ticks(0.0, peak, 4)
     y_top = max(y_ticks[-1], peak)
-    most = max(point["count"] for point in series) or 1
-
-    def x_of(moment):
-        return left + (moment - start) / (end - start) * plot_width
-
-    def y_of(value):
-        return top + plot_height - value / y_top * plot_height
-
     lines, dots = {}, {}
     for key in ("mean", "p95"):
-        dots[key] = [{"x": x_of((p["start"] + p["end"]) / 2), "y": y_of(p[key]), "value": p[key]}
-                     for p in series if p[key] is not None]
+        dots[key] = [{"x": frame.x_of((point["start"] + point["end"]) / 2, start, end),
+                      "y": frame.y_of(point[key], y_top), "value": point[key]}
+                     for point in series if point[key] is not None]
         lines[key] = " ".join(f"{'M' if i == 0 else 'L'}{dot['x']:.1f},{dot['y']:.1f}"
                               for i, dot in enumerate(dots[key]))
-    slot = plot_width / len(series)
-    bars = [{"x": x_of(p["start"]) + slot * 0.1, "width": slot * 0.8,
-             "height": p["count"] / most * plot_height * 0.35, "count": p["count"],
-             "y": top + plot_height - p["count"] / most * plot_height * 0.35,
-             "start": p["start"], "mean": p["mean"], "p95": p["p95"]}
-            for p in series if p["count"]]
     clock = "%H:%M" if end - start <= 86400 else "%b %d %H:%M"
-    x_ticks = [{"x": x_of(moment), "at": moment,
-                "label": datetime.datetime.fromtimestamp(moment).strftime(clock)}
-               for moment in time_ticks(start, end)]
-    return {"width": width, "height": height, "lines": lines, "dots": dots, "bars": bars,
-            "x_ticks": x_ticks, "y_ticks": [{"y": y_of(v), "value": v} for v in y_ticks],
-            "left": left, "bottom": top + plot_height, "right": width - right, "empty": False}
+    return frame.axes(
+        lines=lines, dots=dots, bars=_count_bars(series, frame, start, end), empty=False,
+        x_ticks=[{"x": frame.x_of(moment, start, end), "at": moment,
+                  "label": datetime.datetime.fromtimestamp(moment).strftime(clock)}
+                 for moment in time_ticks(start, end)],
+        y_ticks=[{"y": frame.y_of(value, y_top), "value": value} for value in y_ticks])
 
 
-def histogram_chart(buckets, width=900, height=200, margin=(12, 16, 40, 56)):
-    """Lay out a latency histogram: one bar per logarithmic bucket, labelled by its range."""
-    top, right, bottom, left = margin
-    plot_width, plot_height = width - left - right, height - top - bottom
-    most = max((bucket["count"] for bucket in buckets), default=0) or 1
-    slot = plot_width / max(1, len(buckets))
+def _count_bars(series, frame, start, end):
+    """Draw request counts as bars along the bottom third of a time chart."""
+    most = max(point["count"] for point in series) or 1
+    slot = frame.plot_width / len(series)
     bars = []
-    for index, bucket in enumerate(buckets):
-        bar_height = bucket["count"] / most * plot_height
-        bars.append(dict(bucket, x=left + index * slot + 1, width=max(1.0, slot - 2),
-                         y=top + plot_height - bar_height, height=bar_height))
+    for point in series:
+        if point["count"]:
+            height = point["count"] / most * frame.plot_height * 0.35
+            bars.append(dict(point, x=frame.x_of(point["start"], start, end) + slot * 0.1,
+                             width=slot * 0.8, y=frame.baseline - height, height=height))
+    return bars
+
+
+def histogram_chart(buckets, frame=Frame(900, 200, bottom=40)):
+    """Lay out a latency histogram: one bar per logarithmic bucket, labelled by its range."""
+    most = max((bucket["count"] for bucket in buckets), default=0) or 1
+    slot = frame.plot_width / max(1, len(buckets))
+    bars = [dict(bucket, x=frame.left + index * slot + 1, width=max(1.0, slot - 2),
+                 y=frame.y_of(bucket["count"], most),
+                 height=bucket["count"] / most * frame.plot_height)
+            for index, bucket in enumerate(buckets)]
     step = max(1, len(buckets) // 6)
-    labels = [{"x": bar["x"], "text": f"{bar['low_ms']:.3g} ms"} for bar in bars[::step]]
-    return {"width": width, "height": height, "bars": bars, "labels": labels,
-            "left": left, "bottom": top + plot_height, "right": width - right,
-            "y_ticks": [{"y": top + plot_height - v / most * plot_height, "value": v}
-                        for v in nice_ticks(0, most, 3) if v <= most],
-            "empty": not buckets}
+    return frame.axes(
+        bars=bars, empty=not buckets,
+        labels=[{"x": shape["x"], "text": f"{shape['low_ms']:.3g} ms"} for shape in bars[::step]],
+        y_ticks=[{"y": frame.y_of(value, most), "value": value}
+                 for value in nice_ticks(0, most, 3) if value <= most])

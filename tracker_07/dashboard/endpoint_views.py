@@ -29,7 +29,6 @@ def _moment(name):
         return datetime.datetime.fromisoformat(value).timestamp()
     except ValueError:
         abort(400, f"{name} must be a date and time like 2026-11-21T09:30; got {value[:40]!r}.")
-    return None  # not reached: abort raises
 
 
 def selection():
@@ -74,7 +73,8 @@ def profiles_by_endpoint():
     if not folder:
         return {}
     adapter = current_app.url_map.bind("localhost")
-    per_path = collections.Counter((r["method"], r["path"]) for r in catalog.catalog_records(folder))
+    records = catalog.catalog_records(folder)
+    per_path = collections.Counter((record["method"], record["path"]) for record in records)
     counts = collections.Counter()
     for (method, path), saved in per_path.items():
         try:

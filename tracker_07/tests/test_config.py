@@ -45,6 +45,9 @@ class SettingChecksTestCase(unittest.TestCase):
             "PROFILER_MIN_MS": [-1, "10", True],
             "PROFILER_ENABLED": ["yes", 1],
             "PROFILER_PRINT": [None],
+            "DASHBOARD_PREFIX": ["dashboard", "/a/", "/a b", 3],
+            "DASHBOARD_USERNAME": ["", 5],
+            "TRACKER_IGNORE": [["("]],
         }
         for key, values in cases.items():
             for value in values:

@@ -5,6 +5,7 @@ import os
 import pstats
 import re
 
+from tracker_07.dashboard import blueprint
 from tracker_07.profiles import analysis, files
 from tracker_07.tests.base import ProfiledAppTestCase
 
@@ -74,11 +75,21 @@ class ProfileListTestCase(DashboardTestCase):
         self.assertFalse(set(first) & set(second))
         self.assertIn("page 1 of 3", self.page("/dashboard/profiles/?per_page=2"))
 
+    def test_cell_formats(self):
+        self.assertEqual(blueprint.format_ms(None), "-")
+        self.assertEqual(blueprint.format_ms(12.34), "12.3")
+        self.assertEqual(blueprint.format_ms(1234.5), "1,234")
+        self.assertEqual(blueprint.format_seconds(None), "-")
+        self.assertEqual(blueprint.format_datetime(None), "-")
+
     def test_bad_arguments_are_a_clear_400(self):
         self.assertIn("sort must be one of", self.page("/dashboard/profiles/?sort=evil", 400))
         self.assertIn("status must be between", self.page("/dashboard/profiles/?status=9", 400))
         self.assertIn("min_ms must be a number", self.page("/dashboard/profiles/?min_ms=x", 400))
         self.assertIn("method must be one of", self.page("/dashboard/profiles/?method=BREW", 400))
+        self.assertIn("per_page must be between 1 and 500",
+                      self.page("/dashboard/profiles/?per_page=501", 400))
+        self.assertIn("page must be 1 or more", self.page("/dashboard/profiles/?page=0", 400))
 
     def test_json_has_what_the_list_shows(self):
         data = self.client.get("/dashboard/api/profiles?sort=elapsed_ms").get_json()
