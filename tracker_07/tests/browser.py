@@ -2,9 +2,12 @@
 import os
 import shutil
 import tempfile
+import unittest
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from tracker_07.tests.base import LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -35,6 +38,33 @@ def stop_chromium(driver):
     """Quit Chromium and remove its profile folder."""
     driver.quit()
     shutil.rmtree(driver.tracker_profile_dir, ignore_errors=True)
+
+
+class BrowserTestCase(unittest.TestCase):
+    """One Chromium per test class, and the test's app served live on 127.0.0.1.
+
+    Combine it with an app test case: ``class T(BrowserTestCase, AppTestCase)``.
+    """
+
+    driver = None
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        """Start Chromium once for the class."""
+        super().setUpClass()
+        cls.driver = start_chromium()
+
+    @classmethod
+    def tearDownClass(cls):
+        """Quit Chromium."""
+        stop_chromium(cls.driver)
+        super().tearDownClass()
+
+    def setUp(self):
+        """Serve the test's app."""
+        super().setUp()
+        self.server = self.enterContext(LiveServer(self.app))  # pylint: disable=no-member
 
 
 def screenshot(driver, name):

@@ -3,28 +3,19 @@ import unittest
 
 from selenium.webdriver.common.by import By
 
-from tracker_07.tests.base import LiveServer, ProfiledAppTestCase, fetch
-from tracker_07.tests.browser import screenshot, start_chromium, stop_chromium
+from tracker_07.tests.base import ProfiledAppTestCase, fetch
+from tracker_07.tests.browser import BrowserTestCase, screenshot
 
 BOTTLENECK = "{method 'count' of 'list' objects}"
 
 
-class ProfilesInChromiumTestCase(ProfiledAppTestCase):
+class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
     """Open the list, sort it, open a profile, click a frame, follow a caller."""
 
     settings = {"PROFILER_PRINT": False}
 
-    @classmethod
-    def setUpClass(cls):
-        cls.driver = start_chromium()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_chromium(cls.driver)
-
     def setUp(self):
         super().setUp()
-        self.server = self.enterContext(LiveServer(self.app))
         for path in ("/index", "/words/slow", "/words/fast", "/index"):
             self.assertEqual(fetch(self.server.url + path)[0], 200)
 
