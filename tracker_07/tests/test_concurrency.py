@@ -15,7 +15,7 @@ import unittest
 from tracker_07 import profiler
 from tracker_07.profiles import files
 from tracker_07.tests.base import LiveServer, ProfiledAppTestCase, fetch, free_port
-from tracker_07.tests.test_profiler import report_blocks
+from tracker_07.tests.test_profiler import REPORT_BLOCK, report_blocks
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERLAPPING_REQUESTS = 40
@@ -58,6 +58,7 @@ class FlaskRunTestCase(unittest.TestCase):
         """Start ``flask run`` in profile mode on a free port and wait until it answers."""
         port = free_port()
         env = dict(os.environ, FLASK_PROFILER_DIR=os.path.join(tmp, "profiles"),
+                   FLASK_TRACKER_DATABASE_URL="sqlite:///" + os.path.join(tmp, "t.sqlite3"),
                    PYTHONUNBUFFERED="1")
         env.pop("FLASK_DEBUG", None)
         log = open(os.path.join(tmp, "server.log"), "w+", encoding="utf-8")  # pylint: disable=consider-using-with
@@ -101,6 +102,10 @@ class FlaskRunTestCase(unittest.TestCase):
         self.assertNotIn("Traceback", output)
         self.assertEqual(len(records), 8)
         self.assertEqual([record["overlapped"] for record in records], [0] * 8)
+        reports = [block for block in REPORT_BLOCK.finditer(output) if block["path"] == "/index"]
+        self.assertEqual(len(reports), 8)
+        self.assertEqual(reports[0]["order"], "internal time, call count")
+        self.assertIn("due to restriction <30>", reports[0].group())
 
 
 if __name__ == "__main__":
