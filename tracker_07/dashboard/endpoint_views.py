@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from ..profiles import catalog
 from ..tracking import queries
 from ..tracking.cli import EXTENSION_KEY
+from ..tracking.store import BUCKET_ERROR
 from . import args, charts
 from .blueprint import bp
 
@@ -97,7 +98,7 @@ def index():
         "dashboard/endpoints.html", chosen=chosen, data=data, stats=extension.stats(),
         time_chart=charts.time_chart(data["series"]),
         histogram=charts.histogram_chart(data["histogram"]),
-        profile_counts=profiles_by_endpoint(), ranges=RANGES, args=request.args,
+        profile_counts=profiles_by_endpoint(), bucket_error=BUCKET_ERROR, args=request.args,
         sort=request.args.get("sort", "count"), descending=request.args.get("order") != "asc")
 
 

@@ -1,0 +1,160 @@
+"""Fill a tracking store with 1,000,000 requests through the real writer, then time the
+dashboard queries.
+
+    python benchmarks/bench_tracking_store.py [--rows 1000000] [--days 7] [--url URL]
+
+Rows go through ``Writer.write`` (the background writer's own code: tuple conversion,
+one transaction and one executemany per batch of ``TRACKER_BATCH_SIZE``).  The rollup is
+then brought up to date once (in production the writer does this every minute, on the
+minute's new rows only), and each query is run several times; medians are printed as a
+markdown table.
+"""
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from types import SimpleNamespace
+
+from flask import Flask
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position,import-error  # the path above makes it importable
+from tracker_07.tracking import Tracking, queries  # noqa: E402
+from tracker_07.tracking.store import IMMEDIATE  # noqa: E402
+
+
+def build_batches(rows, days, endpoint_count, batch_size, seed=1):
+    """Queue tuples as the request path makes them, spread over the last ``days``."""
+    generator = random.Random(seed)
+    rules = [SimpleNamespace(rule=f"/api/v1/resource{i}/<int:id>") for i in range(endpoint_count)]
+    weights = [1 / (i + 1) for i in range(endpoint_count)]  # a few hot endpoints
+    statuses = ["200 OK"] * 90 + ["302 FOUND"] * 4 + ["404 NOT FOUND"] * 4 + ["500 ERR"] * 2
+    now = time.perf_counter()
+    # Requests reach the writer in time order, so rows are generated oldest first.
+    start_times = sorted(now - generator.random() * days * 86400 for _ in range(rows))
+    records = [
+        (started, started + generator.lognormvariate(2.0, 1.0) / 1000.0, rule,
+         "POST" if generator.random() < 0.1 else "GET", generator.choice(statuses))
+        for rule, started in zip(generator.choices(rules, weights, k=rows), start_times)
+    ]
+    return [records[first:first + batch_size] for first in range(0, rows, batch_size)]
+
+
+def timed(function, repeat):
+    """Median wall time in ms of ``repeat`` calls, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), result
+
+
+def parse_args():
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--endpoints", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
+    return parser.parse_args()
+
+
+def fill(tracking, args):
+    """Write the rows through the writer; returns the result lines for the table."""
+    print(f"building {args.rows:,} requests over {args.days:g} days, "
+          f"{args.endpoints} endpoints ...", file=sys.stderr)
+    batches = build_batches(args.rows, args.days, args.endpoints, args.batch_size)
+    started, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        tracking.writer.write(batch)
+    write_seconds = time.perf_counter() - started
+    write_cpu = time.process_time() - cpu
+    assert tracking.writer.written == args.rows, tracking.stats()
+
+    def roll_up():
+        with tracking.engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                return queries.roll_up(conn)
+
+    roll_up_ms, rolled = timed(roll_up, 1)
+    with tracking.engine.connect() as conn:
+        rollup_rows = " + ".join(
+            f"{conn.exec_driver_sql(f'SELECT count(*) FROM {name}').scalar():,}"
+            for name in ("tracker_rollup_hourly", "tracker_rollup_daily"))
+    return [
+        ("batched write via Writer.write", f"{args.rows / write_seconds:,.0f} rows/s "
+         f"({write_cpu / args.rows * 1e6:.1f} µs CPU/row)"),
+        (f"roll_up of all {rolled:,} rows (one-off)", f"{roll_up_ms:,.0f} ms "
+         f"→ {rollup_rows} hourly + daily rollup rows"),
+    ]
+
+
+def time_queries(engine, args):
+    """Median time of each dashboard query; returns the result lines for the table."""
+    now = queries.now()
+    week, day = 7 * 86400, 86400
+    cases = [
+        (f"summary, last {args.days + 1:g} days (all rows)",
+         lambda conn: queries.summary(conn, now - (args.days + 1) * day, now + 1)),
+        ("summary, last 24 h", lambda conn: queries.summary(conn, now - day, now + 1)),
+        ("summary, last 1 h", lambda conn: queries.summary(conn, now - 3600, now + 1)),
+        ("summary, one endpoint, 7 d, sort p95",
+         lambda conn: queries.summary(conn, now - week, now + 1,
+                                      endpoint="/api/v1/resource3/<int:id>", sort="p95")),
+        (f"time_series, {args.days:g} d in 84 buckets (2 h, rollup)",
+         lambda conn: queries.time_series(conn, now - args.days * day, now + 1, 84)),
+        ("time_series, 24 h in 96 buckets (15 min, raw rows)",
+         lambda conn: queries.time_series(conn, now - day, now + 1, 96)),
+        ("histogram, one endpoint, 7 d",
+         lambda conn: queries.histogram(conn, now - week, now + 1,
+                                        endpoint="/api/v1/resource0/<int:id>")),
+        ("endpoints", queries.endpoints),
+    ]
+    lines = []
+    for label, function in cases:
+        def run(function=function):
+            with engine.connect() as conn:
+                return function(conn)
+        median_ms, result = timed(run, args.repeat)
+        if label.startswith("summary") and "all rows" in label:
+            assert sum(row["count"] for row in result) == args.rows
+        lines.append((label, f"{median_ms:,.1f} ms"))
+    return lines
+
+
+def main():
+    """Run the benchmark and print a markdown table."""
+    args = parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        app = Flask(__name__, instance_path=tmpdir)
+        app.config.update(
+            TRACKER_DATABASE_URL=args.url or f"sqlite:///{tmpdir}/bench.sqlite3",
+            TRACKER_RETENTION_DAYS=0, TRACKER_MAX_ROWS=0, TRACKER_SLOW_MS=0,
+            TRACKER_BATCH_SIZE=args.batch_size, TRACKER_MAINTENANCE_INTERVAL=1e9,
+        )
+        tracking = Tracking(app)
+        with tracking.engine.begin() as conn:
+            if queries.row_count(conn):
+                sys.exit("the store is not empty; give an empty database")
+        results = fill(tracking, args) + time_queries(tracking.engine, args)
+        backend = tracking.engine.url.get_backend_name()
+        tracking.shutdown()
+
+    print(f"\n{args.rows:,} rows, {args.endpoints} endpoints, {args.days:g} days, "
+          f"{backend}, batch {args.batch_size}, median of {args.repeat} runs\n")
+    print("| operation | result |")
+    print("|---|---|")
+    for label, value in results:
+        print(f"| {label} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

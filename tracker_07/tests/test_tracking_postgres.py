@@ -1,0 +1,65 @@
+"""The tracking store and extension on a real PostgreSQL server.
+
+CI sets TRACKER_TEST_DATABASE_URL from ``.ci/postgres-start``; without it these tests are
+skipped with a message saying so.
+"""
+import os
+import tempfile
+import unittest
+
+from sqlalchemy import inspect
+
+from tracker_07.tracking import queries, store
+from tracker_07.tests.tracking_helpers import StoreQueriesMixin, TrackedAppCase, get
+
+DATABASE_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
+NEEDS_POSTGRES = unittest.skipUnless(
+    DATABASE_URL, "set TRACKER_TEST_DATABASE_URL (see .ci/postgres-start)"
+)
+
+
+@NEEDS_POSTGRES
+class PostgresStoreQueriesTest(StoreQueriesMixin, unittest.TestCase):
+    """The shared store/query tests on PostgreSQL."""
+
+    def make_engine(self):
+        engine = store.create_store_engine(DATABASE_URL)
+        with engine.begin() as conn:
+            store.metadata.drop_all(conn)
+        return engine
+
+    def test_tables_exist_with_the_expected_types(self):
+        columns = {column["name"]: column for column in
+                   inspect(self.engine).get_columns("tracker_requests")}
+        self.assertEqual(str(columns["id"]["type"]), "BIGINT")
+        self.assertEqual(str(columns["started_at"]["type"]), "DOUBLE PRECISION")
+
+
+@NEEDS_POSTGRES
+class PostgresTrackingTest(TrackedAppCase):
+    """Requests tracked by the extension land in PostgreSQL."""
+
+    def test_requests_are_stored_and_summarised(self):
+        with tempfile.TemporaryDirectory() as tmpdir:
+            engine = store.create_store_engine(DATABASE_URL)
+            with engine.begin() as conn:
+                store.metadata.drop_all(conn)
+            engine.dispose()
+            app, tracking = self.tracked_app(TRACKER_DATABASE_URL=DATABASE_URL,
+                                             TRACKER_SLOW_MS=0)
+            client = app.test_client()
+            for user_id in range(20):
+                get(client, f"/user/{user_id}")
+            get(client, f"/missing/{tmpdir}")
+            self.assertEqual(tracking.flush(10), True)
+            tracking.maintain_now()
+            with tracking.engine.connect() as conn:
+                rows = queries.summary(conn, 0, queries.now() + 60, sort="endpoint",
+                                       descending=False)
+                self.assertEqual(queries.dropped_count(conn), 0)
+            self.assertEqual([(row["endpoint"], row["count"]) for row in rows],
+                             [("/user/<int:user_id>", 20), ("<404>", 1)])
+
+
+if __name__ == "__main__":
+    unittest.main()

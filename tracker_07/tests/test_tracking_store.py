@@ -1,0 +1,150 @@
+"""The tracking store on SQLite: engine set-up, schema, and every dashboard query."""
+import tempfile
+import unittest
+from datetime import datetime, timezone
+from unittest import mock
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
+
+from tracker_07.tracking import queries, store
+from tracker_07.tests.tracking_helpers import StoreQueriesMixin, sqlite_engine
+
+
+class SqliteStoreQueriesTest(StoreQueriesMixin, unittest.TestCase):
+    """The shared store/query tests on a SQLite file."""
+
+    def make_engine(self):
+        self._tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
+        self.addCleanup(self._tmp.cleanup)
+        return sqlite_engine(self._tmp.name)
+
+
+class EngineTest(unittest.TestCase):
+    """Engine creation, URL validation and schema creation."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
+        self.addCleanup(self._tmp.cleanup)
+
+    def test_sqlite_pragmas_allow_several_writers(self):
+        engine = sqlite_engine(self._tmp.name)
+        self.addCleanup(engine.dispose)
+        with engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql("PRAGMA journal_mode").scalar(), "wal")
+            self.assertEqual(conn.exec_driver_sql("PRAGMA busy_timeout").scalar(),
+                             store.SQLITE_BUSY_TIMEOUT_MS)
+            self.assertEqual(conn.exec_driver_sql("PRAGMA synchronous").scalar(), 1)
+
+    def test_immediate_transactions_take_the_write_lock_at_begin(self):
+        engine = sqlite_engine(self._tmp.name)
+        other = sqlite_engine(self._tmp.name)
+        self.addCleanup(engine.dispose)
+        self.addCleanup(other.dispose)
+        store.create_schema(engine)
+        with engine.connect() as conn:
+            conn.execution_options(**{store.IMMEDIATE: True})
+            with conn.begin():
+                conn.exec_driver_sql("SELECT 1")
+                with other.connect() as blocked:
+                    blocked.exec_driver_sql("PRAGMA busy_timeout=0")
+                    blocked.commit()
+                    blocked.execution_options(**{store.IMMEDIATE: True})
+                    with self.assertRaisesRegex(OperationalError, "locked"):
+                        with blocked.begin():
+                            pass
+
+    def test_schema_is_created_by_create_schema_only(self):
+        engine = sqlite_engine(self._tmp.name)
+        self.addCleanup(engine.dispose)
+        self.assertEqual(inspect(engine).get_table_names(), [])
+        store.create_schema(engine)
+        store.create_schema(engine)
+        self.assertEqual(sorted(inspect(engine).get_table_names()),
+                         ["tracker_meta", "tracker_requests", "tracker_rollup_daily",
+                          "tracker_rollup_hourly"])
+
+    def test_create_schema_retries_a_race_then_gives_up(self):
+        engine = sqlite_engine(self._tmp.name)
+        self.addCleanup(engine.dispose)
+        race = OperationalError("CREATE TABLE", {}, Exception("table already exists"))
+        with mock.patch.object(store.metadata, "create_all", side_effect=[race, None]) as create:
+            store.create_schema(engine)
+        self.assertEqual(create.call_count, 2)
+        with mock.patch.object(store.metadata, "create_all", side_effect=race):
+            with self.assertRaises(OperationalError):
+                store.create_schema(engine)
+
+    def test_in_memory_database_is_shared_between_threads(self):
+        engine = store.create_store_engine("sqlite://")
+        self.addCleanup(engine.dispose)
+        store.create_schema(engine)
+        with engine.begin() as conn:
+            queries.insert_batch(conn, [(1.0, "/x", "GET", 200, 2.0)])
+        with engine.connect() as conn:
+            self.assertEqual(queries.row_count(conn), 1)
+
+    def test_bad_urls_are_clear_errors(self):
+        cases = {
+            "not a url": "not a valid database URL: 'not a url'",
+            "": "must be a non-empty database URL",
+            "mysql://user:secret@db/x": "unsupported database 'mysql'",
+            "sqlite+nosuchdriver:///x.db": "driver that is not installed",
+        }
+        for url, message in cases.items():
+            with self.subTest(url=url):
+                with self.assertRaisesRegex(ValueError, "TRACKER_DATABASE_URL") as caught:
+                    store.create_store_engine(url)
+                self.assertIn(message, str(caught.exception))
+                self.assertNotIn("secret", str(caught.exception))
+        with self.assertRaisesRegex(ValueError, "must be a non-empty"):
+            store.parse_url(None)
+
+
+class BucketTest(unittest.TestCase):
+    """The logarithmic latency buckets behind every percentile."""
+
+    def test_every_duration_lies_in_its_bucket(self):
+        value = 0.004
+        while value < 3e6:
+            low, high = store.bucket_bounds(store.bucket_of(value))
+            self.assertLessEqual(low, value * (1 + 1e-12))
+            self.assertLess(value, high * (1 + 1e-12))
+            value *= 1.07
+        self.assertEqual(store.bucket_of(0.0), 0)
+        self.assertEqual(store.bucket_of(1e12), store.BUCKET_COUNT - 1)
+        self.assertEqual(store.bucket_bounds(0), (0.0, store.MIN_BUCKET_MS))
+
+    def test_bucket_middle_is_within_the_documented_error(self):
+        for index in range(1, store.BUCKET_COUNT - 1):
+            low, high = store.bucket_bounds(index)
+            middle = store.bucket_middle(index)
+            self.assertLessEqual(middle / low - 1, store.BUCKET_ERROR + 1e-12)
+            self.assertLessEqual(1 - middle / high, store.BUCKET_ERROR)
+        self.assertEqual(store.bucket_middle(0), store.MIN_BUCKET_MS / 2)
+        self.assertLess(store.BUCKET_ERROR, 0.091)
+
+
+class HelperTest(unittest.TestCase):
+    """Small converters used by the queries and the CLI."""
+
+    def test_to_epoch(self):
+        moment = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+        self.assertEqual(queries.to_epoch(moment), 1714557600.0)
+        self.assertEqual(queries.to_epoch(moment.replace(tzinfo=None)), 1714557600.0)
+        self.assertEqual(queries.to_epoch(5), 5.0)
+        for bad in ("yesterday", True, None):
+            with self.assertRaisesRegex(ValueError, "epoch seconds or a datetime"):
+                queries.to_epoch(bad)
+
+    def test_status_range(self):
+        self.assertEqual(queries.status_range(404), (404, 405))
+        self.assertEqual(queries.status_range("5xx"), (500, 600))
+        self.assertEqual(queries.status_range(" 2XX "), (200, 300))
+        for bad in ("6xx", 99, 600, "abc", "4x"):
+            with self.assertRaisesRegex(ValueError, "status must be"):
+                queries.status_range(bad)
+
+
+if __name__ == "__main__":
+    unittest.main()

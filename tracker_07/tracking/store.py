@@ -1,0 +1,218 @@
+"""Where tracked requests live: engine creation, SQLite pragmas and the table definitions.
+
+Three tables, created by :func:`create_schema` (never at import time):
+
+``tracker_requests``
+    One row per tracked request (kept for export and exact per-request data).
+``tracker_rollup_hourly`` and ``tracker_rollup_daily``
+    Per hour (day) x endpoint x method x status x latency bucket: count, sum, max and
+    the last start time.  The writer folds new raw rows into both every minute, so
+    dashboard summaries read whole days and hours from here instead of sorting millions
+    of raw rows.
+``tracker_meta``
+    Counters shared by every process writing to the store (for instance the number of
+    records that could not be written).
+
+The latency buckets are logarithmic: bucket ``i >= 1`` holds durations in
+``[MIN_BUCKET_MS * GROWTH ** (i - 1), MIN_BUCKET_MS * GROWTH ** i)`` with
+``GROWTH = 2 ** (1 / 4)`` (four buckets per doubling); bucket 0 holds everything below
+``MIN_BUCKET_MS`` and the last bucket everything above the top edge (about 30 minutes).
+A percentile read from the buckets is the geometric middle of its bucket, which is within
+``BUCKET_ERROR`` (9.05 %) of the exact value.
+"""
+import math
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Execution option that makes a SQLite transaction take the write lock at BEGIN.
+IMMEDIATE = "tracker_begin_immediate"
+
+MIN_BUCKET_MS = 0.01
+GROWTH = 2 ** (1 / 4)
+BUCKET_COUNT = 110
+#: Largest relative error of a percentile computed from the buckets.
+BUCKET_ERROR = math.sqrt(GROWTH) - 1
+_INVERSE_LOG_GROWTH = 1 / math.log(GROWTH)
+_LOG_MIN = math.log(MIN_BUCKET_MS)
+
+ENDPOINT_LENGTH = 200
+METHOD_LENGTH = 16
+
+metadata = MetaData()
+
+requests_table = Table(
+    "tracker_requests",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("started_at", Double, nullable=False, comment="Epoch seconds"),
+    Column("endpoint", String(ENDPOINT_LENGTH), nullable=False),
+    Column("method", String(METHOD_LENGTH), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Index("ix_tracker_requests_started_at", "started_at"),
+)
+
+
+def _rollup(name, period, key):
+    """A rollup table: per period x endpoint x method x status x latency bucket."""
+    return Table(
+        name,
+        metadata,
+        Column("period_start", BigInteger, nullable=False,
+               comment=f"Epoch seconds, multiple of {period}"),
+        Column("endpoint", String(ENDPOINT_LENGTH), nullable=False),
+        Column("method", String(METHOD_LENGTH), nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("bucket", SmallInteger, nullable=False),
+        Column("count", BigInteger, nullable=False),
+        Column("sum_ms", Double, nullable=False),
+        Column("max_ms", Double, nullable=False),
+        Column("last_at", Double, nullable=False),
+        PrimaryKeyConstraint(*key),
+        # SQLite stores the rows in key order, so reads in that order need no sorting.
+        sqlite_with_rowid=False,
+    )
+
+
+HOUR = 3600
+DAY = 86400
+ROLLUP_KEY = ("period_start", "endpoint", "method", "status", "bucket")
+# Hours are read by short time ranges; days by whole ranges grouped per endpoint, so the
+# daily key starts with the grouping columns (SQLite then aggregates without a sort).
+hourly_table = _rollup("tracker_rollup_hourly", HOUR, ROLLUP_KEY)
+# (No index on its period_start: SQLite would prefer it and sort again.)
+daily_table = _rollup("tracker_rollup_daily", DAY, (*ROLLUP_KEY[1:], ROLLUP_KEY[0]))
+#: Each rollup table with the length of its periods in seconds.
+ROLLUPS = ((hourly_table, HOUR), (daily_table, DAY))
+
+meta_table = Table(
+    "tracker_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
+def bucket_of(duration_ms):
+    """Index of the logarithmic latency bucket holding ``duration_ms``."""
+    if duration_ms < MIN_BUCKET_MS:
+        return 0
+    index = int((math.log(duration_ms) - _LOG_MIN) * _INVERSE_LOG_GROWTH) + 1
+    return index if index < BUCKET_COUNT else BUCKET_COUNT - 1
+
+
+def bucket_bounds(index):
+    """Lower and upper edge in ms of bucket ``index`` (the last bucket is open-ended)."""
+    if index <= 0:
+        return 0.0, MIN_BUCKET_MS
+    low = MIN_BUCKET_MS * GROWTH ** (index - 1)
+    high = math.inf if index >= BUCKET_COUNT - 1 else low * GROWTH
+    return low, high
+
+
+def bucket_middle(index):
+    """Representative value of a bucket: the geometric middle of its edges."""
+    if index <= 0:
+        return MIN_BUCKET_MS / 2
+    low = MIN_BUCKET_MS * GROWTH ** (index - 1)
+    return low * math.sqrt(GROWTH)
+
+
+def parse_url(url, setting="TRACKER_DATABASE_URL"):
+    """Turn a database URL into a SQLAlchemy URL, or a ValueError naming the setting."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"{setting} must be a non-empty database URL string, got {url!r}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"{setting} is not a valid database URL: {url!r} ({error})") from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"{setting} uses the unsupported database {parsed.get_backend_name()!r} in "
+            f"{parsed.render_as_string(hide_password=True)!r}; "
+            f"use one of: {', '.join(SUPPORTED_BACKENDS)}"
+        )
+    return parsed
+
+
+def create_store_engine(url, setting="TRACKER_DATABASE_URL"):
+    """Build an engine that several threads and processes can write through."""
+    parsed = parse_url(url, setting)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    # A server connection can go stale; a SQLite file cannot, so it skips the ping.
+    options = {"pool_pre_ping": not is_sqlite}
+    in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every thread would see its own empty database.
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    try:
+        engine = create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError) as error:
+        raise ValueError(
+            f"{setting} names a driver that is not installed: "
+            f"{parsed.render_as_string(hide_password=True)!r} ({error})"
+        ) from None
+    if is_sqlite:
+        _configure_sqlite(engine, wal=not in_memory)
+    return engine
+
+
+def _configure_sqlite(engine, wal):
+    """Set the pragmas and explicit transactions that let gunicorn workers share one file."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event below decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # A writer that takes the lock up front waits on busy_timeout instead of failing
+        # with SQLITE_BUSY when it upgrades a read transaction to a write.
+        if connection.get_execution_options().get(IMMEDIATE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def create_schema(engine, attempts=3):
+    """Create the tracking tables and indexes if they are missing (safe to repeat)."""
+    for attempt in range(attempts):
+        try:
+            with engine.connect() as connection:
+                connection.execution_options(**{IMMEDIATE: True})
+                with connection.begin():
+                    metadata.create_all(connection, checkfirst=True)
+            return
+        except DBAPIError:
+            # Another process may have created the same tables between our check and CREATE.
+            if attempt == attempts - 1:
+                raise
