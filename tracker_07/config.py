@@ -34,6 +34,9 @@ class Config:
     PROFILER_MIN_MS = 0
     #: Print the pstats report of every profiled request to standard output.
     PROFILER_PRINT = True
+    #: Retention of saved profiles, applied at start-up and every 50 saves (0: no limit).
+    PROFILER_MAX_FILES = 0
+    PROFILER_RETENTION_DAYS = 0
     #: Mount the dashboard (profiles and endpoint timings) under DASHBOARD_PREFIX.
     DASHBOARD_ENABLED = False
     DASHBOARD_PREFIX = "/dashboard"
@@ -72,6 +75,7 @@ class ProfileConfig(DevelopmentConfig):
     DEBUG = False
     PROFILER_ENABLED = True
     PROFILER_DIR = None
+    PROFILER_MAX_FILES = 10_000
 
 
 config = {
@@ -138,11 +142,15 @@ def _profile_dir(value):
     return value
 
 
-def _min_ms(value):
-    """Accept a non-negative number of milliseconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(_expected("PROFILER_MIN_MS", value, "a number of milliseconds >= 0"))
-    return value
+def _at_least_zero(key, what, kinds=(int, float)):
+    """Build a check for a number of 0 or more (``what`` names its unit in the error)."""
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
+            raise ConfigError(_expected(key, value, f"{what} >= 0"))
+        return value
+
+    return check
 
 
 def _prefix(value):
@@ -195,7 +203,9 @@ SETTING_CHECKS = {
     "PROFILER_DIR": _profile_dir,
     "PROFILER_IGNORE": _patterns("PROFILER_IGNORE"),
     "TRACKER_IGNORE": _patterns("TRACKER_IGNORE"),
-    "PROFILER_MIN_MS": _min_ms,
+    "PROFILER_MIN_MS": _at_least_zero("PROFILER_MIN_MS", "a number of milliseconds"),
+    "PROFILER_MAX_FILES": _at_least_zero("PROFILER_MAX_FILES", "a whole number", (int,)),
+    "PROFILER_RETENTION_DAYS": _at_least_zero("PROFILER_RETENTION_DAYS", "a number of days"),
     "DASHBOARD_ENABLED": _flag("DASHBOARD_ENABLED"),
     "DASHBOARD_PREFIX": _prefix,
     "DASHBOARD_USERNAME": _optional_text("DASHBOARD_USERNAME"),

@@ -35,6 +35,7 @@ from pstats import Stats
 from werkzeug.middleware.profiler import ProfilerMiddleware
 
 from .profiles import files
+from .profiles.retention import FolderRetention
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 
@@ -62,6 +63,8 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
                          profile_dir=profile_dir)
         self._ignore = ignore
         self._min_ms = min_ms
+        #: A :class:`~tracker_07.profiles.retention.FolderRetention`, or None to keep everything.
+        self.retention = None
         self._profiling = threading.Lock() if exclusive else None
         self._report_lock = threading.Lock()
         self._counts_lock = threading.Lock()
@@ -172,6 +175,8 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
                                  request["path"], self._profile_dir, exc)
             return
         self._count("saved")
+        if self.retention is not None:
+            self.retention.note_saved()
 
     def _print(self, stats, request):
         """Print one report, whole, in the format of Werkzeug's middleware."""
@@ -224,6 +229,11 @@ def init_app(app, stream=None):
         ignore=re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None,
         min_ms=app.config["PROFILER_MIN_MS"],
     )
+    if folder is not None and (app.config["PROFILER_MAX_FILES"]
+                               or app.config["PROFILER_RETENTION_DAYS"]):
+        middleware.retention = FolderRetention(folder, app.config["PROFILER_MAX_FILES"],
+                                               app.config["PROFILER_RETENTION_DAYS"])
+        middleware.retention.apply()
     app.wsgi_app = middleware
     app.extensions["tracker_profiler"] = middleware
     return middleware

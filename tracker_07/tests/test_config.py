@@ -45,6 +45,8 @@ class SettingChecksTestCase(unittest.TestCase):
             "PROFILER_MIN_MS": [-1, "10", True],
             "PROFILER_ENABLED": ["yes", 1],
             "PROFILER_PRINT": [None],
+            "PROFILER_MAX_FILES": [-1, 2.5, "10"],
+            "PROFILER_RETENTION_DAYS": [-0.5, None],
             "DASHBOARD_PREFIX": ["dashboard", "/a/", "/a b", 3],
             "DASHBOARD_USERNAME": ["", 5],
             "TRACKER_IGNORE": [["("]],

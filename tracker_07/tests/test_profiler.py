@@ -308,10 +308,9 @@ class ExclusiveProfilingTestCase(unittest.TestCase):
 
     def test_a_request_arriving_while_another_is_profiled_is_served_unprofiled(self):
         middleware = profiler.SafeProfilerMiddleware(self.wsgi_app, stream=None, exclusive=True)
-        middleware._profiling.acquire()  # pylint: disable=protected-access  # one in flight
-        self.assertEqual(self.call(middleware), b"ok")
-        self.assertEqual(middleware.counts["not_profiled"], 1)
-        middleware._profiling.release()  # pylint: disable=protected-access
+        with middleware._profiling:  # pylint: disable=protected-access  # one in flight
+            self.assertEqual(self.call(middleware), b"ok")
+            self.assertEqual(middleware.counts["not_profiled"], 1)
         self.assertEqual(self.call(middleware), b"ok")
         self.assertEqual(middleware.counts["profiled"], 1)
 
