@@ -23,6 +23,7 @@ import time
 
 from tracker_07.profiles.files import (
     FILENAME_RE,
+    INDEX_LOCK,
     INDEX_NAME,
     PROFILE_SUFFIX,
     parse_filename,
@@ -549,6 +550,12 @@ def rewrite_index(folder, attempts=5):
     (a last, tiny window between the check and ``os.replace`` remains).
     """
     index_path = os.path.join(folder, INDEX_NAME)
+    with INDEX_LOCK:  # this process's own appends wait; other processes are checked below
+        _rewrite_index(folder, index_path, attempts)
+
+
+def _rewrite_index(folder, index_path, attempts):
+    """Rewrite ``index_path`` unless it keeps growing under another process's appends."""
     for _ in range(attempts):
         try:
             with open(index_path, "rb") as index:

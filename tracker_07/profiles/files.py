@@ -31,7 +31,8 @@ FILENAME_RE = re.compile(
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _counter = itertools.count(1)
-_index_lock = threading.Lock()
+#: Held while this process appends to or rewrites an index, so no line is lost between them.
+INDEX_LOCK = threading.Lock()
 
 
 def path_slug(path):
@@ -85,7 +86,7 @@ def append_index(folder, record):
     """Append one profile's record to the folder's index as a single JSON line."""
     record = dict(record, path=record["path"][:MAX_INDEXED_PATH_LENGTH])
     line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
-    with _index_lock, open(os.path.join(folder, INDEX_NAME), "a", encoding="ascii") as index:
+    with INDEX_LOCK, open(os.path.join(folder, INDEX_NAME), "a", encoding="ascii") as index:
         index.write(line)
 
 

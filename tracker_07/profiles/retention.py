@@ -42,9 +42,11 @@ class FolderRetention:
         """Prune now unless a prune is already running; never raise (requests must not care)."""
         if not self._running.acquire(blocking=False):  # pylint: disable=consider-using-with
             return []
+        limits = {"keep": self.max_files or None, "older_than_days": self.days or None}
         try:
-            removed = catalog.prune(self.folder, keep=self.max_files or None,
-                                    older_than_days=self.days or None)
+            removed = catalog.prune(self.folder, dry_run=True, **limits)
+            if removed:  # rewriting the index only when something goes keeps it cheap
+                removed = catalog.prune(self.folder, **limits)
         except OSError as error:
             logger.warning("Could not prune old profiles in %s: %s", self.folder, error)
             return []

@@ -3,9 +3,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import unittest
 
-from tracker_07.profiles import files
+from tracker_07.profiles import catalog, files
 
 
 class ProfileFilesTestCase(unittest.TestCase):
@@ -59,3 +60,26 @@ class ProfileFilesTestCase(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IndexRewriteRaceTestCase(unittest.TestCase):
+    """Appends from this process's request threads are never lost to a rewrite of the index."""
+
+    def test_appends_during_rewrites(self):
+        folder = tempfile.mkdtemp(prefix="tracker-race-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        names = []
+
+        def append_many():
+            for number in range(300):
+                name = files.write_stats(
+                    folder, lambda n=number: files.profile_filename("GET", f"/{n}", 1, 1), {})
+                files.append_index(folder, {"id": name, "path": f"/{number}"})
+                names.append(name)
+
+        writer = threading.Thread(target=append_many)
+        writer.start()
+        while writer.is_alive():
+            catalog.rewrite_index(folder)
+        writer.join()
+        self.assertEqual(sorted(r["id"] for r in files.read_index(folder)), sorted(names))
