@@ -113,7 +113,9 @@ def time_chart(series, frame=Frame(900, 220)):
     start, end = series[0]["start"], series[-1]["end"]
     peak = max(point["p95"] or 0.0 for point in series) or 1.0
     y_ticks = nice_ticks(0.0, peak, 4)
-    y_top = max(y_ticks[-1], peak)
+    if y_ticks[-1] < peak:  # one more round tick above the highest point
+        y_ticks.append(y_ticks[-1] + y_ticks[1] - y_ticks[0])
+    y_top = y_ticks[-1]
     lines, dots = {}, {}
     for key in ("mean", "p95"):
         dots[key] = [{"x": frame.x_of((point["start"] + point["end"]) / 2, start, end),

@@ -98,8 +98,21 @@ class EndpointsPageTestCase(AppTestCase):
         self.assertIn('id="time-chart"', text)
         self.assertIn('class="series mean" d="M', text)
         self.assertRegex(text, r'(?s)id="histogram"[^>]*>.*?<rect class="bar"')
-        self.assertRegex(text, r'id="tracker-cost">\d+\.\d µs<')
+        stats = self.tracking.stats()
+        self.assertEqual(stats["request_path_us"], 0.0)  # fewer than 64 requests so far
+        self.assertIn('id="tracker-cost">–<', text)
+        self.assertIn(f'id="writer-cost">{stats["writer_us_per_row"]:.1f} µs<', text)
+        self.assertGreater(stats["writer_us_per_row"], 0)
         self.assertIn('id="dropped">0<', text)
+
+    def test_request_path_cost_appears_once_sampled(self):
+        for _ in range(64):
+            self.client.get("/user/3").close()
+        self.tracking.flush(10)
+        text = self.client.get("/dashboard/").get_data(as_text=True)
+        cost = self.tracking.stats()["request_path_us"]
+        self.assertGreater(cost, 0)
+        self.assertIn(f'id="tracker-cost">{cost:.1f} µs<', text)
 
     def test_user_data_is_escaped(self):
         self.client.get("/<script>alert(1)</script>").close()
