@@ -21,6 +21,7 @@ import re
 import tempfile
 import time
 
+from tracker_07.profiles import files
 from tracker_07.profiles.files import (
     FILENAME_RE,
     INDEX_LOCK,
@@ -126,26 +127,8 @@ def entry_mtime(entry):
 
 
 def parse_index_lines(lines):
-    """Turn index lines into normalised records, skipping damaged lines.
-
-    All lines are parsed with one ``json.loads`` (about twice as fast as line
-    by line); only if that fails are they parsed one by one.
-    """
-    lines = [line for line in lines if line.strip()]
-    try:
-        values = json.loads("[" + ",".join(lines) + "]")
-    except ValueError:
-        values = []
-        for line in lines:
-            try:
-                values.append(json.loads(line))
-            except ValueError:
-                continue
-    return [
-        normalise_record(value)
-        for value in values
-        if isinstance(value, dict) and isinstance(value.get("id"), str)
-    ]
+    """Turn index lines into normalised records, skipping damaged lines."""
+    return [normalise_record(record) for record in files.parse_index_lines(lines)]
 
 
 #: How many leading bytes of the index must be unchanged for it to count as appended to.
