@@ -1,5 +1,6 @@
 """The tracking extension: what it records per request, and how it behaves under trouble."""
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -10,10 +11,13 @@ import weakref
 from unittest import mock
 
 from flask import Flask
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import ClosingIterator
 
 import tracker_07.tracking
-from tracker_07.tracking import Tracking, extension, queries
+from tracker_07.tracking import Tracking, extension, queries, store
 from tracker_07.tests.tracking_helpers import FakeClock, TrackedAppCase, get, make_app
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,16 +72,58 @@ class RecordingTest(TrackedAppCase):
         self.assertEqual([(row["endpoint"], row["status"]) for row in rows], [("<500>", 500)])
 
     def test_duration_covers_streaming_the_body(self):
+        for path in ("/stream", "/passthrough"):
+            with self.subTest(path=path):
+                clock = FakeClock()
+                with mock.patch.object(extension, "perf_counter", clock):
+                    app, tracking = self.tracked_app(
+                        clock=clock, TRACKER_SLOW_MS=0,
+                        TRACKER_DATABASE_URL=f"sqlite:///{self.tmpdir}/{path[1:]}.sqlite3")
+                    response = app.test_client().get(path)
+                    self.assertEqual(tracking.stats()["queued"], 0)  # not closed: not queued
+                    self.assertEqual(response.get_data(as_text=True).count("chunk"), 3)
+                    response.close()
+                rows = self.stored_rows(tracking)
+                self.assertEqual([row["endpoint"] for row in rows], [path])
+                self.assertAlmostEqual(rows[0]["duration_ms"], 750.0)
+        self.assertTrue(app.config["PASSTHROUGH_CLOSED"])  # the wrapper closed the body
+
+    def test_duration_includes_the_responses_close_callbacks(self):
         clock = FakeClock()
         with mock.patch.object(extension, "perf_counter", clock):
             app, tracking = self.tracked_app(clock=clock, TRACKER_SLOW_MS=0)
-            response = app.test_client().get("/stream")
-            self.assertEqual(tracking.stats()["queued"], 0)  # not closed yet: nothing queued
-            self.assertEqual(response.get_data(as_text=True).count("chunk"), 3)
-            response.close()
-        rows = self.stored_rows(tracking)
-        self.assertEqual(len(rows), 1)
-        self.assertAlmostEqual(rows[0]["duration_ms"], 750.0)
+            get(app.test_client(), "/on-close")
+        self.assertAlmostEqual(self.stored_rows(tracking)[0]["duration_ms"], 500.0)
+
+    def test_flask_bodies_are_joined_other_bodies_wrapped(self):
+        app, tracking = self.tracked_app()
+        for path, kind in (("/user/1", ClosingIterator), ("/passthrough", extension.TrackedBody)):
+            with self.subTest(path=path):
+                body = app.wsgi_app(EnvironBuilder(path=path).get_environ(),
+                                    lambda status, headers, exc_info=None: None)
+                self.assertIs(type(body), kind)
+                self.assertTrue(b"".join(body))
+                self.assertEqual(tracking.stats()["queued"], 0)
+                body.close()
+                self.assertEqual(tracking.stats()["queued"], 1)
+                self.assertTrue(tracking.flush())
+        self.assertEqual([row["endpoint"] for row in self.stored_rows(tracking)],
+                         ["/user/<int:user_id>", "/passthrough"])
+
+    def test_bodies_the_tracker_cannot_join_are_wrapped(self):
+        _, tracking = self.tracked_app()
+        odd = ClosingIterator([b"odd"])
+        odd._callbacks = ()  # pylint: disable=protected-access  # not a list: not joined
+        for inner_body, chunks in (([b"plain list"], [b"plain list"]), (odd, [b"odd"])):
+            with self.subTest(body=type(inner_body).__name__):
+                middleware = extension.TrackingMiddleware(
+                    lambda environ, start_response, body=inner_body: body, tracking.settings)
+                body = middleware(EnvironBuilder(path="/raw").get_environ(), None)
+                self.assertIs(type(body), extension.TrackedBody)
+                self.assertEqual(list(body), chunks)
+                body.close()
+                self.assertEqual(len(middleware.queue), 1)
+                self.assertEqual(middleware.queue[0][2:], (None, "GET", "500"))
 
     def test_closing_twice_records_once(self):
         app, tracking = self.tracked_app()
@@ -283,6 +329,73 @@ class WriterTest(TrackedAppCase):
         get(client, "/user/9")
         self.assertEqual(len(self.stored_rows(tracking)), 1)
 
+    def test_a_batch_is_one_autocommit_statement_that_leaves_no_lock(self):
+        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        client = app.test_client()
+        with mock.patch.object(queries, "append_rows", wraps=queries.append_rows) as append:
+            for user_id in range(3):
+                get(client, f"/user/{user_id}")
+            self.assertTrue(tracking.flush())
+        self.assertEqual(append.call_count, 1)
+        # The statement committed itself: another writer gets the lock without waiting.
+        other = sqlite3.connect(f"{self.tmpdir}/tracker.sqlite3", timeout=0,
+                                isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        self.assertEqual(other.execute("SELECT count(*) FROM tracker_requests").fetchone(), (3,))
+        other.execute("ROLLBACK")
+
+    def test_driver_errors_are_retried_and_the_batch_stored_once(self):
+        with mock.patch.object(extension.Writer, "start"):
+            app, tracking = self.tracked_app()
+        outcomes = iter([sqlite3.OperationalError("database is locked"), None])
+        original = queries.append_rows
+
+        def locked_once(conn, rows):
+            error = next(outcomes)
+            if error is not None:
+                raise error
+            return original(conn, rows)
+
+        with mock.patch.object(extension, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(queries, "append_rows", side_effect=locked_once):
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                get(app.test_client(), "/user/1")
+                self.assertTrue(tracking.flush())
+        self.assertIn("OperationalError: database is locked", logs.output[0])
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+        self.assertEqual(tracking.stats()["dropped"], 0)
+
+    def test_batches_beyond_one_statement_are_one_transaction(self):
+        with mock.patch.object(extension.Writer, "start"):
+            app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=5)
+        client = app.test_client()
+        for user_id in range(5):
+            get(client, f"/user/{user_id}")
+        inserts = []
+        real_exec = Connection.exec_driver_sql
+
+        def second_insert_fails_once(conn, sql, parameters=None):
+            if sql.startswith("INSERT"):
+                inserts.append(len(parameters))
+                if len(inserts) == 2:
+                    raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+            return real_exec(conn, sql, parameters)
+
+        with mock.patch.object(queries, "ROWS_PER_INSERT", 2), \
+                mock.patch.object(extension, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(Connection, "exec_driver_sql", autospec=True,
+                                  side_effect=second_insert_fails_once):
+            with self.assertLogs(app.logger, "WARNING"):
+                self.assertTrue(tracking.flush())
+        columns = len(queries.INSERT_COLUMNS)
+        self.assertEqual(inserts, [2 * columns, 2 * columns, 2 * columns, 2 * columns, columns])
+        # Statements of 2 + 2 + 1 rows; the failed try rolled back its first statement.
+        self.assertEqual(len(self.stored_rows(tracking)), 5)
+        self.assertEqual(sorted(row["endpoint"] for row in self.stored_rows(tracking)),
+                         ["/user/<int:user_id>"] * 5)
+
     def test_store_down_at_start_up_is_retried_by_the_writer(self):
         dead = OperationalError("CREATE", {}, Exception("connection refused"))
         app = make_app(self.tmpdir)
@@ -406,6 +519,18 @@ class WriterTest(TrackedAppCase):
         rows = tracking.writer.rows_from([(1.0, 1.002, None, "GET", "bad status")])
         self.assertEqual(rows[0][1:4], ("<0>", "GET", 0))
         self.assertAlmostEqual(rows[0][4], 2.0)
+
+    def test_rows_carry_the_stores_bucket_and_bounded_labels(self):
+        _, tracking = self.tracked_app()
+        durations_ms = [0.0, 0.004, store.MIN_BUCKET_MS, 0.0123, 1.0, 1.1892, 63.0, 999.9,
+                        12_345.6, 1e7, 1e9]
+        long_rule = "/" + "x" * 300
+        batch = [(10.0, 10.0 + ms / 1000, long_rule, "GET", "200 OK") for ms in durations_ms]
+        rows = tracking.writer.rows_from(batch)
+        self.assertEqual([row[5] for row in rows],
+                         [store.bucket_of(row[4]) for row in rows])
+        self.assertEqual((rows[0][5], rows[-1][5]), (0, store.BUCKET_COUNT - 1))
+        self.assertEqual({row[1] for row in rows}, {long_rule[:store.ENDPOINT_LENGTH]})
 
     @unittest.skipUnless(hasattr(os, "fork"), "needs os.fork")
     def test_forked_child_gets_its_own_writer(self):

@@ -60,6 +60,27 @@ def make_app(tmpdir, clock=None, **config):
                 yield f"chunk {number}\n"
         return Response(chunks())
 
+    @app.route("/passthrough")
+    def passthrough():
+        # Werkzeug hands a direct_passthrough body to the server as it is, not wrapped in
+        # its ClosingIterator, so the tracker has to wrap it itself.
+        def chunks():
+            try:
+                for number in range(3):
+                    if clock is not None:
+                        clock.advance(0.25)
+                    yield f"chunk {number}\n".encode()
+            finally:
+                app.config["PASSTHROUGH_CLOSED"] = True
+        return Response(chunks(), direct_passthrough=True)
+
+    @app.route("/on-close")
+    def on_close():
+        response = Response("ok")
+        if clock is not None:
+            response.call_on_close(lambda: clock.advance(0.5))
+        return response
+
     @app.route("/static-ish/<path:name>")
     def anything(name):
         return name

@@ -2,12 +2,15 @@
 background thread that writes them to the store in batches.
 
 The request path only reads the clock twice, notes the status and the matched URL rule
-when the application starts its response, and appends one tuple to a bounded
-``collections.deque`` when the server closes the body (an atomic operation under the GIL,
-so no lock).  Converting, storing, slow-request warnings (for tracked requests), the
-rollups and retention all happen in the writer thread.
+when the application starts its response, and appends one tuple of strings and floats
+to a bounded ``collections.deque`` when the server closes the body (an atomic operation
+under the GIL, so no lock).  Converting, storing, slow-request warnings, the rollups and
+retention all happen in the writer thread, which stores a batch with as few calls into
+the database driver as it can: each call lets go of the GIL, and taking it back costs
+the request threads a switch.
 """
 import atexit
+import functools
 import itertools
 import math
 import os
@@ -20,10 +23,21 @@ from dataclasses import dataclass
 from random import random
 
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wsgi import ClosingIterator
 
 from . import queries
 from .cli import EXTENSION_KEY, tracker_cli
-from .store import ENDPOINT_LENGTH, IMMEDIATE, create_schema, create_store_engine, parse_url
+from .store import (
+    BUCKET_COUNT,
+    ENDPOINT_LENGTH,
+    IMMEDIATE,
+    INVERSE_LOG_GROWTH,
+    LOG_MIN_BUCKET,
+    MIN_BUCKET_MS,
+    create_schema,
+    create_store_engine,
+    parse_url,
+)
 
 perf_counter = time.perf_counter
 
@@ -147,11 +161,12 @@ def ignore_matcher(patterns):
     return is_ignored
 
 
-class TrackedResponse:
-    """The response iterable handed to the server; it queues the record when closed."""
+class RequestRecord:
+    """One tracked request: it notes the status and the URL rule as the response starts,
+    and queues the request's tuple when the server closes the body."""
 
     __slots__ = ("_middleware", "_environ", "_start_response", "_started", "measured",
-                 "rule", "status", "body")
+                 "endpoint", "status")
 
     def __init__(self, middleware, environ, start_response, started):
         self._middleware = middleware
@@ -159,47 +174,65 @@ class TrackedResponse:
         self._start_response = start_response
         self._started = started
         self.measured = 0.0
-        self.rule = None
+        self.endpoint = None
         self.status = "500"
-        self.body = ()
 
     def start_response(self, status, headers, exc_info=None):
         """Note the status and the matched URL rule, then pass the call on.
 
         The application calls this while its request context is still active, so
         Werkzeug's request object (and Flask's ``url_rule`` on it) is still in the environ.
+        The rule's string is kept, not the rule: a queued record then holds no object the
+        garbage collector has to visit.
         """
         self.status = status
-        self.rule = getattr(self._environ.get("werkzeug.request"), "url_rule", None)
+        rule = getattr(self._environ.get("werkzeug.request"), "url_rule", None)
+        if rule is not None:
+            self.endpoint = rule.rule
         return self._start_response(status, headers, exc_info)
+
+    def finish(self):
+        """Queue the request's record: the only per-request bookkeeping is one tuple
+        appended to the bounded queue.  A second call records nothing."""
+        ended = perf_counter()
+        started = self._started
+        if started is None:
+            return
+        self._started = None
+        middleware = self._middleware
+        queue = middleware.queue
+        queued = len(queue)
+        if queued < middleware.capacity:
+            queue.append((started, ended, self.endpoint,
+                          self._environ.get("REQUEST_METHOD", ""), self.status))
+            if queued >= middleware.batch_size and not middleware.wake.is_set():
+                middleware.wake.set()
+        else:
+            middleware.count_dropped()
+        if self.measured:
+            middleware.cost.note(self.measured + (perf_counter() - ended))
+
+
+class TrackedBody:
+    """A response body that is not Werkzeug's: passed through, recorded when closed."""
+
+    __slots__ = ("body", "record")
+
+    def __init__(self, body, record):
+        self.body = body
+        self.record = record
 
     def __iter__(self):
         return iter(self.body)
 
     def close(self):
-        """Close the application's body, then queue the request's record: the only
-        per-request bookkeeping is one tuple appended to the bounded queue."""
+        """Close the application's body, then record the request."""
         try:
             close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            ended = perf_counter()
-            started = self._started
-            if started is not None:  # a second close() records nothing
-                self._started = None
-                middleware = self._middleware
-                queue = middleware.queue
-                queued = len(queue)
-                if queued < middleware.capacity:
-                    queue.append((started, ended, self.rule,
-                                  self._environ.get("REQUEST_METHOD", ""), self.status))
-                    if queued >= middleware.batch_size and not middleware.wake.is_set():
-                        middleware.wake.set()
-                else:
-                    middleware.count_dropped()
-                if self.measured:
-                    middleware.cost.note(self.measured + (perf_counter() - ended))
+            self.record.finish()
 
 
 class CostMeter:
@@ -242,15 +275,24 @@ class TrackingMiddleware:
             return self.wsgi_app(environ, start_response)
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             return self.wsgi_app(environ, start_response)
-        response = TrackedResponse(self, environ, start_response, started)
+        record = RequestRecord(self, environ, start_response, started)
         if not next(self.cost.ticks) % COST_SAMPLE_EVERY:
-            response.measured = perf_counter() - started
+            record.measured = perf_counter() - started
         try:
-            response.body = self.wsgi_app(environ, response.start_response)
+            body = self.wsgi_app(environ, record.start_response)
         except BaseException:
-            response.close()
+            record.finish()
             raise
-        return response
+        if type(body) is ClosingIterator:  # pylint: disable=unidiomatic-typecheck
+            callbacks = getattr(body, "_callbacks", None)
+            if type(callbacks) is list:  # pylint: disable=unidiomatic-typecheck
+                # Every Flask response comes back as Werkzeug's ClosingIterator, which
+                # calls its callbacks when the server closes it.  Joining them times the
+                # body to its end without a wrapper around it (an object and a call less
+                # per request); anything else falls back to the wrapper.
+                callbacks.append(record.finish)
+                return body
+        return TrackedBody(body, record)
 
     def count_dropped(self):
         """Count a record the full queue could not take (rare, so a lock is fine)."""
@@ -265,8 +307,10 @@ class TrackingMiddleware:
         self.dropped = 0
 
 
-def _status_code(status):
-    """The numeric part of a WSGI status line such as ``"404 NOT FOUND"``."""
+@functools.lru_cache(maxsize=256)
+def status_code(status):
+    """The numeric part of a WSGI status line such as ``"404 NOT FOUND"`` (an app uses
+    a handful of status lines, so the writer looks each one up once)."""
     try:
         return int(status[:3])
     except (TypeError, ValueError):
@@ -331,34 +375,62 @@ class Writer:
             self.busy = False
 
     def rows_from(self, batch):
-        """Turn queued tuples into rows; also where slow requests are reported."""
+        """Turn queued tuples into rows in ``queries.INSERT_COLUMNS`` order; also where
+        slow requests are reported.  One pass with no call per row but ``math.log``:
+        this loop is most of what the writer spends in Python for every request."""
         offset = time.time() - perf_counter()
-        slow_ms = self.tracking.settings.slow_ms
+        slow_ms = self.tracking.settings.slow_ms or math.inf
+        log = math.log
         rows = []
-        for started, ended, rule, method, status in batch:
+        append = rows.append
+        for started, ended, endpoint, method, status in batch:
             duration_ms = (ended - started) * 1000.0
-            code = _status_code(status)
-            endpoint = rule.rule[:ENDPOINT_LENGTH] if rule is not None else f"<{code}>"
+            code = status_code(status)
+            if endpoint is None:
+                endpoint = f"<{code}>"
+            elif len(endpoint) > ENDPOINT_LENGTH:
+                endpoint = endpoint[:ENDPOINT_LENGTH]
             if method not in KNOWN_METHODS:
                 method = "OTHER"
-            rows.append((started + offset, endpoint, method, code, duration_ms))
-            if slow_ms and duration_ms >= slow_ms:
+            if duration_ms < MIN_BUCKET_MS:
+                bucket = 0
+            else:  # store.bucket_of, inlined
+                bucket = int((log(duration_ms) - LOG_MIN_BUCKET) * INVERSE_LOG_GROWTH) + 1
+                if bucket >= BUCKET_COUNT:
+                    bucket = BUCKET_COUNT - 1
+            append((started + offset, endpoint, method, code, duration_ms, bucket))
+            if duration_ms >= slow_ms:
                 self.tracking.logger.warning(
                     "Slow request: %s %s returned %d in %.1f ms",
                     method, endpoint, code, duration_ms,
                 )
         return rows
 
-    def transaction(self, work):
-        """Run ``work(conn)`` in a write transaction; SQLite takes its lock at BEGIN."""
+    def ensure_schema(self):
+        """Create the tables now if the store was down when the app started."""
         tracking = self.tracking
         if not tracking.schema_ready:
             create_schema(tracking.engine)
             tracking.schema_ready = True
-        with tracking.engine.connect() as conn:
+
+    def transaction(self, work):
+        """Run ``work(conn)`` in a write transaction; SQLite takes its lock at BEGIN."""
+        self.ensure_schema()
+        with self.tracking.engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
                 return work(conn)
+
+    def insert(self, rows):
+        """Store complete rows atomically: on SQLite a batch that fits one statement is
+        that one autocommit statement, anything else is a transaction."""
+        engine = self.tracking.engine
+        if engine.dialect.name == "sqlite" and len(rows) <= queries.ROWS_PER_INSERT:
+            self.ensure_schema()
+            with engine.connect() as conn:
+                queries.append_rows(conn, rows)
+        else:
+            self.transaction(lambda conn: queries.insert_rows(conn, rows))
 
     def write(self, batch):
         """Store one batch, retrying with backoff; count it as dropped if the store refuses."""
@@ -366,8 +438,8 @@ class Writer:
         logger = self.tracking.logger
         for attempt in range(1, WRITE_RETRIES + 2):
             try:
-                self.transaction(lambda conn: queries.insert_batch(conn, rows))
-            except SQLAlchemyError as error:
+                self.insert(rows)
+            except self.tracking.store_errors as error:
                 logger.warning("Tracker could not store %d request records (attempt %d of %d):"
                                " %s", len(rows), attempt, WRITE_RETRIES + 1,
                                _first_line(error))
@@ -394,7 +466,7 @@ class Writer:
         self.recorded_drops += pending
         try:
             self.transaction(lambda conn: queries.add_dropped(conn, pending))
-        except SQLAlchemyError as error:
+        except self.tracking.store_errors as error:
             self.tracking.logger.warning("Tracker could not record the drop count: %s",
                                          _first_line(error))
 
@@ -417,7 +489,7 @@ class Writer:
 
         try:
             return self.transaction(work)
-        except SQLAlchemyError as error:
+        except self.tracking.store_errors as error:
             self.tracking.logger.warning("Tracker maintenance failed: %s", _first_line(error))
             return 0
 
@@ -436,6 +508,7 @@ class Tracking:
         self.app = None
         self.settings = None
         self.engine = None
+        self.store_errors = (SQLAlchemyError,)
         self.middleware = None
         self.writer = None
         self.schema_ready = False
@@ -449,6 +522,9 @@ class Tracking:
             raise RuntimeError("a Tracking instance serves one app; create one per app")
         self.settings = read_settings(app)
         self.engine = create_store_engine(self.settings.database_url)
+        # The writer sends rows straight to the driver, whose errors SQLAlchemy has not
+        # wrapped; both kinds mean the store refused, never that the request failed.
+        self.store_errors = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
         self.app = app
         self.logger = app.logger
         try:

@@ -97,7 +97,7 @@ def _filters(columns, endpoint, method, status):
 # --- writing ---------------------------------------------------------------------------
 
 
-def _insert_sql(rows_in_statement):
+def insert_sql(rows_in_statement):
     """A multi-row SQLite INSERT with ``?`` placeholders (built from the table metadata)."""
     sql = _INSERT_SQL.get(rows_in_statement)
     if sql is None:
@@ -110,33 +110,43 @@ def _insert_sql(rows_in_statement):
 
 
 def insert_batch(conn, rows):
-    """Store a batch in one go (SQLite: multi-row INSERTs; PostgreSQL: COPY) so the
-    writer pays per batch, not per row.
+    """Store ``rows``, tuples ``(started_at, endpoint, method, status, duration_ms)``
+    (see ``ROW_FIELDS``), adding each one's latency bucket.  Returns the number stored."""
+    return insert_rows(conn, [(*row, bucket_of(row[4])) for row in rows])
 
-    ``rows`` are tuples ``(started_at, endpoint, method, status, duration_ms)`` (see
-    ``ROW_FIELDS``).  Returns the number of rows stored.
-    """
-    values = [(started, endpoint, method, status, duration, bucket_of(duration))
-              for started, endpoint, method, status, duration in rows]
-    if not values:
+
+def insert_rows(conn, rows):
+    """Store complete rows (``INSERT_COLUMNS`` order) in one go, SQLite with multi-row
+    INSERTs and PostgreSQL with COPY, so the writer pays per batch, not per row."""
+    if not rows:
         return 0
     if conn.dialect.name != "sqlite":
         # PostgreSQL takes rows fastest through COPY, inside the caller's transaction.
         cursor = conn.connection.dbapi_connection.cursor()
         columns = ", ".join(INSERT_COLUMNS)
         with cursor.copy(f"COPY {requests_table.name} ({columns}) FROM STDIN") as copy:
-            for row in values:
+            for row in rows:
                 copy.write_row(row)
         cursor.close()
-        return len(values)
+        return len(rows)
     # Multi-row VALUES straight to the driver: an executemany would release and retake
     # the GIL for every row (starving this thread while requests run) and SQLAlchemy's
     # per-row parameter processing costs more than SQLite's insert itself.
-    for first in range(0, len(values), ROWS_PER_INSERT):
-        chunk = values[first:first + ROWS_PER_INSERT]
-        conn.exec_driver_sql(_insert_sql(len(chunk)),
-                             tuple(chain.from_iterable(chunk)))
-    return len(values)
+    for first in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[first:first + ROWS_PER_INSERT]
+        conn.exec_driver_sql(insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
+    return len(rows)
+
+
+def append_rows(conn, rows):
+    """Store up to ``ROWS_PER_INSERT`` complete rows on SQLite with one statement in
+    autocommit mode: taking the write lock (waiting up to the busy timeout), inserting
+    and committing all happen inside a single driver call.  The writer thread then gives
+    up the GIL once per batch instead of at BEGIN, INSERT and COMMIT, and every time it
+    takes the GIL back it costs the request threads a switch."""
+    conn.connection.dbapi_connection.execute(insert_sql(len(rows)),
+                                             tuple(chain.from_iterable(rows)))
+    return len(rows)
 
 
 def _period_of(conn, column, period):

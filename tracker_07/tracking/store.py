@@ -50,8 +50,8 @@ GROWTH = 2 ** (1 / 4)
 BUCKET_COUNT = 110
 #: Largest relative error of a percentile computed from the buckets.
 BUCKET_ERROR = math.sqrt(GROWTH) - 1
-_INVERSE_LOG_GROWTH = 1 / math.log(GROWTH)
-_LOG_MIN = math.log(MIN_BUCKET_MS)
+INVERSE_LOG_GROWTH = 1 / math.log(GROWTH)
+LOG_MIN_BUCKET = math.log(MIN_BUCKET_MS)
 
 ENDPOINT_LENGTH = 200
 METHOD_LENGTH = 16
@@ -117,7 +117,7 @@ def bucket_of(duration_ms):
     """Index of the logarithmic latency bucket holding ``duration_ms``."""
     if duration_ms < MIN_BUCKET_MS:
         return 0
-    index = int((math.log(duration_ms) - _LOG_MIN) * _INVERSE_LOG_GROWTH) + 1
+    index = int((math.log(duration_ms) - LOG_MIN_BUCKET) * INVERSE_LOG_GROWTH) + 1
     return index if index < BUCKET_COUNT else BUCKET_COUNT - 1
 
 
