@@ -56,6 +56,9 @@ INSERT_COLUMNS = (*ROW_FIELDS, "bucket")
 #: 6 parameters a row stay under SQLite's limit (999 before 3.32, 32766 since).
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 166
 _INSERT_SQL = {}
+ROLLUP_COLUMNS = (*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at")
+#: Rollup groups per merging INSERT (9 parameters each, under every SQLite's limit).
+GROUPS_PER_MERGE = 100
 
 
 def to_epoch(value):
@@ -175,7 +178,8 @@ def roll_up(conn):
 
     Rows are taken by id, so each is counted exactly once however late it arrives.  Run it
     inside a write transaction; on PostgreSQL it first waits for in-flight inserts so no
-    smaller id can commit after the new high-water mark.
+    smaller id can commit after the new high-water mark.  The new rows are read once,
+    grouped by hour; the days are summed from those groups.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
@@ -186,16 +190,38 @@ def roll_up(conn):
     top = conn.execute(select(func.max(raw.id))).scalar()
     if top is None or top <= done:
         return 0
+    keys = (_period_of(conn, raw.started_at, HOUR), raw.endpoint, raw.method, raw.status,
+            raw.bucket)
+    hours = conn.execute(
+        select(*keys, func.count(), func.sum(raw.duration_ms), func.max(raw.duration_ms),
+               func.max(raw.started_at))
+        .where(raw.id > done, raw.id <= top).group_by(*keys)
+    ).all()
+    days = {}
+    for hour, *key, count, sum_ms, max_ms, last_at in hours:
+        day_key = (hour - hour % DAY, *key)
+        known = days.get(day_key)
+        if known is None:
+            days[day_key] = [count, sum_ms, max_ms, last_at]
+        else:
+            known[0] += count
+            known[1] += sum_ms
+            known[2] = max(known[2], max_ms)
+            known[3] = max(known[3], last_at)
+    _merge_groups(conn, hourly_table, [tuple(group) for group in hours])
+    _merge_groups(conn, daily_table, [(*key, *totals) for key, totals in days.items()])
+    _set_meta(conn, ROLLED_UP_KEY, top)
+    return sum(group[5] for group in hours)
+
+
+def _merge_groups(conn, table, groups):
+    """Add ``groups`` (``ROLLUP_COLUMNS`` tuples) to a rollup table, merging with the
+    groups already there."""
     insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    for table, period in ROLLUPS:
-        keys = (_period_of(conn, raw.started_at, period), raw.endpoint, raw.method,
-                raw.status, raw.bucket)
-        source = select(
-            *keys, func.count(), func.sum(raw.duration_ms), func.max(raw.duration_ms),
-            func.max(raw.started_at),
-        ).where(raw.id > done, raw.id <= top).group_by(*keys)
-        statement = insert(table).from_select(
-            [*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at"], source
+    for first in range(0, len(groups), GROUPS_PER_MERGE):
+        statement = insert(table).values(
+            [dict(zip(ROLLUP_COLUMNS, group))
+             for group in groups[first:first + GROUPS_PER_MERGE]]
         )
         new, old = statement.excluded, table.c
         conn.execute(statement.on_conflict_do_update(
@@ -207,10 +233,6 @@ def roll_up(conn):
                 "last_at": case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
             },
         ))
-    _set_meta(conn, ROLLED_UP_KEY, top)
-    return int(conn.execute(
-        select(func.count()).select_from(requests_table).where(raw.id > done, raw.id <= top)
-    ).scalar())
 
 
 def add_dropped(conn, count):
