@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 from flask import Flask
 
@@ -30,7 +29,7 @@ from tracker_07.tracking.store import IMMEDIATE  # noqa: E402
 def build_batches(rows, days, endpoint_count, batch_size, seed=1):
     """Queue tuples as the request path makes them, spread over the last ``days``."""
     generator = random.Random(seed)
-    rules = [SimpleNamespace(rule=f"/api/v1/resource{i}/<int:id>") for i in range(endpoint_count)]
+    rules = [f"/api/v1/resource{i}/<int:id>" for i in range(endpoint_count)]
     weights = [1 / (i + 1) for i in range(endpoint_count)]  # a few hot endpoints
     statuses = ["200 OK"] * 90 + ["302 FOUND"] * 4 + ["404 NOT FOUND"] * 4 + ["500 ERR"] * 2
     now = time.perf_counter()

@@ -57,8 +57,6 @@ INSERT_COLUMNS = (*ROW_FIELDS, "bucket")
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 166
 _INSERT_SQL = {}
 ROLLUP_COLUMNS = (*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at")
-#: Rollup groups per merging INSERT (9 parameters each, under every SQLite's limit).
-GROUPS_PER_MERGE = 100
 
 
 def to_epoch(value):
@@ -216,15 +214,14 @@ def roll_up(conn):
 
 def _merge_groups(conn, table, groups):
     """Add ``groups`` (``ROLLUP_COLUMNS`` tuples) to a rollup table, merging with the
-    groups already there."""
+    groups already there: one statement, compiled once, executed for every group."""
+    if not groups:
+        return
     insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    for first in range(0, len(groups), GROUPS_PER_MERGE):
-        statement = insert(table).values(
-            [dict(zip(ROLLUP_COLUMNS, group))
-             for group in groups[first:first + GROUPS_PER_MERGE]]
-        )
-        new, old = statement.excluded, table.c
-        conn.execute(statement.on_conflict_do_update(
+    statement = insert(table)
+    new, old = statement.excluded, table.c
+    conn.execute(
+        statement.on_conflict_do_update(
             index_elements=list(ROLLUP_KEY),
             set_={
                 "count": old["count"] + new["count"],
@@ -232,7 +229,9 @@ def _merge_groups(conn, table, groups):
                 "max_ms": case((new.max_ms > old.max_ms, new.max_ms), else_=old.max_ms),
                 "last_at": case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
             },
-        ))
+        ),
+        [dict(zip(ROLLUP_COLUMNS, group)) for group in groups],
+    )
 
 
 def add_dropped(conn, count):
