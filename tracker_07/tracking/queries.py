@@ -215,8 +215,6 @@ def roll_up(conn):
 def _merge_groups(conn, table, groups):
     """Add ``groups`` (``ROLLUP_COLUMNS`` tuples) to a rollup table, merging with the
     groups already there: one statement, compiled once, executed for every group."""
-    if not groups:
-        return
     insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
     statement = insert(table)
     new, old = statement.excluded, table.c
