@@ -442,6 +442,16 @@ class WriterTest(TrackedAppCase):
         self.assertEqual(tracking.maintain_now(), 0)
         self.assertEqual(len(self.stored_rows(tracking)), 2)
 
+    def test_roll_up_and_retention_count_in_the_writers_cost(self):
+        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        before = tracking.writer.cpu_seconds
+        with mock.patch.object(extension.time, "thread_time", side_effect=[10.0, 10.25]):
+            tracking.writer.maintain(force=True)
+        self.assertAlmostEqual(tracking.writer.cpu_seconds - before, 0.25)
+
     def test_maintenance_failure_is_logged_not_raised(self):
         app, tracking = self.tracked_app()
         broken = OperationalError("DELETE", {}, Exception(""))
