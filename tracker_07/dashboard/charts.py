@@ -154,8 +154,12 @@ def histogram_chart(buckets, frame=Frame(900, 200, bottom=40)):
                  height=bucket["count"] / most * frame.plot_height)
             for index, bucket in enumerate(buckets)]
     step = max(1, len(buckets) // 6)
+    labels = [{"x": shape["x"], "text": f"{shape['low_ms']:.3g} ms", "anchor": "start"}
+              for shape in bars[::step]]
+    for label in labels:  # a label that would run past the right edge ends at it instead
+        if label["x"] + len(label["text"]) * CHAR_WIDTH > frame.width:
+            label.update(x=frame.width - 1, anchor="end")
     return frame.axes(
-        bars=bars, empty=not buckets,
-        labels=[{"x": shape["x"], "text": f"{shape['low_ms']:.3g} ms"} for shape in bars[::step]],
+        bars=bars, empty=not buckets, labels=labels,
         y_ticks=[{"y": frame.y_of(value, most), "value": value}
                  for value in nice_ticks(0, most, 3) if value <= most])

@@ -195,3 +195,15 @@ class ChartGeometryTestCase(AppTestCase):
         self.assertEqual(heights[1], 0)
         self.assertAlmostEqual(heights[0], 2 * heights[2])
         self.assertTrue(charts.histogram_chart([])["empty"])
+
+    def test_histogram_labels_stay_inside_the_chart(self):
+        buckets = [{"low_ms": 10.0 ** (index - 2), "high_ms": 10.0 ** (index - 1), "count": 1}
+                   for index in range(13)]
+        frame = charts.Frame(400, 200)
+        labels = charts.histogram_chart(buckets, frame)["labels"]
+        self.assertEqual(labels[0]["anchor"], "start")
+        self.assertEqual((labels[-1]["anchor"], labels[-1]["x"]), ("end", frame.width - 1))
+        for label in labels:
+            if label["anchor"] == "start":
+                width = len(label["text"]) * charts.CHAR_WIDTH
+                self.assertLessEqual(label["x"] + width, frame.width, label)
