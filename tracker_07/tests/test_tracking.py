@@ -409,57 +409,6 @@ class WriterTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 1)
         self.assertTrue(tracking.schema_ready)
 
-    def test_retention_by_count_and_by_age(self):
-        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=5, TRACKER_RETENTION_DAYS=1)
-        with tracking.engine.begin() as conn:
-            queries.insert_batch(conn, [(queries.now() - 3 * 86400, "/old", "GET", 200, 1.0)])
-        client = app.test_client()
-        for user_id in range(8):
-            get(client, f"/user/{user_id}")
-        self.assertEqual(tracking.maintain_now(), 4)
-        rows = self.stored_rows(tracking)
-        self.assertEqual(len(rows), 5)
-        self.assertNotIn("/old", {row["endpoint"] for row in rows})
-        with tracking.engine.connect() as conn:
-            summary = queries.summary(conn, 0, queries.now() + 3600)
-        self.assertEqual([row["endpoint"] for row in summary], ["/user/<int:user_id>"])
-
-    def test_maintenance_runs_on_its_interval(self):
-        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=3600)
-        self.assertEqual(tracking.writer.maintain(force=True), 0)
-        for user_id in range(4):
-            get(app.test_client(), f"/user/{user_id}")
-        self.assertTrue(tracking.flush())
-        self.assertEqual(tracking.writer.maintain(), 0)  # too soon: nothing pruned
-        self.assertEqual(len(self.stored_rows(tracking)), 4)
-        self.assertEqual(tracking.maintain_now(), 2)
-
-    def test_no_retention_configured_means_nothing_pruned(self):
-        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
-        with tracking.engine.begin() as conn:
-            queries.insert_batch(conn, [(1.0, "/ancient", "GET", 200, 1.0)])
-        get(app.test_client(), "/user/1")
-        self.assertEqual(tracking.maintain_now(), 0)
-        self.assertEqual(len(self.stored_rows(tracking)), 2)
-
-    def test_roll_up_and_retention_count_in_the_writers_cost(self):
-        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
-            app, tracking = self.tracked_app()
-        get(app.test_client(), "/user/1")
-        self.assertTrue(tracking.flush())
-        before = tracking.writer.cpu_seconds
-        with mock.patch.object(extension.time, "thread_time", side_effect=[10.0, 10.25]):
-            tracking.writer.maintain(force=True)
-        self.assertAlmostEqual(tracking.writer.cpu_seconds - before, 0.25)
-
-    def test_maintenance_failure_is_logged_not_raised(self):
-        app, tracking = self.tracked_app()
-        broken = OperationalError("DELETE", {}, Exception(""))
-        with mock.patch.object(extension.queries, "prune", side_effect=broken):
-            with self.assertLogs(app.logger, "WARNING") as logs:
-                self.assertEqual(tracking.maintain_now(), 0)
-        self.assertIn("maintenance failed: OperationalError", logs.output[0])
-
     def test_shutdown_writes_what_is_queued(self):
         with mock.patch.object(extension.Writer, "start"):
             app, tracking = self.tracked_app()
@@ -560,6 +509,62 @@ class WriterTest(TrackedAppCase):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
         self.assertEqual(len(self.stored_rows(tracking)), 2)
+
+
+
+class MaintenanceTest(TrackedAppCase):
+    """Roll-ups and retention, which the writer runs on its interval."""
+
+    def test_retention_by_count_and_by_age(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=5, TRACKER_RETENTION_DAYS=1)
+        with tracking.engine.begin() as conn:
+            queries.insert_batch(conn, [(queries.now() - 3 * 86400, "/old", "GET", 200, 1.0)])
+        client = app.test_client()
+        for user_id in range(8):
+            get(client, f"/user/{user_id}")
+        self.assertEqual(tracking.maintain_now(), 4)
+        rows = self.stored_rows(tracking)
+        self.assertEqual(len(rows), 5)
+        self.assertNotIn("/old", {row["endpoint"] for row in rows})
+        with tracking.engine.connect() as conn:
+            summary = queries.summary(conn, 0, queries.now() + 3600)
+        self.assertEqual([row["endpoint"] for row in summary], ["/user/<int:user_id>"])
+
+    def test_maintenance_runs_on_its_interval(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=3600)
+        self.assertEqual(tracking.writer.maintain(force=True), 0)
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        self.assertEqual(tracking.writer.maintain(), 0)  # too soon: nothing pruned
+        self.assertEqual(len(self.stored_rows(tracking)), 4)
+        self.assertEqual(tracking.maintain_now(), 2)
+
+    def test_no_retention_configured_means_nothing_pruned(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
+        with tracking.engine.begin() as conn:
+            queries.insert_batch(conn, [(1.0, "/ancient", "GET", 200, 1.0)])
+        get(app.test_client(), "/user/1")
+        self.assertEqual(tracking.maintain_now(), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 2)
+
+    def test_roll_up_and_retention_count_in_the_writers_cost(self):
+        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        before = tracking.writer.cpu_seconds
+        with mock.patch.object(extension.time, "thread_time", side_effect=[10.0, 10.25]):
+            tracking.writer.maintain(force=True)
+        self.assertAlmostEqual(tracking.writer.cpu_seconds - before, 0.25)
+
+    def test_maintenance_failure_is_logged_not_raised(self):
+        app, tracking = self.tracked_app()
+        broken = OperationalError("DELETE", {}, Exception(""))
+        with mock.patch.object(extension.queries, "prune", side_effect=broken):
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                self.assertEqual(tracking.maintain_now(), 0)
+        self.assertIn("maintenance failed: OperationalError", logs.output[0])
 
 
 if __name__ == "__main__":
