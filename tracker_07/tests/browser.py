@@ -6,6 +6,9 @@ import unittest
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tracker_07.tests.base import LiveServer
 
@@ -65,6 +68,13 @@ class BrowserTestCase(unittest.TestCase):
         """Serve the test's app."""
         super().setUp()
         self.server = self.enterContext(LiveServer(self.app))  # pylint: disable=no-member
+
+    def follow(self, element):
+        """Click a link or button that loads a new page, and wait until it has replaced
+        the old one (reading right after the click could still see the old page)."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
 
 
 def screenshot(driver, name):

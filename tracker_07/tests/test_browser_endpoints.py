@@ -46,14 +46,14 @@ class EndpointsInChromiumTestCase(BrowserTestCase, AppTestCase):
         self.assertGreater(width, 600)
         screenshot(self.driver, "endpoints")
 
-        self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="p95"]').click()
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="p95"]'))
         self.assertEqual(self.endpoints()[0], "/words/slow")
-        self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="count"]').click()
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="count"]'))
         self.assertEqual(self.endpoints()[0], "/index")
 
         Select(self.driver.find_element(By.ID, "endpoint-filter")).select_by_visible_text(
             "/words/fast")
-        self.driver.find_element(By.CSS_SELECTOR, "#endpoint-filters button").click()
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, "#endpoint-filters button"))
         self.assertEqual(self.endpoints(), ["/words/fast"])
         self.assertEqual(self.driver.find_element(By.ID, "total-requests").text, "3")
         screenshot(self.driver, "endpoints-filtered")
@@ -61,10 +61,10 @@ class EndpointsInChromiumTestCase(BrowserTestCase, AppTestCase):
         self.driver.get(self.server.url + "/dashboard/")
         status = self.driver.find_element(By.ID, "status-filter")
         status.send_keys("4xx")
-        self.driver.find_element(By.CSS_SELECTOR, "#endpoint-filters button").click()
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, "#endpoint-filters button"))
         self.assertEqual(self.endpoints(), ["<404>"])
 
-        self.driver.find_element(By.LINK_TEXT, "<404>").click()
+        self.follow(self.driver.find_element(By.LINK_TEXT, "<404>"))
         self.assertIn("endpoint=%3C404%3E", self.driver.current_url)
         self.assertEqual(self.endpoints(), ["<404>"])
 

@@ -42,21 +42,20 @@ class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         self.open("/dashboard/profiles/")
         self.assertEqual(len(self.column(2)), 4)
         screenshot(self.driver, "profiles-list")
-        self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="elapsed_ms"]').click()
-        self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="elapsed_ms"]')  # page reloaded
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="elapsed_ms"]'))
         self.assertIn("sort=elapsed_ms", self.driver.current_url)
         elapsed = [float(text.replace(",", "")) for text in self.column(4)]
         self.assertEqual(elapsed, sorted(elapsed, reverse=True))
         self.assertEqual(self.column(2)[0], "/words/slow")
 
-        self.driver.find_element(By.LINK_TEXT, "/words/slow").click()
+        self.follow(self.driver.find_element(By.LINK_TEXT, "/words/slow"))
         self.assertIn("function calls", self.driver.find_element(By.ID, "header-line").text)
         first_label = self.driver.find_element(By.CSS_SELECTOR, "#stats-table tbody td.label")
         self.assertEqual(first_label.text, BOTTLENECK)
         screenshot(self.driver, "profile")
 
         frame = self.driver.find_element(By.CSS_SELECTOR, f'a.frame[data-label="{BOTTLENECK}"]')
-        frame.click()
+        self.follow(frame)
         self.assertEqual(self.driver.find_element(By.ID, "selected-function").text, BOTTLENECK)
         callers = self.driver.find_elements(By.CSS_SELECTOR, "#callers td.label a")
         self.assertTrue(any("dictcomp" in caller.text for caller in callers))
@@ -64,7 +63,7 @@ class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
 
         caller = next(caller for caller in callers if "dictcomp" in caller.text)
         caller_label = caller.text
-        caller.click()
+        self.follow(caller)
         self.assertEqual(self.driver.find_element(By.ID, "selected-function").text, caller_label)
         callees = [link.text for link in
                    self.driver.find_elements(By.CSS_SELECTOR, "#callees td.label a")]
@@ -72,8 +71,9 @@ class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
 
     def test_table_sort_in_the_page(self):
         self.open("/dashboard/profiles/")
-        self.driver.find_element(By.LINK_TEXT, "/words/slow").click()
-        self.driver.find_element(By.CSS_SELECTOR, '#stats-table th a[data-sort="cumtime"]').click()
+        self.follow(self.driver.find_element(By.LINK_TEXT, "/words/slow"))
+        self.follow(self.driver.find_element(By.CSS_SELECTOR,
+                                             '#stats-table th a[data-sort="cumtime"]'))
         cumtimes = [float(cell.text) for cell in self.driver.find_elements(
             By.CSS_SELECTOR, "#stats-table tbody td:nth-child(4)")]
         self.assertEqual(cumtimes, sorted(cumtimes, reverse=True))
@@ -85,7 +85,7 @@ class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         after = self.driver.find_element(By.ID, "after")
         before.find_element(By.CSS_SELECTOR, 'option[value="route:GET:/words/slow"]').click()
         after.find_element(By.CSS_SELECTOR, 'option[value="route:GET:/words/fast"]').click()
-        self.driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+        self.follow(self.driver.find_element(By.CSS_SELECTOR, "form.filters button"))
         summary = self.driver.find_element(By.ID, "compare-summary")
         self.assertIn("improved", summary.get_attribute("class"))
         first = self.driver.find_element(By.CSS_SELECTOR, "#diff-table tbody tr")
