@@ -98,7 +98,7 @@ def _filters(columns, endpoint, method, status):
 # --- writing ---------------------------------------------------------------------------
 
 
-def insert_sql(rows_in_statement):
+def _insert_sql(rows_in_statement):
     """A multi-row SQLite INSERT with ``?`` placeholders (built from the table metadata)."""
     sql = _INSERT_SQL.get(rows_in_statement)
     if sql is None:
@@ -134,8 +134,7 @@ def insert_rows(conn, rows):
     # the GIL for every row (starving this thread while requests run) and SQLAlchemy's
     # per-row parameter processing costs more than SQLite's insert itself.
     for first in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[first:first + ROWS_PER_INSERT]
-        conn.exec_driver_sql(insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
+        conn.exec_driver_sql(*_multi_row_insert(rows[first:first + ROWS_PER_INSERT]))
     return len(rows)
 
 
@@ -145,9 +144,13 @@ def append_rows(conn, rows):
     and committing all happen inside a single driver call.  The writer thread then gives
     up the GIL once per batch instead of at BEGIN, INSERT and COMMIT, and every time it
     takes the GIL back it costs the request threads a switch."""
-    conn.connection.dbapi_connection.execute(insert_sql(len(rows)),
-                                             tuple(chain.from_iterable(rows)))
+    conn.connection.dbapi_connection.execute(*_multi_row_insert(rows))
     return len(rows)
+
+
+def _multi_row_insert(rows):
+    """The SQLite statement and flat parameters that insert ``rows`` in one go."""
+    return _insert_sql(len(rows)), tuple(chain.from_iterable(rows))
 
 
 def _period_of(conn, column, period):
