@@ -1,9 +1,12 @@
-"""Shared test scaffolding: an app per test, temporary folders, and a live threaded server."""
+"""Shared test scaffolding: an app per test, temporary folders, a live threaded server, and
+loud skips for tests that need a system dependency (Chromium, a PostgreSQL server)."""
+import atexit
 import contextlib
 import io
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import unittest
@@ -111,3 +114,57 @@ def fetch(url, timeout=60):
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+#: Suites skipped in this run for a missing system dependency: name -> problem, for the summary.
+SKIPPED_SUITES = {}
+
+
+def missing_dependency_action(problem, required):
+    """Decide what a test needing a system dependency does: "run", "skip" or "fail".
+
+    :param problem: why the dependency is unusable, or None when it is there.
+    :param required: the value of the suite's ``TRACKER_REQUIRE_*`` variable; CI sets it to 1
+        so that a missing dependency fails the run instead of quietly shrinking it.
+    """
+    if problem is None:
+        return "run"
+    return "fail" if required.strip() not in ("", "0") else "skip"
+
+
+def needs(suite, problem, variable, install):
+    """Return a class decorator for test cases that need a system dependency.
+
+    Present: the class is unchanged. Missing: every test is skipped with a reason that says so
+    loudly (and the suite is named in a summary line on stderr at exit), or, when ``variable``
+    is set, the class fails in ``setUpClass``.
+
+    :param suite: what is skipped, e.g. "browser tests".
+    :param problem: why the dependency is unusable, e.g. "Chromium not found", or None.
+    :param variable: the environment variable that makes the dependency required.
+    :param install: how to get the dependency, e.g. "apt-get install chromium".
+    """
+    action = missing_dependency_action(problem, os.environ.get(variable, ""))
+    if action == "run":
+        return lambda cls: cls
+    if action == "fail":
+        message = f"{problem}, and {variable} requires the {suite}: {install}"
+
+        def fail_class(cls):
+            def set_up_class(_cls):
+                raise RuntimeError(message)
+            cls.setUpClass = classmethod(set_up_class)
+            return cls
+        return fail_class
+    reason = f"{problem}: {suite} SKIPPED ({install})"
+    if not SKIPPED_SUITES:
+        atexit.register(print_skipped_suites)
+    SKIPPED_SUITES[suite] = problem
+    return unittest.skip(reason)
+
+
+def print_skipped_suites(stream=None):
+    """Name the skipped suites in one line at exit, below unittest's report, where people look."""
+    if SKIPPED_SUITES:
+        suites = ", ".join(f"{suite} ({problem})" for suite, problem in SKIPPED_SUITES.items())
+        print(f"SKIPPED for a missing system dependency: {suites}", file=stream or sys.stderr)

@@ -1,7 +1,7 @@
 """The tracking store and extension on a real PostgreSQL server.
 
 CI sets TRACKER_TEST_DATABASE_URL from ``.ci/postgres-start``; without it these tests are
-skipped with a message saying so.
+skipped with a message saying so, or fail when TRACKER_REQUIRE_POSTGRES is set (as in CI).
 """
 import os
 import tempfile
@@ -10,11 +10,15 @@ import unittest
 from sqlalchemy import inspect
 
 from tracker_07.tracking import queries, store
+from tracker_07.tests.base import needs
 from tracker_07.tests.tracking_helpers import StoreQueriesMixin, TrackedAppCase, get
 
 DATABASE_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
-NEEDS_POSTGRES = unittest.skipUnless(
-    DATABASE_URL, "set TRACKER_TEST_DATABASE_URL (see .ci/postgres-start)"
+NEEDS_POSTGRES = needs(
+    "PostgreSQL store tests",
+    None if DATABASE_URL else "TRACKER_TEST_DATABASE_URL not set",
+    "TRACKER_REQUIRE_POSTGRES",
+    'start a throwaway server: eval "$(.ci/postgres-start)"',
 )
 
 
