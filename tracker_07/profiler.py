@@ -34,6 +34,7 @@ from pstats import Stats
 
 from werkzeug.middleware.profiler import ProfilerMiddleware
 
+from . import settings
 from .profiles import files
 from .profiles.retention import FolderRetention
 
@@ -213,13 +214,14 @@ def init_app(app, stream=None):
 
     Reports go to ``stream``, by default the standard output at the time of this call.
     """
+    settings.apply(app)
     folder = profile_dir_for(app)
     app.config["PROFILER_DIR"] = folder or ""
     if not app.config["PROFILER_ENABLED"]:
         return None
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
-    patterns = app.config["PROFILER_IGNORE"]
+    patterns = app.config["PROFILER_IGNORE"] + settings.dashboard_paths(app.config)
     middleware = SafeProfilerMiddleware(
         app.wsgi_app,
         stream=(sys.stdout if stream is None else stream) if app.config["PROFILER_PRINT"] else None,

@@ -16,8 +16,9 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import ClosingIterator
 
-import tracker_07.tracking
-from tracker_07.tracking import Tracking, extension, queries, store
+from tracker_07 import settings
+from tracker_07.tracking import extension, middleware, queries, store, writer
+from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import FakeClock, TrackedAppCase, get, make_app
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,7 +76,7 @@ class RecordingTest(TrackedAppCase):
         for path in ("/stream", "/passthrough"):
             with self.subTest(path=path):
                 clock = FakeClock()
-                with mock.patch.object(extension, "perf_counter", clock):
+                with mock.patch.object(middleware, "perf_counter", clock):
                     app, tracking = self.tracked_app(
                         clock=clock, TRACKER_SLOW_MS=0,
                         TRACKER_DATABASE_URL=f"sqlite:///{self.tmpdir}/{path[1:]}.sqlite3")
@@ -90,14 +91,14 @@ class RecordingTest(TrackedAppCase):
 
     def test_duration_includes_the_responses_close_callbacks(self):
         clock = FakeClock()
-        with mock.patch.object(extension, "perf_counter", clock):
+        with mock.patch.object(middleware, "perf_counter", clock):
             app, tracking = self.tracked_app(clock=clock, TRACKER_SLOW_MS=0)
             get(app.test_client(), "/on-close")
         self.assertAlmostEqual(self.stored_rows(tracking)[0]["duration_ms"], 500.0)
 
     def test_flask_bodies_are_joined_other_bodies_wrapped(self):
         app, tracking = self.tracked_app()
-        for path, kind in (("/user/1", ClosingIterator), ("/passthrough", extension.TrackedBody)):
+        for path, kind in (("/user/1", ClosingIterator), ("/passthrough", middleware.TrackedBody)):
             with self.subTest(path=path):
                 body = app.wsgi_app(EnvironBuilder(path=path).get_environ(),
                                     lambda status, headers, exc_info=None: None)
@@ -116,14 +117,14 @@ class RecordingTest(TrackedAppCase):
         odd._callbacks = ()  # pylint: disable=protected-access  # not a list: not joined
         for inner_body, chunks in (([b"plain list"], [b"plain list"]), (odd, [b"odd"])):
             with self.subTest(body=type(inner_body).__name__):
-                middleware = extension.TrackingMiddleware(
+                wrapper = middleware.TrackingMiddleware(
                     lambda environ, start_response, body=inner_body: body, tracking.settings)
-                body = middleware(EnvironBuilder(path="/raw").get_environ(), None)
-                self.assertIs(type(body), extension.TrackedBody)
+                body = wrapper(EnvironBuilder(path="/raw").get_environ(), None)
+                self.assertIs(type(body), middleware.TrackedBody)
                 self.assertEqual(list(body), chunks)
                 body.close()
-                self.assertEqual(len(middleware.queue), 1)
-                self.assertEqual(middleware.queue[0][2:], (None, "GET", "500"))
+                self.assertEqual(len(wrapper.queue), 1)
+                self.assertEqual(wrapper.queue[0][2:], (None, "GET", "500"))
 
     def test_closing_twice_records_once(self):
         app, tracking = self.tracked_app()
@@ -150,14 +151,14 @@ class RecordingTest(TrackedAppCase):
                          ["/user/<int:user_id>", "/static-ish/<path:name>"])
 
     def test_ignore_matcher_prefixes_exact_paths_and_regexes(self):
-        is_ignored = extension.ignore_matcher(
+        is_ignored = middleware.ignore_matcher(
             [r"^/static/", r"^/favicon\.ico$", r"^/a\-b", r"\.php$", r"^/x/.*/y"]
         )
         for path in ("/static/x", "/favicon.ico", "/a-b/c", "/wp/login.php", "/x/1/y"):
             self.assertTrue(is_ignored(path), path)
         for path in ("/statics", "/favicon.ico2", "/favicon_ico", "/a", "/x/y", "/"):
             self.assertFalse(is_ignored(path), path)
-        self.assertFalse(extension.ignore_matcher([])("/static/x"))
+        self.assertFalse(middleware.ignore_matcher([])("/static/x"))
 
     def test_sampling(self):
         cases = ((0.0, 0), (1.0, 10))
@@ -170,7 +171,7 @@ class RecordingTest(TrackedAppCase):
                     get(client, f"/user/{user_id}")
                 self.assertEqual(len(self.stored_rows(tracking)), stored)
         draws = iter([0.1, 0.9, 0.2, 0.7])
-        with mock.patch.object(extension, "random", lambda: next(draws)):
+        with mock.patch.object(middleware, "random", lambda: next(draws)):
             app, tracking = self.tracked_app(TRACKER_SAMPLE_RATE=0.5,
                                              TRACKER_DATABASE_URL="sqlite://")
             for user_id in range(4):
@@ -179,7 +180,7 @@ class RecordingTest(TrackedAppCase):
 
     def test_slow_requests_log_a_warning(self):
         clock = FakeClock()
-        with mock.patch.object(extension, "perf_counter", clock):
+        with mock.patch.object(middleware, "perf_counter", clock):
             app, tracking = self.tracked_app(clock=clock, TRACKER_SLOW_MS=500)
             client = app.test_client()
             with self.assertLogs(app.logger, "WARNING") as logs:
@@ -193,7 +194,7 @@ class RecordingTest(TrackedAppCase):
 
     def test_slow_warning_disabled_with_zero(self):
         clock = FakeClock()
-        with mock.patch.object(extension, "perf_counter", clock):
+        with mock.patch.object(middleware, "perf_counter", clock):
             app, tracking = self.tracked_app(clock=clock, TRACKER_SLOW_MS=0)
             with self.assertNoLogs(app.logger, "WARNING"):
                 get(app.test_client(), "/stream")
@@ -214,7 +215,7 @@ class ExtensionSetupTest(TrackedAppCase):
         with self.assertRaisesRegex(RuntimeError, "one app"):
             tracking.init_app(make_app(self.tmpdir))
         other_app = make_app(self.tmpdir)
-        other = tracker_07.tracking.init_app(other_app)
+        other = Tracking(other_app)
         self.trackings.append(other)
         self.assertIsInstance(other, Tracking)
         self.assertIs(other_app.extensions["tracker_tracking"], other)
@@ -226,29 +227,32 @@ class ExtensionSetupTest(TrackedAppCase):
         expected = "sqlite:///" + os.path.join(self.tmpdir, "inst", "tracker.sqlite3")
         self.assertEqual(app.config["TRACKER_DATABASE_URL"], expected)
         self.assertTrue(os.path.exists(os.path.join(self.tmpdir, "inst", "tracker.sqlite3")))
-        for key, value in extension.DEFAULTS.items():
-            self.assertEqual(app.config[key], value)
-        self.assertEqual(tracking.settings.ignore, extension.DEFAULT_IGNORE)
+        for key, value in settings.DEFAULTS.items():
+            if key.startswith("TRACKER_") and key != "TRACKER_DATABASE_URL":
+                self.assertEqual(app.config[key], value)
+        self.assertEqual(tracking.settings.ignore,
+                         settings.STATIC_PATHS + (r"^/dashboard/",))
 
     def test_bad_settings_are_clear_errors(self):
         cases = [
             ({"TRACKER_DATABASE_URL": "no-scheme"}, "TRACKER_DATABASE_URL .*'no-scheme'"),
             ({"TRACKER_DATABASE_URL": 5}, "TRACKER_DATABASE_URL must be"),
-            ({"TRACKER_SAMPLE_RATE": 1.5}, "TRACKER_SAMPLE_RATE must be a number >= 0.0 and"),
+            ({"TRACKER_SAMPLE_RATE": 1.5}, "TRACKER_SAMPLE_RATE must be a number >= 0 and <= 1"),
             ({"TRACKER_SAMPLE_RATE": "all"}, "TRACKER_SAMPLE_RATE .*'all'"),
-            ({"TRACKER_QUEUE_SIZE": 0}, "TRACKER_QUEUE_SIZE must be an integer >= 1"),
-            ({"TRACKER_BATCH_SIZE": 2.5}, "TRACKER_BATCH_SIZE must be an integer"),
-            ({"TRACKER_MAX_ROWS": True}, "TRACKER_MAX_ROWS must be an integer"),
+            ({"TRACKER_QUEUE_SIZE": 0}, "TRACKER_QUEUE_SIZE must be a whole number >= 1"),
+            ({"TRACKER_BATCH_SIZE": 2.5}, "TRACKER_BATCH_SIZE must be a whole number"),
+            ({"TRACKER_MAX_ROWS": True}, "TRACKER_MAX_ROWS must be a whole number"),
             ({"TRACKER_RETENTION_DAYS": -1}, "TRACKER_RETENTION_DAYS must be a number >= 0"),
             ({"TRACKER_SLOW_MS": None}, "TRACKER_SLOW_MS"),
             ({"TRACKER_FLUSH_INTERVAL": 0}, "TRACKER_FLUSH_INTERVAL"),
-            ({"TRACKER_IGNORE": ["^/ok", "(unclosed"]}, "invalid regular expression '\\(unclosed'"),
-            ({"TRACKER_IGNORE": [1]}, "TRACKER_IGNORE must be a list of regex strings"),
+            ({"TRACKER_IGNORE": ["^/ok", "(unclosed"]},
+             r"TRACKER_IGNORE: '\(unclosed' is not a regular expression"),
+            ({"TRACKER_IGNORE": [1]}, "TRACKER_IGNORE must be regular expressions"),
         ]
         for config, message in cases:
             with self.subTest(config=config):
                 app = make_app(self.tmpdir, **config)
-                with self.assertRaisesRegex(ValueError, message):
+                with self.assertRaisesRegex(settings.ConfigError, message):
                     Tracking(app)
                 self.assertNotIn("tracker_tracking", app.extensions)
 
@@ -266,12 +270,12 @@ class WriterTest(TrackedAppCase):
     def test_stats_count_written_rows_and_own_cost(self):
         app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=10)
         client = app.test_client()
-        for user_id in range(2 * extension.COST_SAMPLE_EVERY + 1):
+        for user_id in range(2 * middleware.COST_SAMPLE_EVERY + 1):
             get(client, f"/user/{user_id}")
         self.assertTrue(tracking.flush())
         stats = tracking.stats()
         self.assertEqual(stats["queued"], 0)
-        self.assertEqual(stats["written"], 2 * extension.COST_SAMPLE_EVERY + 1)
+        self.assertEqual(stats["written"], 2 * middleware.COST_SAMPLE_EVERY + 1)
         self.assertEqual(stats["dropped"], 0)
         self.assertGreater(stats["request_path_us"], 0)
         self.assertGreater(stats["writer_us_per_row"], 0)
@@ -293,7 +297,7 @@ class WriterTest(TrackedAppCase):
         self.assertEqual(tracking.stats()["written"], 7)
 
     def test_full_queue_drops_are_counted_logged_and_stored(self):
-        with mock.patch.object(extension.Writer, "start"):
+        with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app(TRACKER_QUEUE_SIZE=3)
         self.assertEqual(tracking.stats()["cost_us_per_request"], 0.0)
         client = app.test_client()
@@ -309,18 +313,18 @@ class WriterTest(TrackedAppCase):
             self.assertEqual(queries.dropped_count(conn), 2)
 
     def test_dead_database_never_fails_a_request_and_counts_drops(self):
-        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
             app, tracking = self.tracked_app()
         dead = OperationalError("INSERT", {}, Exception("unable to open database file"))
         client = app.test_client()
-        with mock.patch.object(extension, "RETRY_BACKOFF_SECONDS", 0), \
+        with mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
                 mock.patch.object(tracking.engine, "connect", side_effect=dead) as connect:
             with self.assertLogs(app.logger, "WARNING") as logs:
                 responses = [get(client, f"/user/{user_id}") for user_id in range(4)]
                 self.assertTrue(tracking.flush())
         self.assertEqual([response.status_code for response in responses], [200] * 4)
         # One try plus the retries for the batch, then one for recording the drop count.
-        self.assertEqual(connect.call_count, extension.WRITE_RETRIES + 2)
+        self.assertEqual(connect.call_count, writer.WRITE_RETRIES + 2)
         self.assertEqual(tracking.stats()["dropped"], 4)
         self.assertEqual(tracking.stats()["written"], 0)
         self.assertTrue(any("could not store 4 request records" in line for line in logs.output))
@@ -330,7 +334,7 @@ class WriterTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 1)
 
     def test_a_batch_is_one_autocommit_statement_that_leaves_no_lock(self):
-        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
             app, tracking = self.tracked_app()
         client = app.test_client()
         with mock.patch.object(queries, "append_rows", wraps=queries.append_rows) as append:
@@ -347,7 +351,7 @@ class WriterTest(TrackedAppCase):
         other.execute("ROLLBACK")
 
     def test_driver_errors_are_retried_and_the_batch_stored_once(self):
-        with mock.patch.object(extension.Writer, "start"):
+        with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app()
         outcomes = iter([sqlite3.OperationalError("database is locked"), None])
         original = queries.append_rows
@@ -358,7 +362,7 @@ class WriterTest(TrackedAppCase):
                 raise error
             return original(conn, rows)
 
-        with mock.patch.object(extension, "RETRY_BACKOFF_SECONDS", 0), \
+        with mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
                 mock.patch.object(queries, "append_rows", side_effect=locked_once):
             with self.assertLogs(app.logger, "WARNING") as logs:
                 get(app.test_client(), "/user/1")
@@ -368,7 +372,7 @@ class WriterTest(TrackedAppCase):
         self.assertEqual(tracking.stats()["dropped"], 0)
 
     def test_batches_beyond_one_statement_are_one_transaction(self):
-        with mock.patch.object(extension.Writer, "start"):
+        with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=5)
         client = app.test_client()
         for user_id in range(5):
@@ -384,7 +388,7 @@ class WriterTest(TrackedAppCase):
             return real_exec(conn, sql, parameters)
 
         with mock.patch.object(queries, "ROWS_PER_INSERT", 2), \
-                mock.patch.object(extension, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
                 mock.patch.object(Connection, "exec_driver_sql", autospec=True,
                                   side_effect=second_insert_fails_once):
             with self.assertLogs(app.logger, "WARNING"):
@@ -399,18 +403,18 @@ class WriterTest(TrackedAppCase):
     def test_store_down_at_start_up_is_retried_by_the_writer(self):
         dead = OperationalError("CREATE", {}, Exception("connection refused"))
         app = make_app(self.tmpdir)
-        with mock.patch.object(extension, "create_schema", side_effect=dead):
+        with mock.patch.object(writer, "create_schema", side_effect=dead):
             with self.assertLogs(app.logger, "WARNING") as logs:
                 tracking = Tracking(app)
         self.trackings.append(tracking)
         self.assertIn("could not create its tables yet", logs.output[0])
-        self.assertFalse(tracking.schema_ready)
+        self.assertFalse(tracking.writer.schema_ready)
         self.assertEqual(get(app.test_client(), "/user/1").status_code, 200)
         self.assertEqual(len(self.stored_rows(tracking)), 1)
-        self.assertTrue(tracking.schema_ready)
+        self.assertTrue(tracking.writer.schema_ready)
 
     def test_shutdown_writes_what_is_queued(self):
-        with mock.patch.object(extension.Writer, "start"):
+        with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app()
         for user_id in range(3):
             get(app.test_client(), f"/user/{user_id}")
@@ -442,7 +446,7 @@ class WriterTest(TrackedAppCase):
         database = os.path.join(self.tmpdir, "exit.sqlite3")
         script = textwrap.dedent(f"""
             from tracker_07.tests.tracking_helpers import make_app, get
-            from tracker_07.tracking import Tracking
+            from tracker_07.tracking.extension import Tracking
             app = make_app({self.tmpdir!r}, TRACKER_DATABASE_URL="sqlite:///{database}",
                            TRACKER_FLUSH_INTERVAL=3600)
             Tracking(app)
@@ -451,13 +455,13 @@ class WriterTest(TrackedAppCase):
                 get(client, f"/user/{{user_id}}")
         """)
         subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO_ROOT, timeout=60)
-        engine = extension.create_store_engine(f"sqlite:///{database}")
+        engine = store.create_store_engine(f"sqlite:///{database}")
         with engine.connect() as conn:
             self.assertEqual(queries.row_count(conn), 25)
         engine.dispose()
 
     def test_fork_hook_discards_the_parents_queue_and_starts_a_writer(self):
-        with mock.patch.object(extension.Writer, "start"):
+        with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app()
         get(app.test_client(), "/user/1")  # queued in the "parent", never written
         self.assertEqual(tracking.stats()["queued"], 1)
@@ -549,19 +553,19 @@ class MaintenanceTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 2)
 
     def test_roll_up_and_retention_count_in_the_writers_cost(self):
-        with mock.patch.object(extension.Writer, "start"):  # flush() drains in this thread
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
             app, tracking = self.tracked_app()
         get(app.test_client(), "/user/1")
         self.assertTrue(tracking.flush())
         before = tracking.writer.cpu_seconds
-        with mock.patch.object(extension.time, "thread_time", side_effect=[10.0, 10.25]):
+        with mock.patch.object(writer.time, "thread_time", side_effect=[10.0, 10.25]):
             tracking.writer.maintain(force=True)
         self.assertAlmostEqual(tracking.writer.cpu_seconds - before, 0.25)
 
     def test_maintenance_failure_is_logged_not_raised(self):
         app, tracking = self.tracked_app()
         broken = OperationalError("DELETE", {}, Exception(""))
-        with mock.patch.object(extension.queries, "prune", side_effect=broken):
+        with mock.patch.object(writer.queries, "prune", side_effect=broken):
             with self.assertLogs(app.logger, "WARNING") as logs:
                 self.assertEqual(tracking.maintain_now(), 0)
         self.assertIn("maintenance failed: OperationalError", logs.output[0])

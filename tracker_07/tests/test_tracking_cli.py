@@ -144,8 +144,10 @@ class CliTest(TrackedAppCase):
             self.tracking.engine = working_engine
 
     def _broken_engine(self):
-        """An engine on a path that cannot be opened."""
-        missing = os.path.join(self.tmpdir, "no", "such", "dir", "x.sqlite3")
+        """An engine on a path that cannot be opened: its folder is a regular file."""
+        with open(os.path.join(self.tmpdir, "not-a-folder"), "w", encoding="utf-8"):
+            pass
+        missing = os.path.join(self.tmpdir, "not-a-folder", "x.sqlite3")
         engine = store.create_store_engine(f"sqlite:///{missing}")
         self.addCleanup(engine.dispose)
         return engine

@@ -7,7 +7,8 @@ import unittest
 
 from flask import Flask, Response, abort
 
-from tracker_07.tracking import Tracking, queries
+from tracker_07.tracking import queries
+from tracker_07.tracking.extension import Tracking
 from tracker_07.tracking.store import (
     BUCKET_ERROR, create_schema, create_store_engine, metadata, requests_table,
 )
