@@ -81,8 +81,7 @@ class Filters:
         return self.since, self.until
 
     def conditions(self, columns, time_column=None):
-        """Bound-parameter WHERE clauses on a table's ``columns`` (raw or rollup); with
-        ``time_column`` the time range too."""
+        """WHERE clauses on the raw or a rollup table (and the range, given ``time_column``)."""
         clauses = []
         if self.endpoint is not None:
             clauses.append(columns.endpoint == self.endpoint)
