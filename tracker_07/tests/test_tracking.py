@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import ClosingIterator
 
 from tracker_07 import settings
-from tracker_07.tracking import extension, middleware, queries, store, writer
+from tracker_07.tracking import extension, filters, middleware, reads, store, writer, writes
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import FakeClock, TrackedAppCase, get, make_app
 
@@ -310,7 +310,7 @@ class WriterTest(TrackedAppCase):
         self.assertIn("dropped 2 request records", logs.output[0])
         self.assertEqual(len(self.stored_rows(tracking)), 3)
         with tracking.engine.connect() as conn:
-            self.assertEqual(queries.dropped_count(conn), 2)
+            self.assertEqual(reads.dropped_count(conn), 2)
 
     def test_dead_database_never_fails_a_request_and_counts_drops(self):
         with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
@@ -337,7 +337,7 @@ class WriterTest(TrackedAppCase):
         with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
             app, tracking = self.tracked_app()
         client = app.test_client()
-        with mock.patch.object(queries, "append_rows", wraps=queries.append_rows) as append:
+        with mock.patch.object(writes, "append_rows", wraps=writes.append_rows) as append:
             for user_id in range(3):
                 get(client, f"/user/{user_id}")
             self.assertTrue(tracking.flush())
@@ -354,7 +354,7 @@ class WriterTest(TrackedAppCase):
         with mock.patch.object(writer.Writer, "start"):
             app, tracking = self.tracked_app()
         outcomes = iter([sqlite3.OperationalError("database is locked"), None])
-        original = queries.append_rows
+        original = writes.append_rows
 
         def locked_once(conn, rows):
             error = next(outcomes)
@@ -363,7 +363,7 @@ class WriterTest(TrackedAppCase):
             return original(conn, rows)
 
         with mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
-                mock.patch.object(queries, "append_rows", side_effect=locked_once):
+                mock.patch.object(writes, "append_rows", side_effect=locked_once):
             with self.assertLogs(app.logger, "WARNING") as logs:
                 get(app.test_client(), "/user/1")
                 self.assertTrue(tracking.flush())
@@ -387,13 +387,13 @@ class WriterTest(TrackedAppCase):
                     raise OperationalError("INSERT", {}, Exception("disk I/O error"))
             return real_exec(conn, sql, parameters)
 
-        with mock.patch.object(queries, "ROWS_PER_INSERT", 2), \
+        with mock.patch.object(writes, "ROWS_PER_INSERT", 2), \
                 mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
                 mock.patch.object(Connection, "exec_driver_sql", autospec=True,
                                   side_effect=second_insert_fails_once):
             with self.assertLogs(app.logger, "WARNING"):
                 self.assertTrue(tracking.flush())
-        columns = len(queries.INSERT_COLUMNS)
+        columns = len(writes.INSERT_COLUMNS)
         self.assertEqual(inserts, [2 * columns, 2 * columns, 2 * columns, 2 * columns, columns])
         # Statements of 2 + 2 + 1 rows; the failed try rolled back its first statement.
         self.assertEqual(len(self.stored_rows(tracking)), 5)
@@ -422,7 +422,7 @@ class WriterTest(TrackedAppCase):
         tracking.shutdown()
         self.trackings.remove(tracking)
         with tracking.engine.connect() as conn:
-            self.assertEqual(queries.row_count(conn), 3)
+            self.assertEqual(reads.row_count(conn), 3)
 
     def test_shutdown_stops_the_writer_thread(self):
         app, tracking = self.tracked_app()
@@ -432,7 +432,7 @@ class WriterTest(TrackedAppCase):
         self.trackings.remove(tracking)
         self.assertFalse(thread.is_alive())
         with tracking.engine.connect() as conn:
-            self.assertEqual(queries.row_count(conn), 1)
+            self.assertEqual(reads.row_count(conn), 1)
 
     def test_flush_times_out_when_the_writer_is_stuck(self):
         app, tracking = self.tracked_app()
@@ -457,7 +457,7 @@ class WriterTest(TrackedAppCase):
         subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO_ROOT, timeout=60)
         engine = store.create_store_engine(f"sqlite:///{database}")
         with engine.connect() as conn:
-            self.assertEqual(queries.row_count(conn), 25)
+            self.assertEqual(reads.row_count(conn), 25)
         engine.dispose()
 
     def test_fork_hook_discards_the_parents_queue_and_starts_a_writer(self):
@@ -522,7 +522,7 @@ class MaintenanceTest(TrackedAppCase):
     def test_retention_by_count_and_by_age(self):
         app, tracking = self.tracked_app(TRACKER_MAX_ROWS=5, TRACKER_RETENTION_DAYS=1)
         with tracking.engine.begin() as conn:
-            queries.insert_batch(conn, [(queries.now() - 3 * 86400, "/old", "GET", 200, 1.0)])
+            writes.insert_batch(conn, [(filters.now() - 3 * 86400, "/old", "GET", 200, 1.0)])
         client = app.test_client()
         for user_id in range(8):
             get(client, f"/user/{user_id}")
@@ -531,7 +531,7 @@ class MaintenanceTest(TrackedAppCase):
         self.assertEqual(len(rows), 5)
         self.assertNotIn("/old", {row["endpoint"] for row in rows})
         with tracking.engine.connect() as conn:
-            summary = queries.summary(conn, 0, queries.now() + 3600)
+            summary = reads.summary(conn, filters.Filters(since=0, until=filters.now() + 3600))
         self.assertEqual([row["endpoint"] for row in summary], ["/user/<int:user_id>"])
 
     def test_maintenance_runs_on_its_interval(self):
@@ -547,7 +547,7 @@ class MaintenanceTest(TrackedAppCase):
     def test_no_retention_configured_means_nothing_pruned(self):
         app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
         with tracking.engine.begin() as conn:
-            queries.insert_batch(conn, [(1.0, "/ancient", "GET", 200, 1.0)])
+            writes.insert_batch(conn, [(1.0, "/ancient", "GET", 200, 1.0)])
         get(app.test_client(), "/user/1")
         self.assertEqual(tracking.maintain_now(), 0)
         self.assertEqual(len(self.stored_rows(tracking)), 2)
@@ -565,7 +565,7 @@ class MaintenanceTest(TrackedAppCase):
     def test_maintenance_failure_is_logged_not_raised(self):
         app, tracking = self.tracked_app()
         broken = OperationalError("DELETE", {}, Exception(""))
-        with mock.patch.object(writer.queries, "prune", side_effect=broken):
+        with mock.patch.object(writer.writes, "prune", side_effect=broken):
             with self.assertLogs(app.logger, "WARNING") as logs:
                 self.assertEqual(tracking.maintain_now(), 0)
         self.assertIn("maintenance failed: OperationalError", logs.output[0])

@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import queries
+from . import filters, writes
 from .store import (
     BUCKET_COUNT,
     ENDPOINT_LENGTH,
@@ -134,7 +134,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             self.busy = False
 
     def rows_from(self, batch):
-        """Turn queued tuples into rows in ``queries.INSERT_COLUMNS`` order; also where
+        """Turn queued tuples into rows in ``writes.INSERT_COLUMNS`` order; also where
         slow requests are reported.  One pass with no call per row but ``math.log``:
         this loop is most of what the writer spends in Python for every request."""
         offset = time.time() - perf_counter()
@@ -189,12 +189,12 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         """Store complete rows atomically: on SQLite a batch that fits one statement is
         that one autocommit statement, anything else is a transaction."""
         engine = self.engine
-        if engine.dialect.name == "sqlite" and len(rows) <= queries.ROWS_PER_INSERT:
+        if engine.dialect.name == "sqlite" and len(rows) <= writes.ROWS_PER_INSERT:
             self.ensure_schema()
             with engine.connect() as conn:
-                queries.append_rows(conn, rows)
+                writes.append_rows(conn, rows)
         else:
-            self.transaction(lambda conn: queries.insert_rows(conn, rows))
+            self.transaction(lambda conn: writes.insert_rows(conn, rows))
 
     def write(self, batch):
         """Store one batch, retrying with backoff; count it as dropped if the store refuses."""
@@ -229,7 +229,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         )
         self.recorded_drops += pending
         try:
-            self.transaction(lambda conn: queries.add_dropped(conn, pending))
+            self.transaction(lambda conn: writes.add_dropped(conn, pending))
         except self.store_errors as error:
             self.logger.warning("Tracker could not record the drop count: %s",
                                          first_line(error))
@@ -243,12 +243,12 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.last_maintenance = now
         older_than = None
         if settings.retention_days:
-            older_than = queries.now() - settings.retention_days * 86400
+            older_than = filters.now() - settings.retention_days * 86400
 
         def work(conn):
-            deleted = queries.prune(conn, older_than=older_than,
-                                    keep_rows=settings.max_rows or None)
-            queries.roll_up(conn)
+            deleted = writes.prune(conn, older_than=older_than,
+                                   keep_rows=settings.max_rows or None)
+            writes.roll_up(conn)
             return deleted
 
         cpu_before = time.thread_time()
