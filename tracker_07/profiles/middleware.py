@@ -179,9 +179,9 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         """Save the profile in a new file and index it; failing costs a warning, not the request."""
         record = dict(request, calls=stats.total_calls, primitive_calls=stats.prim_calls,
                       total_time=round(stats.total_tt, 6), python=platform.python_version())
+        # A user's filename_format may raise anything; that must not fail the request.
         try:
             names = self._names(environ, request, elapsed_ms)
-        # The user's filename_format may raise anything; it must not fail the request.
         except Exception as error:  # pylint: disable=broad-exception-caught
             self._save_failed(request, error)
             return
