@@ -6,9 +6,11 @@ elapsed milliseconds, and it copies the request path into the file name, where
 ``..``, NUL bytes or a few hundred characters raise ``OSError``.  Tracker keeps
 the readable parts, reduces the path to a safe slug, adds the process id and a
 per-process counter, and creates every file with ``O_EXCL`` so an existing file
-is never replaced.  Beside the files, ``index.jsonl`` keeps one JSON line per
-profile (method, full path, status, elapsed time, call counts, overlap) so the
-profiles list never has to open every file.
+is never replaced.  A name from a user's own ``filename_format`` is reduced to
+one plain name in the folder and numbered (``-2``, ``-3``) when it is taken.
+Beside the files, ``index.jsonl`` keeps one JSON line per profile (method,
+full path, status, elapsed time, call counts, overlap) so the profiles list
+never has to open every file.
 """
 import itertools
 import json
@@ -21,6 +23,9 @@ INDEX_NAME = "index.jsonl"
 PROFILE_SUFFIX = ".prof"
 MAX_SLUG_LENGTH = 80
 MAX_INDEXED_PATH_LENGTH = 2000
+#: Room left for ``-NNN`` and the extension within the usual 255-byte limit of a name.
+MAX_FORMATTED_NAME_BYTES = 200
+MAX_EXTENSION_BYTES = 16
 
 #: ``GET.user.42.12ms.1732000000123.4242-7.prof``: method, path slug, elapsed
 #: milliseconds, start time in epoch milliseconds, process id and counter.
@@ -30,6 +35,7 @@ FILENAME_RE = re.compile(
 )
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_SEPARATORS = re.compile(r"[/\\\x00-\x1f\x7f]+")
 _counter = itertools.count(1)
 #: Held while this process appends to or rewrites an index, so no line is lost between them.
 INDEX_LOCK = threading.Lock()
@@ -65,21 +71,56 @@ def parse_filename(name):
     }
 
 
+def safe_name(name):
+    """Make a name from a user's ``filename_format`` one plain, short name inside the folder.
+
+    Path separators and control characters become ``_``, leading dots go (no
+    ``.``, ``..`` or hidden files), and a long name is shortened before its
+    extension so that the file system accepts it.
+    """
+    name = _SEPARATORS.sub("_", name).lstrip(".")
+    stem, extension = os.path.splitext(name)
+    if len(extension.encode()) > MAX_EXTENSION_BYTES:
+        stem, extension = name, ""
+    stem = stem.encode()[:MAX_FORMATTED_NAME_BYTES].decode(errors="ignore")
+    return (stem or "profile") + extension
+
+
+def numbered(name):
+    """Yield ``name``, then ``name`` with ``-2``, ``-3``, ... before its extension."""
+    yield name
+    stem, extension = os.path.splitext(name)
+    for number in itertools.count(2):
+        yield f"{stem}-{number}{extension}"
+
+
+def reserve(folder, names):
+    """Create an empty file under the first of ``names`` that does not exist yet; return it.
+
+    ``O_EXCL`` makes the check and the creation one step, so two writers never
+    get the same name and an existing file is never replaced.  A missing
+    folder is created.
+    """
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "xb"):
+                return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free profile name in {folder}")
+
+
 def write_stats(folder, name_for, stats):
     """Write marshalled pstats data to a new file in ``folder`` and return its name.
 
     ``name_for()`` is called until it yields a name that does not exist yet, so
     an existing profile is never overwritten.  A missing folder is created.
     """
-    os.makedirs(folder, exist_ok=True)
-    while True:
-        name = name_for()
-        try:
-            with open(os.path.join(folder, name), "xb") as file:
-                marshal.dump(stats, file)
-            return name
-        except FileExistsError:
-            continue
+    name = reserve(folder, iter(name_for, None))
+    with open(os.path.join(folder, name), "wb") as file:
+        marshal.dump(stats, file)
+    return name
 
 
 def append_index(folder, record):

@@ -1,4 +1,5 @@
 """Naming, writing and indexing ``.prof`` files."""
+import itertools
 import json
 import os
 import shutil
@@ -40,6 +41,52 @@ class ProfileFilesTestCase(unittest.TestCase):
         self.assertEqual(files.write_stats(self.folder, lambda: next(names), {}), "free.prof")
         with open(os.path.join(self.folder, "taken.prof"), "rb") as file:
             self.assertEqual(file.read(), b"first")
+
+    def test_reserve_takes_the_first_free_name_and_creates_it_empty(self):
+        with open(os.path.join(self.folder, "a.prof"), "wb") as file:
+            file.write(b"first")
+        folder = os.path.join(self.folder, "new")
+        self.assertEqual(files.reserve(folder, ["a.prof"]), "a.prof")  # a new folder is created
+        self.assertEqual(files.reserve(self.folder, files.numbered("a.prof")), "a-2.prof")
+        self.assertEqual(os.path.getsize(os.path.join(self.folder, "a-2.prof")), 0)
+        with open(os.path.join(self.folder, "a.prof"), "rb") as file:
+            self.assertEqual(file.read(), b"first")
+        with self.assertRaises(FileExistsError):
+            files.reserve(self.folder, ["a.prof", "a-2.prof"])
+
+    def test_numbered_variants_go_before_the_extension(self):
+        variants = files.numbered("GET.a.12ms.1700000000.prof")
+        self.assertEqual([next(variants) for _ in range(3)],
+                         ["GET.a.12ms.1700000000.prof", "GET.a.12ms.1700000000-2.prof",
+                          "GET.a.12ms.1700000000-3.prof"])
+        self.assertEqual(list(itertools.islice(files.numbered("plain"), 2)), ["plain", "plain-2"])
+
+    def test_safe_name_makes_one_plain_name_in_the_folder(self):
+        cases = {
+            "GET.a.b.12ms.1700000000.prof": "GET.a.b.12ms.1700000000.prof",
+            "2026-11-27:07:53:20.GET.foo_bar.0ms.prof": "2026-11-27:07:53:20.GET.foo_bar.0ms.prof",
+            "../../etc/passwd": "_.._etc_passwd",
+            "/tmp/abs.prof": "_tmp_abs.prof",
+            "a\\..\\b.prof": "a_.._b.prof",
+            "x\x00y\nz.prof": "x_y_z.prof",
+            "..": "profile",
+            ".": "profile",
+            "": "profile",
+            ".hidden.prof": "hidden.prof",
+        }
+        for name, expected in cases.items():
+            with self.subTest(name=name):
+                self.assertEqual(files.safe_name(name), expected)
+
+    def test_safe_name_shortens_long_names_before_the_extension(self):
+        for name in ("é" * 300 + ".prof", "x" * 300 + ".prof", "x." + "y" * 300):
+            with self.subTest(name=name[:10]):
+                safe = files.safe_name(name)
+                self.assertLessEqual(len(safe.encode()), files.MAX_FORMATTED_NAME_BYTES
+                                     + files.MAX_EXTENSION_BYTES)
+                self.assertEqual(safe.endswith(".prof"), name.endswith(".prof"))
+                with open(os.path.join(self.folder, safe + "-999"), "xb"):
+                    pass  # the file system takes it, with room for a number
 
     def test_damaged_index_lines_are_skipped(self):
         good = {"id": files.profile_filename("GET", "/a", 1, 1), "path": "/a"}

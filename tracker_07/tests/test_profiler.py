@@ -203,7 +203,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
     def test_an_unwritable_folder_costs_a_warning_not_the_request(self):
         for error in (PermissionError(13, "Permission denied"), OSError(28, "No space left")):
             with self.subTest(error=error):
-                with mock.patch.object(files, "write_stats", side_effect=error), \
+                with mock.patch.object(files, "reserve", side_effect=error), \
                         self.assertLogs(self.app.logger, "WARNING") as logs:
                     response = self.client.get("/index")
                 self.assertEqual(response.status_code, 200)
@@ -213,8 +213,8 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
         self.assertEqual(self.counts()["saved"], 0)
 
     def test_a_busy_profiler_means_served_but_not_profiled(self):
-        with mock.patch.object(profiler.Profile, "enable",
-                               side_effect=ValueError("Another profiling tool is already active")):
+        with mock.patch("werkzeug.middleware.profiler.Profile.enable",
+                        side_effect=ValueError("Another profiling tool is already active")):
             response = self.client.get("/index")
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.prof_files(), [])
