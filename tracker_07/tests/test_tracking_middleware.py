@@ -3,6 +3,7 @@ import os
 import unittest
 from unittest import mock
 
+from flask import Response
 from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import ClosingIterator
 
@@ -188,6 +189,50 @@ class RecordingTest(TrackedAppCase):
                 get(app.test_client(), "/stream")
                 tracking.flush()
         self.assertEqual(len(self.stored_rows(tracking)), 1)
+
+
+
+class UnclosedBodyTest(TrackedAppCase):
+    """Requests whose body the server never closes are recorded all the same."""
+
+    def test_every_test_client_request_is_a_row(self):
+        app, tracking = self.tracked_app()
+        client = app.test_client()
+        statuses = [client.get(f"/user/{user_id}").status_code for user_id in range(5)]
+        statuses.append(client.post("/status/201").status_code)
+        statuses.append(client.get("/status/404").status_code)
+        self.assertEqual(statuses, [200] * 5 + [201, 404])
+        rows = self.stored_rows(tracking)
+        self.assertEqual(sorted((row["endpoint"], row["status"]) for row in rows),
+                         [("/status/<int:code>", 201), ("/status/<int:code>", 404)]
+                         + [("/user/<int:user_id>", 200)] * 5)
+        self.assertEqual(tracking.stats()["dropped"], 0)
+
+    def test_a_held_response_is_recorded_when_let_go_and_timed_to_its_start(self):
+        clock = FakeClock()
+        with mock.patch.object(middleware, "perf_counter", clock):
+            app, tracking = self.tracked_app(clock=clock, TRACKER_SLOW_MS=0)
+            response = app.test_client().get("/user/1")
+            clock.advance(2.0)  # the test holds the response; that is not the request's time
+            self.assertEqual(tracking.stats()["queued"], 0)
+            del response
+        rows = self.stored_rows(tracking)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["duration_ms"], 0.0)
+
+    def test_a_raising_close_callback_does_not_lose_the_record(self):
+        app, tracking = self.tracked_app()
+
+        @app.route("/bad-close")
+        def bad_close():
+            response = Response("ok")
+            response.call_on_close(lambda: 1 / 0)
+            return response
+
+        with self.assertRaises(ZeroDivisionError):
+            get(app.test_client(), "/bad-close")
+        rows = self.stored_rows(tracking)
+        self.assertEqual([(row["endpoint"], row["status"]) for row in rows], [("/bad-close", 200)])
 
 
 if __name__ == "__main__":

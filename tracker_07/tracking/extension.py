@@ -4,6 +4,7 @@
 also be attached on its own.  Its settings come from :mod:`tracker_07.settings`.
 """
 import atexit
+import gc
 import os
 import time
 import weakref
@@ -65,7 +66,13 @@ class Tracking:
         return self.writer.store_errors
 
     def flush(self, timeout=5.0):
-        """Wait until everything queued so far is stored; False if ``timeout`` ran out."""
+        """Wait until everything queued so far is stored; False if ``timeout`` ran out.
+
+        It first collects garbage: a response whose body was never closed (Flask's test
+        client) and that was caught in a reference cycle (an exception's traceback) is
+        recorded when it is freed.
+        """
+        gc.collect()
         deadline = time.monotonic() + timeout
         writer = self.writer
         while self.middleware.queue or writer.busy:
