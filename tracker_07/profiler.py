@@ -34,7 +34,7 @@ from pstats import Stats
 
 from werkzeug.middleware.profiler import ProfilerMiddleware
 
-from .profiles import files
+from .profiles import files, index
 from .profiles.retention import FolderRetention
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
@@ -168,7 +168,7 @@ class SafeProfilerMiddleware(ProfilerMiddleware):
 
         try:
             record["id"] = files.write_stats(self._profile_dir, new_name, stats.stats)
-            files.append_index(self._profile_dir, record)
+            index.append_index(self._profile_dir, record)
         except OSError as exc:
             self._count("save_failed")
             logger.warning("Profile of %s %r not saved in %s: %s", request["method"],

@@ -3,7 +3,7 @@ import datetime
 
 from flask import Blueprint, current_app, render_template
 
-from ..profiles.catalog import CorruptProfile, ProfileNotFound
+from ..profiles.errors import CorruptProfile, ProfileNotFound
 from . import security
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")

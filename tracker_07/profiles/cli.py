@@ -17,7 +17,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tracker_07.profiles import analysis, catalog
+from tracker_07.profiles import analysis, listing
+from tracker_07.profiles.errors import ProfileError, ProfileNotFound
+from tracker_07.profiles.stats import load_stats, merge
 
 PSTATS_SORT_KEYS = sorted(pstats.Stats.sort_arg_dict_default)
 #: Werkzeug's ProfilerMiddleware default order: "internal time, call count".
@@ -51,17 +53,17 @@ def printable(text):
 def resolve_profile(folder, reference):
     """Find a profile by id, by path of a ``.prof`` file, or by unique id prefix.
 
-    Returns the file's absolute path and its catalog record.
+    Returns the file's absolute path and its list record.
     """
     try:
-        return catalog.profile_path(folder, reference), catalog.find_record(folder, reference)
-    except catalog.ProfileNotFound:
+        return listing.profile_path(folder, reference), listing.find_record(folder, reference)
+    except ProfileNotFound:
         pass
     if os.path.isfile(reference):
         path = os.path.abspath(reference)
-        return path, catalog.record_from_name(os.path.basename(path))
+        return path, listing.record_from_name(os.path.basename(path))
     matches = [
-        record for record in catalog.catalog_records(folder) if record["id"].startswith(reference)
+        record for record in listing.catalog_records(folder) if record["id"].startswith(reference)
     ]
     if len(matches) > 1:
         raise click.ClickException(
@@ -69,14 +71,14 @@ def resolve_profile(folder, reference):
         )
     if not matches or not reference:
         raise click.ClickException(f"no profile {printable(reference)!r} in {folder}")
-    return catalog.profile_path(folder, matches[0]["id"]), matches[0]
+    return listing.profile_path(folder, matches[0]["id"]), matches[0]
 
 
 def load(path):
     """Load a profile, turning a missing or corrupt file into a one-line CLI error."""
     try:
-        return catalog.load_stats(path)
-    except catalog.ProfileError as error:
+        return load_stats(path)
+    except ProfileError as error:
         raise click.ClickException(str(error)) from error
 
 
@@ -147,7 +149,7 @@ def list_line(record):
 @profiles_group.command("list")
 @click.option(
     "--sort",
-    type=click.Choice(catalog.SORT_KEYS),
+    type=click.Choice(listing.SORT_KEYS),
     default="time",
     show_default=True,
     help="Column to sort by.",
@@ -155,7 +157,7 @@ def list_line(record):
 @click.option("--asc/--desc", "ascending", default=False, help="Sort order (default: --desc).")
 @click.option(
     "--limit",
-    type=click.IntRange(1, catalog.MAX_PER_PAGE),
+    type=click.IntRange(1, listing.MAX_PER_PAGE),
     default=50,
     show_default=True,
     help="Show at most this many profiles.",
@@ -171,7 +173,7 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms):
     stays fast with thousands of files.
     """
     folder = profile_folder()
-    page = catalog.list_profiles(
+    page = listing.list_profiles(
         folder,
         sort=sort,
         descending=not ascending,
@@ -319,7 +321,7 @@ def prune_command(keep, older_than_days, dry_run):
     """
     if keep is None and older_than_days is None:
         raise click.UsageError("give --keep N, --older-than DAYS or both.")
-    removed = catalog.prune(
+    removed = listing.prune(
         profile_folder(), keep=keep, older_than_days=older_than_days, dry_run=dry_run
     )
     verb = "Would remove" if dry_run else "Removed"
@@ -339,14 +341,14 @@ def merge_command(method, route_path, sort_keys, limit, text):
     time in general.
     """
     folder = profile_folder()
-    ids = catalog.route_profiles(folder, method, route_path)
+    ids = listing.route_profiles(folder, method, route_path)
     if not ids:
         raise click.ClickException(
             f"no profiles of {method.upper()} {printable(route_path)!r} in {folder}"
         )
     try:
-        stats = catalog.merge(catalog.profile_path(folder, profile_id) for profile_id in ids)
-    except catalog.ProfileError as error:
+        stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
+    except ProfileError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"MERGED: {len(ids)} profiles of {method.upper()} {route_path!r}")
     report = console_report(stats, route_path, sort_keys or DEFAULT_PSTATS_SORT, limit, text)

@@ -6,7 +6,7 @@ import pstats
 import re
 
 from tracker_07.dashboard import blueprint
-from tracker_07.profiles import analysis, files
+from tracker_07.profiles import analysis, index
 from tracker_07.tests.base import ProfiledAppTestCase
 
 
@@ -21,10 +21,10 @@ class DashboardTestCase(ProfiledAppTestCase):
 
     def save_profiles(self, *paths):
         """Request ``paths`` through the profiler and return their index records in order."""
-        before = len(files.read_index(self.profile_dir))
+        before = len(index.read_index(self.profile_dir))
         for path in paths:
             self.client.get(path)
-        return files.read_index(self.profile_dir)[before:]
+        return index.read_index(self.profile_dir)[before:]
 
     def page(self, url, status=200):
         """GET a dashboard page, check its status and return its text."""
@@ -110,9 +110,9 @@ class ProfileListTestCase(DashboardTestCase):
         self.assertIn(html.escape("/<script>alert(1)</script>"), text)
 
     def test_dashboard_requests_are_never_profiled(self):
-        count = len(files.read_index(self.profile_dir))
+        count = len(index.read_index(self.profile_dir))
         self.page("/dashboard/profiles/")
-        self.assertEqual(len(files.read_index(self.profile_dir)), count)
+        self.assertEqual(len(index.read_index(self.profile_dir)), count)
 
 
 class ProfilePageTestCase(DashboardTestCase):
@@ -217,7 +217,7 @@ class CompareTestCase(DashboardTestCase):
     def test_merged_routes(self):
         self.save_profiles("/words/fast", "/words/fast", "/index")
         stats = [pstats.Stats(os.path.join(self.profile_dir, r["id"]))
-                 for r in files.read_index(self.profile_dir) if r["path"] == "/words/fast"]
+                 for r in index.read_index(self.profile_dir) if r["path"] == "/words/fast"]
         text = self.page("/dashboard/profiles/route?method=GET&path=/words/fast")
         self.assertIn("2 profiles added together", text)
         self.assertIn(f"{sum(s.total_calls for s in stats)} function calls", text)
@@ -230,3 +230,4 @@ class CompareTestCase(DashboardTestCase):
         self.assertIn('name="a"', self.page("/dashboard/profiles/compare"))
         self.page("/dashboard/profiles/compare?a=route:GET:/nothing&b=route:GET:/index", 404)
         self.page("/dashboard/profiles/route?method=GET&path=nope", 400)
+

@@ -7,7 +7,7 @@ import unittest
 from flask import Flask
 
 from tracker_07.profiles import analysis, cli
-from tracker_07.profiles.files import append_index, read_index
+from tracker_07.profiles.index import append_index, read_index
 from tracker_07.tests import profile_fixtures as fx
 
 

@@ -1,0 +1,16 @@
+"""The errors a saved profile or the profile folder can raise, shared by every reader of them.
+
+Their messages name profile ids and never server paths, since the dashboard shows them.
+"""
+
+
+class ProfileError(Exception):
+    """Base class of the errors a saved profile can raise."""
+
+
+class ProfileNotFound(ProfileError):
+    """The id is not a safe profile name, or no such file is directly in the folder."""
+
+
+class CorruptProfile(ProfileError):
+    """The file exists but is not readable pstats data."""
