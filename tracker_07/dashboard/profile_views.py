@@ -202,8 +202,8 @@ def compare():
 @bp.route("/profiles/prune", methods=["POST"])
 def prune():
     """Delete saved profiles beyond a count or older than some days (POST with CSRF)."""
-    keep = _form_number("keep")
-    days = _form_number("older_than_days")
+    keep = _form_number("keep", listing.MAX_KEEP)
+    days = _form_number("older_than_days", listing.MAX_AGE_DAYS)
     if keep is None and days is None:
         flash("Give a number of profiles to keep, an age in days, or both.", "error")
     else:
@@ -222,11 +222,11 @@ def delete(profile_id):
     return redirect(url_for("dashboard.profiles"))
 
 
-def _form_number(name):
-    """Read a non-negative whole number from the posted form (empty means not given)."""
+def _form_number(name, high):
+    """Read a whole number from 0 to ``high`` from the posted form (empty means not given)."""
     value = request.form.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit():
-        abort(400, f"{name} must be a whole number of 0 or more.")
+    if not (value.isascii() and value.isdigit() and len(value) <= 12 and int(value) <= high):
+        abort(400, f"{name} must be a whole number from 0 to {high}.")
     return int(value)

@@ -8,6 +8,7 @@ Errors are one line on stderr with exit status 1, never a traceback.
 import datetime
 import io
 import json
+import math
 import os
 import pstats
 import re
@@ -302,14 +303,33 @@ def export_command(profile_id, export_format, output):
         target.write(text)
 
 
+class Days(click.FloatRange):
+    """A number of days from 0 to MAX_AGE_DAYS; NaN is refused too (no bound check catches it)."""
+
+    name = "days"
+
+    def __init__(self):
+        super().__init__(0, listing.MAX_AGE_DAYS)
+
+    def convert(self, value, param, ctx):
+        """Convert like FloatRange, then fail on NaN like on any other bad number."""
+        days = super().convert(value, param, ctx)
+        if math.isnan(days):
+            self.fail(f"{value!r} is not a number of days.", param, ctx)
+        return days
+
+
 @profiles_group.command("prune")
 @click.option(
-    "--keep", type=click.IntRange(min=0), metavar="N", help="Keep only the N newest profiles."
+    "--keep",
+    type=click.IntRange(0, listing.MAX_KEEP),
+    metavar="N",
+    help="Keep only the N newest profiles.",
 )
 @click.option(
     "--older-than",
     "older_than_days",
-    type=click.FloatRange(min=0),
+    type=Days(),
     metavar="DAYS",
     help="Remove profiles older than DAYS days.",
 )

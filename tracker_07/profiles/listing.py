@@ -23,6 +23,10 @@ from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
 #: Columns the list can be sorted by (index record keys).
 SORT_KEYS = ("method", "path", "status", "elapsed_ms", "time", "calls", "overlapped")
 MAX_PER_PAGE = 1000
+#: The most profiles ``prune`` may be told to keep, and the oldest age in days it accepts:
+#: far beyond any real folder, yet small enough for exact arithmetic on times.
+MAX_KEEP = 10**9
+MAX_AGE_DAYS = 100_000
 
 #: Werkzeug's stock ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof`` names.
 WERKZEUG_NAME_RE = re.compile(
@@ -240,14 +244,19 @@ def route_profiles(folder, method, path):
     return [record["id"] for record in records]
 
 
-def profiles_to_prune(records, *, keep=None, older_than_days=None, now=None):
-    """Pick the records to remove: all but the ``keep`` newest, and all older than the age."""
+def check_prune_limits(keep=None, older_than_days=None):
+    """Refuse prune limits that are missing, negative, not finite or absurdly large."""
     if keep is None and older_than_days is None:
         raise ValueError("prune needs keep or older_than_days")
-    if keep is not None and keep < 0:
-        raise ValueError("keep must be 0 or more")
-    if older_than_days is not None and older_than_days < 0:
-        raise ValueError("older_than_days must be 0 or more")
+    if keep is not None and not 0 <= keep <= MAX_KEEP:
+        raise ValueError(f"keep must be a whole number from 0 to {MAX_KEEP}")
+    if older_than_days is not None and not 0 <= older_than_days <= MAX_AGE_DAYS:
+        raise ValueError(f"older_than_days must be a number of days from 0 to {MAX_AGE_DAYS}")
+
+
+def profiles_to_prune(records, *, keep=None, older_than_days=None, now=None):
+    """Pick the records to remove: all but the ``keep`` newest, and all older than the age."""
+    check_prune_limits(keep, older_than_days)
     newest_first = sorted(records, key=lambda r: (-(r["time"] or 0.0), r["id"]))
     doomed = set()
     if keep is not None:

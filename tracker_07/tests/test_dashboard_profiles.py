@@ -6,7 +6,7 @@ import pstats
 import re
 
 from tracker_07.dashboard import blueprint
-from tracker_07.profiles import analysis, index
+from tracker_07.profiles import analysis, index, listing
 from tracker_07.tests.base import ProfiledAppTestCase
 
 
@@ -25,6 +25,11 @@ class DashboardTestCase(ProfiledAppTestCase):
         for path in paths:
             self.client.get(path)
         return index.read_index(self.profile_dir)[before:]
+
+    def csrf_token(self):
+        """Open the list page and return the CSRF token of its prune form."""
+        text = self.page("/dashboard/profiles/")
+        return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
 
     def page(self, url, status=200):
         """GET a dashboard page, check its status and return its text."""
@@ -231,3 +236,26 @@ class CompareTestCase(DashboardTestCase):
         self.page("/dashboard/profiles/compare?a=route:GET:/nothing&b=route:GET:/index", 404)
         self.page("/dashboard/profiles/route?method=GET&path=nope", 400)
 
+
+class PruneFormTestCase(DashboardTestCase):
+    """The prune form refuses odd numbers with a 400 that says why, and deletes nothing."""
+
+    def test_odd_numbers_are_a_clear_400(self):
+        self.save_profiles("/index", "/words/fast")
+        token = self.csrf_token()
+        for field in ("keep", "older_than_days"):
+            for value in ("²", "9" * 400, "1.5", "-1", "٣"):
+                with self.subTest(field=field, value=value):
+                    response = self.client.post("/dashboard/profiles/prune",
+                                                data={field: value, "csrf_token": token})
+                    self.assertEqual(response.status_code, 400)
+                    self.assertIn(f"{field} must be a whole number from 0 to",
+                                  response.get_data(as_text=True))
+        self.assertEqual(len(self.prof_files()), 2)
+
+    def test_largest_numbers_are_accepted(self):
+        self.save_profiles("/index")
+        response = self.client.post("/dashboard/profiles/prune", follow_redirects=True, data={
+            "keep": str(listing.MAX_KEEP), "older_than_days": str(listing.MAX_AGE_DAYS),
+            "csrf_token": self.csrf_token()})
+        self.assertIn(b"Removed 0 profile(s).", response.data)

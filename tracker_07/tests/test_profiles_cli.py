@@ -257,6 +257,18 @@ class PruneMergeTest(CliTestCase):
         self.assertIn("--keep", result.output)
         self.assertEqual(len(read_index(self.folder)), 3)
 
+    def test_prune_refuses_odd_numbers(self):
+        """Superscript digits, NaN and 400 nines are usage errors that remove nothing."""
+        for option in ("--keep", "--older-than"):
+            for value in ("²", "9" * 400, "nan", "-1"):
+                with self.subTest(option=option, value=value):
+                    result = self.run_cli("prune", option, value)
+                    self.assertEqual(result.exit_code, 2, result.output)
+                    self.assertIn(f"Invalid value for '{option}'", result.output)
+                    self.assertNotIn("Traceback", result.output)
+        self.assertEqual(len(read_index(self.folder)), 3)
+        self.assertEqual(len(os.listdir(self.folder)), 4)
+
     def test_prune_keep(self):
         """--keep 1 removes the two oldest and says which."""
         result = self.run_cli("prune", "--keep", "1")

@@ -362,8 +362,11 @@ class PruneTest(fx.TempFolderTestCase):
         self.assertEqual(fx.index_lines(self.folder), before)
 
     def test_bad_arguments(self):
-        """No criterion, or a negative one, is refused."""
-        for kwargs in ({}, {"keep": -1}, {"older_than_days": -1}):
+        """No criterion, or a negative, NaN or absurdly large one, is refused."""
+        too_many, too_old = listing.MAX_KEEP + 1, listing.MAX_AGE_DAYS + 1
+        for kwargs in ({}, {"keep": -1}, {"older_than_days": -1}, {"keep": too_many},
+                       {"older_than_days": float("nan")}, {"older_than_days": 10**400},
+                       {"older_than_days": too_old}):
             with self.subTest(kwargs=kwargs), self.assertRaises(ValueError):
                 listing.prune(self.folder, **kwargs)
 
