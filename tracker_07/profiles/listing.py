@@ -223,13 +223,16 @@ def find_record(folder, profile_id):
 
 
 def profile_path(folder, profile_id):
-    """Return the absolute path of a profile directly inside ``folder``, refusing anything else."""
+    """Return the absolute path of a profile directly inside ``folder``, refusing anything else.
+
+    The error names the id, never the folder: the dashboard shows it to its users.
+    """
     if not is_safe_name(profile_id):
         raise ProfileNotFound(f"not a profile id: {profile_id!r}")
     root = os.path.realpath(folder)
     path = os.path.realpath(os.path.join(root, profile_id))
     if os.path.dirname(path) != root or not os.path.isfile(path):
-        raise ProfileNotFound(f"no profile {profile_id!r} in {folder}")
+        raise ProfileNotFound(f"no profile {profile_id!r} in the profile folder")
     return path
 
 

@@ -62,8 +62,9 @@ def clear_cache():
 
 
 def _reason(error):
-    """Describe an exception in one short line."""
-    text = str(error).splitlines()[0] if str(error) else ""
+    """Describe an exception in one short line without the file's path (pages show it)."""
+    text = error.strerror if isinstance(error, OSError) else str(error)
+    text = text.splitlines()[0] if text else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -259,3 +259,19 @@ class PruneFormTestCase(DashboardTestCase):
             "keep": str(listing.MAX_KEEP), "older_than_days": str(listing.MAX_AGE_DAYS),
             "csrf_token": self.csrf_token()})
         self.assertIn(b"Removed 0 profile(s).", response.data)
+
+
+class NotFoundTestCase(DashboardTestCase):
+    """An unknown profile id is named on the page and in the JSON; server paths never are."""
+
+    def test_page_and_json_name_the_id_not_the_folder(self):
+        self.save_profiles("/index")
+        missing = "GET.gone.1ms.1700000000000.1-1.prof"
+        text = self.page(f"/dashboard/profiles/{missing}", 404)
+        self.assertIn(missing, text)
+        response = self.client.get(f"/dashboard/api/profiles/{missing}")
+        self.assertEqual(response.status_code, 404)
+        self.assertIn(missing, response.get_json()["error"])
+        for body in (text, response.get_data(as_text=True)):
+            self.assertNotIn(self.tmp, body)
+            self.assertNotIn(os.path.realpath(self.tmp), body)

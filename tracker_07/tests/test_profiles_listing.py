@@ -285,6 +285,15 @@ class ProfilePathTest(fx.TempFolderTestCase):
             with self.subTest(profile_id=bad), self.assertRaises(ProfileNotFound):
                 listing.profile_path(self.folder, bad)
 
+    def test_not_found_names_the_id_never_the_folder(self):
+        """The message the dashboard shows says which id is missing and nothing about paths."""
+        missing = fx.fake_name(seq=77)
+        with self.assertRaises(ProfileNotFound) as caught:
+            listing.profile_path(self.folder, missing)
+        self.assertIn(repr(missing), str(caught.exception))
+        self.assertNotIn(self.folder, str(caught.exception))
+        self.assertNotIn(os.path.realpath(self.folder), str(caught.exception))
+
     def test_symlink_out_of_folder_is_refused(self):
         """A symlink pointing outside the folder is not followed."""
         outside = tempfile.mkdtemp()

@@ -55,6 +55,14 @@ class LoadStatsTest(fx.TempFolderTestCase):
         with self.assertRaises(ProfileNotFound):
             saved.load_stats(os.path.join(self.folder, "nope.prof"))
 
+    def test_errors_never_show_the_server_path(self):
+        """An OSError's message names the file alone, since the dashboard shows it."""
+        with self.assertRaises(CorruptProfile) as caught:
+            saved.load_stats(self.folder)
+        message = str(caught.exception)
+        self.assertIn("IsADirectoryError: Is a directory", message)
+        self.assertNotIn(os.path.dirname(self.folder), message)
+
     def test_profile_module_counts_are_accepted(self):
         """The pure-Python profile module's count-only caller values are valid data."""
         func, caller = ("a.py", 1, "f"), ("a.py", 9, "g")
