@@ -3,7 +3,7 @@ import datetime
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from ..profiles.errors import CorruptProfile, ProfileNotFound
+from ..profiles.errors import CorruptProfile, NotAFolder, ProfileNotFound
 from . import security
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")
@@ -60,3 +60,10 @@ def profile_not_found(error):
 def corrupt_profile(error):
     """Answer an unreadable ``.prof`` file with a page that names the problem, not a 500."""
     return error_response("This profile cannot be read", str(error), 422)
+
+
+@bp.errorhandler(NotAFolder)
+def not_a_folder(error):
+    """Answer a PROFILER_DIR that names a file with a 503 that says so, not a 500."""
+    current_app.logger.warning("PROFILER_DIR %s is not a folder", error.folder)
+    return error_response("No profile folder", str(error), 503)

@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from tracker_07.profiles import analysis, listing
-from tracker_07.profiles.errors import ProfileError, ProfileNotFound
+from tracker_07.profiles.errors import NotAFolder, ProfileError, ProfileNotFound
 from tracker_07.profiles.stats import load_stats, merge
 
 PSTATS_SORT_KEYS = sorted(pstats.Stats.sort_arg_dict_default)
@@ -28,7 +28,23 @@ DEFAULT_PSTATS_SORT = ("tottime", "calls")
 EXPORT_FORMATS = ("collapsed", "speedscope", "prof")
 PATH_COLUMN_WIDTH = 40
 
-profiles_group = AppGroup(
+
+class ProfilesGroup(AppGroup):
+    """A command group that turns any saved-profile error into a one-line CLI error."""
+
+    def invoke(self, ctx):
+        """Run the command; a ProfileError ends it with ``Error: ...`` and status 1."""
+        try:
+            return super().invoke(ctx)
+        except NotAFolder as error:
+            raise click.ClickException(
+                f"PROFILER_DIR {printable(error.folder)} is not a folder."
+            ) from error
+        except ProfileError as error:
+            raise click.ClickException(str(error)) from error
+
+
+profiles_group = ProfilesGroup(
     "profiles", help="List, show, compare, export and prune the saved request profiles."
 )
 
@@ -73,14 +89,6 @@ def resolve_profile(folder, reference):
     if not matches or not reference:
         raise click.ClickException(f"no profile {printable(reference)!r} in {folder}")
     return listing.profile_path(folder, matches[0]["id"]), matches[0]
-
-
-def load(path):
-    """Load a profile, turning a missing or corrupt file into a one-line CLI error."""
-    try:
-        return load_stats(path)
-    except ProfileError as error:
-        raise click.ClickException(str(error)) from error
 
 
 def console_report(stats, path_info, sort_keys, limit, text=None):
@@ -207,7 +215,7 @@ def show_command(profile_id, sort_keys, limit, text):
     unique prefix of one, or the path of any .prof file.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load(path)
+    stats = load_stats(path)
     path_info = record["path"] if record["path"] is not None else record["id"]
     report = console_report(stats, path_info, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)
@@ -247,8 +255,8 @@ def compare_command(before_id, after_id, key, limit):
     0.1 ms or 5% count as noise.  Both ids may be prefixes or .prof paths.
     """
     folder = profile_folder()
-    before = load(resolve_profile(folder, before_id)[0])
-    after = load(resolve_profile(folder, after_id)[0])
+    before = load_stats(resolve_profile(folder, before_id)[0])
+    after = load_stats(resolve_profile(folder, after_id)[0])
     result = analysis.diff(before, after, key=key)
     totals = result["totals"]
     click.echo(
@@ -290,7 +298,7 @@ def export_command(profile_id, export_format, output):
     The stacks never split a function's time between several callers.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load(path)
+    stats = load_stats(path)
     if export_format == "prof":
         with open(path, "rb") as source, click.open_file(output, "wb") as target:
             shutil.copyfileobj(source, target)
@@ -366,10 +374,7 @@ def merge_command(method, route_path, sort_keys, limit, text):
         raise click.ClickException(
             f"no profiles of {method.upper()} {printable(route_path)!r} in {folder}"
         )
-    try:
-        stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
-    except ProfileError as error:
-        raise click.ClickException(str(error)) from error
+    stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
     click.echo(f"MERGED: {len(ids)} profiles of {method.upper()} {route_path!r}")
     report = console_report(stats, route_path, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)

@@ -14,3 +14,13 @@ class ProfileNotFound(ProfileError):
 
 class CorruptProfile(ProfileError):
     """The file exists but is not readable pstats data."""
+
+
+class NotAFolder(ProfileError):
+    """PROFILER_DIR names a file (or a path through one), so no profile can be listed."""
+
+    def __init__(self, folder):
+        super().__init__("PROFILER_DIR is not a folder: point it to a folder, "
+                         "or move the file that has its name.")
+        #: The configured folder, for messages only the server's operator sees (the CLI).
+        self.folder = folder

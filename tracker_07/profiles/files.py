@@ -14,6 +14,8 @@ import marshal
 import os
 import re
 
+from .errors import NotAFolder
+
 PROFILE_SUFFIX = ".prof"
 MAX_SLUG_LENGTH = 80
 
@@ -87,7 +89,10 @@ def is_safe_name(name):
 
 
 def profile_entries(folder):
-    """Map the name of every regular ``.prof`` file directly in ``folder`` to its DirEntry."""
+    """Map the name of every regular ``.prof`` file directly in ``folder`` to its DirEntry.
+
+    A missing folder has no profiles yet; a file in the folder's place raises NotAFolder.
+    """
     try:
         with os.scandir(folder) as entries:
             return {
@@ -97,5 +102,7 @@ def profile_entries(folder):
                 and is_safe_name(entry.name)
                 and entry.is_file(follow_symlinks=False)
             }
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return {}
+    except NotADirectoryError as error:
+        raise NotAFolder(folder) from error

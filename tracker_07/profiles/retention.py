@@ -3,6 +3,7 @@ import logging
 import threading
 
 from . import listing
+from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class FolderRetention:
             removed = listing.prune(self.folder, dry_run=True, **limits)
             if removed:  # rewriting the index only when something goes keeps it cheap
                 removed = listing.prune(self.folder, **limits)
-        except OSError as error:
+        except (OSError, ProfileError) as error:
             logger.warning("Could not prune old profiles in %s: %s", self.folder, error)
             return []
         finally:

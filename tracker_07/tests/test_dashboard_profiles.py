@@ -7,7 +7,7 @@ import re
 
 from tracker_07.dashboard import blueprint
 from tracker_07.profiles import analysis, index, listing
-from tracker_07.tests.base import ProfiledAppTestCase
+from tracker_07.tests.base import AppTestCase, ProfiledAppTestCase
 
 
 class DashboardTestCase(ProfiledAppTestCase):
@@ -275,3 +275,21 @@ class NotFoundTestCase(DashboardTestCase):
         for body in (text, response.get_data(as_text=True)):
             self.assertNotIn(self.tmp, body)
             self.assertNotIn(os.path.realpath(self.tmp), body)
+
+
+class FolderIsAFileTestCase(AppTestCase):
+    """A file where the profile folder should be is a clear 503 page, not a 500."""
+
+    def test_pages_and_json_say_so(self):
+        folder = os.path.join(self.tmp, "profiles")
+        with open(folder, "w", encoding="ascii") as file:
+            file.write("not a folder")
+        app = self.make_app("testing", PROFILER_DIR=folder, DASHBOARD_ENABLED=True,
+                            TRACKER_ENABLED=True)
+        client = app.test_client()
+        for url in ("/dashboard/", "/dashboard/profiles/", "/dashboard/api/profiles"):
+            with self.subTest(url=url):
+                response = client.get(url)
+                self.assertEqual(response.status_code, 503)
+                self.assertIn("PROFILER_DIR is not a folder", response.get_data(as_text=True))
+                self.assertNotIn(self.tmp, response.get_data(as_text=True))

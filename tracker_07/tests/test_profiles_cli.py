@@ -239,6 +239,18 @@ class CompareExportTest(CliTestCase):
         self.assert_one_line_error(self.run_cli("export", "bad.prof"), "bad.prof")
 
 
+class FolderIsAFileTest(CliTestCase):
+    """A file where PROFILER_DIR should be is a one-line error, not a traceback."""
+
+    def test_list_says_the_folder_is_a_file(self):
+        folder = fx.write_raw(self.folder, "plain-file", b"x")
+        runner = make_app(folder).test_cli_runner()
+        for args in (["list"], ["prune", "--keep", "1"], ["merge", "--path", "/r"]):
+            with self.subTest(args=args):
+                result = runner.invoke(args=["profiles", *args])
+                self.assert_one_line_error(result, f"PROFILER_DIR {folder} is not a folder.")
+
+
 class PruneMergeTest(CliTestCase):
     """``flask profiles prune`` and ``flask profiles merge``."""
 

@@ -5,6 +5,7 @@ import tempfile
 import unittest
 
 from tracker_07.profiles import files
+from tracker_07.profiles.errors import NotAFolder
 from tracker_07.tests import profile_fixtures as fx
 
 
@@ -56,6 +57,16 @@ class ProfileFilesTestCase(unittest.TestCase):
         os.mkdir(os.path.join(self.folder, "dir.prof"))
         self.assertEqual(list(files.profile_entries(self.folder)), ["a.prof"])
         self.assertEqual(files.profile_entries(os.path.join(self.folder, "nope")), {})
+
+    def test_a_file_in_the_folders_place_is_not_a_folder(self):
+        """A file where the folder should be raises NotAFolder, whose message has no path."""
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        for folder in (path, os.path.join(path, "below")):
+            with self.subTest(folder=folder), self.assertRaises(NotAFolder) as caught:
+                files.profile_entries(folder)
+            self.assertEqual(caught.exception.folder, folder)
+            self.assertIn("PROFILER_DIR is not a folder", str(caught.exception))
+            self.assertNotIn(self.folder, str(caught.exception))
 
 
 if __name__ == "__main__":

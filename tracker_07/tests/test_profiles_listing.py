@@ -9,7 +9,7 @@ import unittest
 from unittest import mock
 
 from tracker_07.profiles import listing
-from tracker_07.profiles.errors import ProfileNotFound
+from tracker_07.profiles.errors import NotAFolder, ProfileNotFound
 from tracker_07.profiles.index import INDEX_NAME, append_index, read_index
 from tracker_07.tests import profile_fixtures as fx
 
@@ -72,6 +72,14 @@ class CatalogRecordsTest(fx.TempFolderTestCase):
         target = fx.write_raw(tempfile.mkdtemp(dir=self.folder), "real.prof", {})
         os.symlink(target, os.path.join(self.folder, "link.prof"))
         self.assertEqual(listing.list_profiles(self.folder).total, 0)
+
+    def test_file_in_the_folders_place_is_not_a_folder(self):
+        """A file where the folder should be is NotAFolder for listing and pruning alike."""
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        for call in (listing.list_profiles, listing.catalog_records,
+                     lambda folder: listing.prune(folder, keep=0)):
+            with self.assertRaises(NotAFolder):
+                call(path)
 
     def test_missing_folder_is_an_empty_catalog(self):
         """A folder that does not exist yet lists nothing instead of failing."""

@@ -59,6 +59,12 @@ class FolderRetentionTestCase(unittest.TestCase):
             self.assertEqual(retention.apply(), [])
         self.assertEqual(len(self.remaining()), 5)
 
+    def test_a_file_in_the_folders_place_is_a_warning(self):
+        not_a_folder = os.path.join(self.folder, self.ids[0])
+        with self.assertLogs("tracker_07.profiles.retention", "WARNING") as logs:
+            self.assertEqual(FolderRetention(not_a_folder, max_files=1).apply(), [])
+        self.assertIn("PROFILER_DIR is not a folder", logs.output[0])
+
     def test_a_failing_prune_is_a_warning(self):
         retention = FolderRetention(self.folder, max_files=1)
         with mock.patch.object(listing, "prune", side_effect=PermissionError(13, "denied")), \
