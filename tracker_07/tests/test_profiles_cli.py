@@ -60,7 +60,7 @@ class ListCommandTest(CliTestCase):
         self.assertIn("2 of 2 profiles.", lines[-1])
 
     def test_sort_filters_and_limit(self):
-        """Options reach the catalog: ascending order, path, method, status, ms and limit."""
+        """Options reach the listing: ascending order, path, method, status, ms and limit."""
         fx.write_profile(self.folder, path="/old", start=1_700_000_000.0)
         fx.write_profile(self.folder, path="/new", method="POST", start=1_700_000_100.0)
         fx.write_raw(self.folder, fx.fake_name(slug="bare", elapsed=900), {})

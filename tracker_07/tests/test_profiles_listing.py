@@ -81,7 +81,7 @@ class CatalogRecordsTest(fx.TempFolderTestCase):
             with self.assertRaises(NotAFolder):
                 call(path)
 
-    def test_missing_folder_is_an_empty_catalog(self):
+    def test_missing_folder_is_an_empty_list(self):
         """A folder that does not exist yet lists nothing instead of failing."""
         page = listing.list_profiles(os.path.join(self.folder, "nope"))
         self.assertEqual((page.items, page.total, page.page, page.pages), ([], 0, 1, 1))
