@@ -8,7 +8,7 @@ from flask import abort, current_app, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ..profiles import catalog
+from ..profiles import listing
 from ..tracking import reads
 from ..tracking.cli import EXTENSION_KEY
 from ..tracking.filters import Filters
@@ -70,7 +70,7 @@ def profiles_by_endpoint():
     if not folder:
         return {}
     adapter = current_app.url_map.bind("localhost")
-    records = catalog.catalog_records(folder)
+    records = listing.catalog_records(folder)
     per_path = collections.Counter((record["method"], record["path"]) for record in records)
     counts = collections.Counter()
     for (method, path), saved in per_path.items():

@@ -34,7 +34,7 @@ from pstats import Stats
 
 from werkzeug.middleware import profiler as werkzeug_profiler
 
-from . import files
+from . import files, index
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 
@@ -188,7 +188,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         try:
             record["id"] = files.reserve(self._profile_dir, names)
             self._dump(profile, record["id"])
-            files.append_index(self._profile_dir, record)
+            index.append_index(self._profile_dir, record)
         except OSError as error:
             self._save_failed(request, error)
             return

@@ -13,7 +13,7 @@ from unittest import mock
 from werkzeug.middleware.profiler import Profile, ProfilerMiddleware
 from werkzeug.test import Client, create_environ
 
-from tracker_07.profiles import files
+from tracker_07.profiles import files, index
 from tracker_07.profiles.middleware import SafeProfilerMiddleware
 from tracker_07.tests.test_profiler import report_blocks
 
@@ -41,7 +41,7 @@ class MiddlewareTestCase(unittest.TestCase):
         """Return the names of the saved profiles, in name order."""
         if not os.path.isdir(self.folder):
             return []
-        return sorted(name for name in os.listdir(self.folder) if name != files.INDEX_NAME)
+        return sorted(name for name in os.listdir(self.folder) if name != index.INDEX_NAME)
 
     def load(self, name):
         """Load a saved profile with pstats, as snakeviz and gprof2dot do."""
@@ -49,8 +49,8 @@ class MiddlewareTestCase(unittest.TestCase):
 
     def index_records(self):
         """Return every index record, whatever its file name."""
-        with open(os.path.join(self.folder, files.INDEX_NAME), encoding="ascii") as index:
-            return files.parse_index_lines(index.readlines())
+        with open(os.path.join(self.folder, index.INDEX_NAME), encoding="ascii") as lines:
+            return index.parse_index_lines(lines.readlines())
 
 
 class WerkzeugArgumentsTestCase(MiddlewareTestCase):
@@ -211,7 +211,7 @@ class FilenameFormatTestCase(MiddlewareTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertIn("No space left on device", logs.output[0])
         self.assertEqual(self.saved(), [])
-        self.assertFalse(os.path.exists(os.path.join(self.folder, files.INDEX_NAME)))
+        self.assertFalse(os.path.exists(os.path.join(self.folder, index.INDEX_NAME)))
         self.assertEqual(middleware.counts, {"profiled": 1, "not_profiled": 0, "ignored": 0,
                                              "saved": 0, "save_failed": 1})
 

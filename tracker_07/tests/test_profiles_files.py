@@ -1,17 +1,17 @@
-"""Naming, writing and indexing ``.prof`` files."""
+"""Naming, writing and finding ``.prof`` files."""
 import itertools
-import json
 import os
 import shutil
 import tempfile
-import threading
 import unittest
 
-from tracker_07.profiles import catalog, files
+from tracker_07.profiles import files
+from tracker_07.profiles.errors import NotAFolder
+from tracker_07.tests import profile_fixtures as fx
 
 
 class ProfileFilesTestCase(unittest.TestCase):
-    """File names are unique, safe and readable back; the index survives damage."""
+    """File names are unique, safe and readable back; only real profile files are found."""
 
     def setUp(self):
         self.folder = tempfile.mkdtemp(prefix="tracker-files-")
@@ -33,14 +33,6 @@ class ProfileFilesTestCase(unittest.TestCase):
         self.assertEqual(len(files.path_slug("/" + "x" * 500)), files.MAX_SLUG_LENGTH)
         self.assertEqual(files.parse_filename(files.profile_filename("GET", "/", 1, 1))["path"],
                          "/")
-
-    def test_an_existing_file_is_never_overwritten(self):
-        with open(os.path.join(self.folder, "taken.prof"), "wb") as file:
-            file.write(b"first")
-        names = iter(["taken.prof", "free.prof"])
-        self.assertEqual(files.write_stats(self.folder, lambda: next(names), {}), "free.prof")
-        with open(os.path.join(self.folder, "taken.prof"), "rb") as file:
-            self.assertEqual(file.read(), b"first")
 
     def test_reserve_takes_the_first_free_name_and_creates_it_empty(self):
         with open(os.path.join(self.folder, "a.prof"), "wb") as file:
@@ -88,45 +80,41 @@ class ProfileFilesTestCase(unittest.TestCase):
                 with open(os.path.join(self.folder, safe + "-999"), "xb"):
                     pass  # the file system takes it, with room for a number
 
-    def test_damaged_index_lines_are_skipped(self):
-        good = {"id": files.profile_filename("GET", "/a", 1, 1), "path": "/a"}
-        files.append_index(self.folder, good)
-        with open(os.path.join(self.folder, files.INDEX_NAME), "a", encoding="ascii") as index:
-            index.write('{"id": "../escape.prof"}\nnot json\n[1, 2]\n{"id": 3')
-        self.assertEqual(files.read_index(self.folder), [good])
+    def test_an_existing_file_is_never_overwritten(self):
+        with open(os.path.join(self.folder, "taken.prof"), "wb") as file:
+            file.write(b"first")
+        names = iter(["taken.prof", "free.prof"])
+        self.assertEqual(files.write_stats(self.folder, lambda: next(names), {}), "free.prof")
+        with open(os.path.join(self.folder, "taken.prof"), "rb") as file:
+            self.assertEqual(file.read(), b"first")
 
-    def test_long_paths_are_cut_in_the_index(self):
-        files.append_index(self.folder, {"id": "x", "path": "/" + "p" * 5000})
-        with open(os.path.join(self.folder, files.INDEX_NAME), encoding="ascii") as index:
-            record = json.loads(index.readline())
-        self.assertEqual(len(record["path"]), files.MAX_INDEXED_PATH_LENGTH)
+    def test_safe_names(self):
+        """Tracker ids and plain names are safe; anything with separators is not."""
+        self.assertTrue(files.is_safe_name(fx.fake_name()))
+        self.assertTrue(files.is_safe_name("GET.a b.3ms.1700000000.prof"))
+        bad_names = ("a/b.prof", "..prof", "a\nb.prof", "x.prof\n", "x" * 300 + ".prof", b"x.prof")
+        for name in bad_names:
+            self.assertFalse(files.is_safe_name(name), name)
 
-    def test_missing_index_is_empty(self):
-        self.assertEqual(files.read_index(os.path.join(self.folder, "nowhere")), [])
+    def test_profile_entries(self):
+        """Only safe, regular ``.prof`` files count; a missing folder has none."""
+        fx.write_raw(self.folder, "a.prof", {})
+        fx.write_raw(self.folder, ".hidden.prof", {})
+        fx.write_raw(self.folder, "notes.txt", b"x")
+        os.mkdir(os.path.join(self.folder, "dir.prof"))
+        self.assertEqual(list(files.profile_entries(self.folder)), ["a.prof"])
+        self.assertEqual(files.profile_entries(os.path.join(self.folder, "nope")), {})
+
+    def test_a_file_in_the_folders_place_is_not_a_folder(self):
+        """A file where the folder should be raises NotAFolder, whose message has no path."""
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        for folder in (path, os.path.join(path, "below")):
+            with self.subTest(folder=folder), self.assertRaises(NotAFolder) as caught:
+                files.profile_entries(folder)
+            self.assertEqual(caught.exception.folder, folder)
+            self.assertIn("PROFILER_DIR is not a folder", str(caught.exception))
+            self.assertNotIn(self.folder, str(caught.exception))
 
 
 if __name__ == "__main__":
     unittest.main()
-
-
-class IndexRewriteRaceTestCase(unittest.TestCase):
-    """Appends from this process's request threads are never lost to a rewrite of the index."""
-
-    def test_appends_during_rewrites(self):
-        folder = tempfile.mkdtemp(prefix="tracker-race-")
-        self.addCleanup(shutil.rmtree, folder, True)
-        names = []
-
-        def append_many():
-            for number in range(300):
-                name = files.write_stats(
-                    folder, lambda n=number: files.profile_filename("GET", f"/{n}", 1, 1), {})
-                files.append_index(folder, {"id": name, "path": f"/{number}"})
-                names.append(name)
-
-        writer = threading.Thread(target=append_many)
-        writer.start()
-        while writer.is_alive():
-            catalog.rewrite_index(folder)
-        writer.join()
-        self.assertEqual(sorted(r["id"] for r in files.read_index(folder)), sorted(names))
