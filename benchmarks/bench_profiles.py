@@ -40,8 +40,11 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 analysis = importlib.import_module("tracker_07.profiles.analysis")
-catalog = importlib.import_module("tracker_07.profiles.catalog")
+charts = importlib.import_module("tracker_07.dashboard.charts")
 files = importlib.import_module("tracker_07.profiles.files")
+index = importlib.import_module("tracker_07.profiles.index")
+listing = importlib.import_module("tracker_07.profiles.listing")
+saved_stats = importlib.import_module("tracker_07.profiles.stats")
 
 FANOUT = 4
 FUNCTIONS_PER_FILE = 50
@@ -119,7 +122,7 @@ def make_folder(folder, count):
         name = files.profile_filename(method, path, elapsed, start + number)
         pathlib.Path(folder, name).write_bytes(data)
         if number % 100 != 1:
-            files.append_index(folder, index_record(name, method, path, elapsed, start + number))
+            index.append_index(folder, index_record(name, method, path, elapsed, start + number))
         if number % 100 == 2:
             os.remove(os.path.join(folder, name))
 
@@ -144,7 +147,7 @@ def index_record(name, method, path, elapsed, start):
 def settle_folder(folder):
     """Date the folder and index an hour back, as for a folder nobody is writing to."""
     an_hour_ago = time.time() - 3600
-    for path in (os.path.join(folder, files.INDEX_NAME), folder):
+    for path in (os.path.join(folder, index.INDEX_NAME), folder):
         os.utime(path, (an_hour_ago, an_hour_ago))
 
 
@@ -155,7 +158,7 @@ def build_fixture(functions, profiles):
     folder = os.path.join(root, "profiles")
     make_folder(folder, profiles)
     settle_folder(folder)
-    return Fixture(root, big_profile, catalog.load_stats(big_profile), folder, profiles)
+    return Fixture(root, big_profile, saved_stats.load_stats(big_profile), folder, profiles)
 
 
 def analysis_cases(fixture):
@@ -165,14 +168,14 @@ def analysis_cases(fixture):
 
     def page_work():
         analysis.table(stats, limit=30)
-        analysis.flame_layout(analysis.flame_tree(stats), 1200)
+        charts.flame_layout(analysis.flame_tree(stats), 1200)
 
     return [
-        ("load_stats (big profile)", lambda: catalog.load_stats(fixture.big_profile)),
+        ("load_stats (big profile)", lambda: saved_stats.load_stats(fixture.big_profile)),
         ("table, top 30 by tottime", lambda: analysis.table(stats, limit=30)),
         ("table, all rows, text filter", lambda: analysis.table(stats, limit=None, text="f1")),
         ("flame_tree (default limits)", lambda: analysis.flame_tree(stats)),
-        ("flame_layout (1200 px)", lambda: analysis.flame_layout(analysis.flame_tree(stats), 1200)),
+        ("flame_layout (1200 px)", lambda: charts.flame_layout(analysis.flame_tree(stats), 1200)),
         ("table + flame_tree + flame_layout", page_work),
         ("callers_callees", lambda: analysis.callers_callees(stats, mid_function)),
         ("collapsed_stacks (whole tree)", lambda: analysis.collapsed_stacks(stats)),
@@ -180,18 +183,18 @@ def analysis_cases(fixture):
     ]
 
 
-def catalog_cases(fixture):
-    """Time the catalog over the big folder, as the profiles list page will use it."""
+def listing_cases(fixture):
+    """Time listing the big folder, as the profiles list page will use it."""
     folder = fixture.folder
     some_id = sorted(os.listdir(folder))[len(os.listdir(folder)) // 2]
 
     def cold_list(**options):
-        catalog.clear_listing_cache(index_too=True)
-        return catalog.list_profiles(folder, **options)
+        listing.clear_listing_cache(index_too=True)
+        return listing.list_profiles(folder, **options)
 
     def after_new_profile():
-        catalog.clear_listing_cache()
-        return catalog.list_profiles(folder)
+        listing.clear_listing_cache()
+        return listing.list_profiles(folder)
 
     return [
         ("list_profiles, page 1, first listing (whole index parsed)", cold_list),
@@ -200,16 +203,16 @@ def catalog_cases(fixture):
             "list_profiles, by elapsed_ms, page 50, first listing",
             lambda: cold_list(sort="elapsed_ms", page=50),
         ),
-        ("list_profiles, page 1, warm (folder unchanged)", lambda: catalog.list_profiles(folder)),
+        ("list_profiles, page 1, warm (folder unchanged)", lambda: listing.list_profiles(folder)),
         (
             "list_profiles, path + method filter, warm",
-            lambda: catalog.list_profiles(folder, path_contains="/items/5", method="GET"),
+            lambda: listing.list_profiles(folder, path_contains="/items/5", method="GET"),
         ),
         (
             "route_profiles (one route)",
-            lambda: catalog.route_profiles(folder, "GET", "/items/3/detail"),
+            lambda: listing.route_profiles(folder, "GET", "/items/3/detail"),
         ),
-        ("profile_path (one id)", lambda: catalog.profile_path(folder, some_id)),
+        ("profile_path (one id)", lambda: listing.profile_path(folder, some_id)),
     ]
 
 
@@ -224,8 +227,8 @@ def page_cases(fixture):
 
     def get(url, cold=False):
         if cold:
-            catalog.clear_listing_cache(index_too=True)
-            catalog._cached_stats.cache_clear()  # pylint: disable=protected-access
+            listing.clear_listing_cache(index_too=True)
+            saved_stats.clear_cache()
         response = client.get(url)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: HTTP {response.status_code}")
@@ -244,7 +247,7 @@ def page_cases(fixture):
     ]
 
 
-CASE_BUILDERS = [analysis_cases, catalog_cases, page_cases]
+CASE_BUILDERS = [analysis_cases, listing_cases, page_cases]
 
 
 def time_case(function, runs):
@@ -293,7 +296,7 @@ def main(argv=None, extra_cases=()):
     try:
         rows = run_cases(fixture, [*CASE_BUILDERS, *extra_cases], args.runs)
         functions = len(fixture.big_stats.stats)
-        listed = catalog.list_profiles(fixture.folder).total
+        listed = listing.list_profiles(fixture.folder).total
         print(
             f"Python {platform.python_version()}; big profile: {functions} functions; "
             f"folder: {args.profiles} files written, {listed} listed after reconciling.\n"

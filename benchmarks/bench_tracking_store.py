@@ -22,7 +22,8 @@ from flask import Flask
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
-from tracker_07.tracking import Tracking, queries  # noqa: E402
+from tracker_07.tracking import Tracking, filters, reads, writes  # noqa: E402
+from tracker_07.tracking.filters import Filters  # noqa: E402
 from tracker_07.tracking.store import IMMEDIATE  # noqa: E402
 
 
@@ -81,7 +82,7 @@ def fill(tracking, args):
         with tracking.engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
-                return queries.roll_up(conn)
+                return writes.roll_up(conn)
 
     roll_up_ms, rolled = timed(roll_up, 1)
     with tracking.engine.connect() as conn:
@@ -98,24 +99,27 @@ def fill(tracking, args):
 
 def time_queries(engine, args):
     """Median time of each dashboard query; returns the result lines for the table."""
-    now = queries.now()
+    now = filters.now()
     week, day = 7 * 86400, 86400
+
+    def last(seconds, **more):
+        return Filters(since=now - seconds, until=now + 1, **more)
+
     cases = [
         (f"summary, last {args.days + 1:g} days (all rows)",
-         lambda conn: queries.summary(conn, now - (args.days + 1) * day, now + 1)),
-        ("summary, last 24 h", lambda conn: queries.summary(conn, now - day, now + 1)),
-        ("summary, last 1 h", lambda conn: queries.summary(conn, now - 3600, now + 1)),
+         lambda conn: reads.summary(conn, last((args.days + 1) * day))),
+        ("summary, last 24 h", lambda conn: reads.summary(conn, last(day))),
+        ("summary, last 1 h", lambda conn: reads.summary(conn, last(3600))),
         ("summary, one endpoint, 7 d, sort p95",
-         lambda conn: queries.summary(conn, now - week, now + 1,
-                                      endpoint="/api/v1/resource3/<int:id>", sort="p95")),
+         lambda conn: reads.summary(conn, last(week, endpoint="/api/v1/resource3/<int:id>"),
+                                    sort="p95")),
         (f"time_series, {args.days:g} d in 84 buckets (2 h, rollup)",
-         lambda conn: queries.time_series(conn, now - args.days * day, now + 1, 84)),
+         lambda conn: reads.time_series(conn, last(args.days * day), 84)),
         ("time_series, 24 h in 96 buckets (15 min, raw rows)",
-         lambda conn: queries.time_series(conn, now - day, now + 1, 96)),
+         lambda conn: reads.time_series(conn, last(day), 96)),
         ("histogram, one endpoint, 7 d",
-         lambda conn: queries.histogram(conn, now - week, now + 1,
-                                        endpoint="/api/v1/resource0/<int:id>")),
-        ("endpoints", queries.endpoints),
+         lambda conn: reads.histogram(conn, last(week, endpoint="/api/v1/resource0/<int:id>"))),
+        ("endpoints", reads.endpoints),
     ]
     lines = []
     for label, function in cases:
@@ -141,7 +145,7 @@ def main():
         )
         tracking = Tracking(app)
         with tracking.engine.begin() as conn:
-            if queries.row_count(conn):
+            if reads.row_count(conn):
                 sys.exit("the store is not empty; give an empty database")
         results = fill(tracking, args) + time_queries(tracking.engine, args)
         backend = tracking.engine.url.get_backend_name()

@@ -1,9 +1,9 @@
 """The dashboard blueprint, its access rules and what every page's template needs."""
 import datetime
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 
-from ..profiles.catalog import CorruptProfile, ProfileNotFound
+from ..profiles.errors import CorruptProfile, NotAFolder, ProfileNotFound
 from . import security
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")
@@ -43,15 +43,27 @@ def page_globals():
     }
 
 
+def error_response(title, message, status):
+    """Answer an error as JSON to the ``/api/`` routes and as a page to browsers."""
+    if request.endpoint and request.endpoint.endswith("_json"):
+        return jsonify(error=message), status
+    return render_template("dashboard/error.html", title=title, message=message), status
+
+
 @bp.errorhandler(ProfileNotFound)
 def profile_not_found(error):
-    """Answer a bad or unknown profile id with a 404 page that says so."""
-    return render_template("dashboard/error.html", title="Profile not found",
-                           message=str(error)), 404
+    """Answer a bad or unknown profile id with a 404 that names the id (never a server path)."""
+    return error_response("Profile not found", str(error), 404)
 
 
 @bp.errorhandler(CorruptProfile)
 def corrupt_profile(error):
     """Answer an unreadable ``.prof`` file with a page that names the problem, not a 500."""
-    return render_template("dashboard/error.html", title="This profile cannot be read",
-                           message=str(error)), 422
+    return error_response("This profile cannot be read", str(error), 422)
+
+
+@bp.errorhandler(NotAFolder)
+def not_a_folder(error):
+    """Answer a PROFILER_DIR that names a file with a 503 that says so, not a 500."""
+    current_app.logger.warning("PROFILER_DIR %s is not a folder", error.folder)
+    return error_response("No profile folder", str(error), 503)

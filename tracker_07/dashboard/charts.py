@@ -8,6 +8,70 @@ FLAME_WIDTH = 1200
 FLAME_ROW = 20
 CHAR_WIDTH = 7.0
 
+#: What a flame rectangle carries over from its tree node for the page to show.
+RECT_FIELDS = (
+    "label",
+    "name",
+    "func_id",
+    "time",
+    "self_time",
+    "calls",
+    "callers",
+    "split_unknown",
+    "recursive",
+    "virtual",
+    "hidden_children",
+    "hidden_time",
+)
+
+
+def place_children(node, x, node_width):
+    """Give each child of a node its x and width: by time, squeezed to fit the parent."""
+    scale = node_width / node["time"] if node["time"] > 0 else 0.0
+    children_time = sum(child["time"] for child in node["children"])
+    if children_time * scale > node_width:
+        scale = node_width / children_time
+    placed = []
+    for child in node["children"]:
+        placed.append((child, x, child["time"] * scale))
+        x += child["time"] * scale
+    return placed
+
+
+def _rect(node, x, width, depth, total):
+    """Describe one node's rectangle and what a page shows about it."""
+    rect = {field: node[field] for field in RECT_FIELDS}
+    rect.update(
+        node_id=node["id"],
+        x=x,
+        width=width,
+        depth=depth,
+        fraction=node["time"] / total if total > 0 else 0.0,
+    )
+    return rect
+
+
+def flame_layout(tree, width, *, min_width=0.0):
+    """Turn a flame tree into rectangles (x, width, depth) an SVG can draw as they are.
+
+    The root spans ``width``; children sit side by side from their parent's x,
+    in tree order, scaled by time (and squeezed to fit should clock noise make
+    them add up to more than their parent).  Rectangles narrower than
+    ``min_width`` (or empty) are left out with their subtrees.  Sorted by
+    depth, then x.
+    """
+    total = tree["root"]["time"]
+    rects = []
+    stack = [(tree["root"], 0.0, float(width), 0)]
+    while stack:
+        node, x, node_width, depth = stack.pop()
+        rects.append(_rect(node, x, node_width, depth, total))
+        for child, child_x, child_width in place_children(node, x, node_width):
+            if child_width > 0 and child_width >= min_width:
+                stack.append((child, child_x, child_width, depth + 1))
+    rects.sort(key=lambda rect: (rect["depth"], rect["x"]))
+    return rects
+
 
 def flame_rects(rects, row=FLAME_ROW):
     """Place flame layout rectangles (root on top) and give each a fitting label and colour."""

@@ -1,5 +1,6 @@
 """Endpoint timings in the browser: per-endpoint statistics, charts and their JSON."""
 import collections
+import dataclasses
 import datetime
 import time
 
@@ -7,9 +8,10 @@ from flask import abort, current_app, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ..profiles import catalog
-from ..tracking import queries
+from ..profiles import listing
+from ..tracking import reads
 from ..tracking.cli import EXTENSION_KEY
+from ..tracking.filters import Filters
 from ..tracking.store import BUCKET_ERROR
 from . import args, charts
 from .blueprint import bp
@@ -33,38 +35,32 @@ def _moment(name):
 
 
 def selection():
-    """Read the time range and filters of the endpoints page from the query string."""
+    """Read the range name and the ``Filters`` from the query string; bad values are 400s."""
     window = args.choice("range", (*RANGES, "custom"), "1h")
     if window == "custom":
         since, until = _moment("since"), _moment("until")
-        if until <= since:
-            abort(400, "until must be later than since.")
     else:
         until = time.time() + 1
         since = until - RANGES[window]
-    status = request.args.get("status", "").strip().lower() or None
-    if status is not None:
-        try:
-            queries.status_range(status)
-        except ValueError:
-            abort(400, "status must be a code like 404 or a class like 4xx.")
-    return {"range": window, "since": since, "until": until, "endpoint": args.text("endpoint"),
-            "method": args.text("method", 16), "status": status}
+    try:
+        chosen = Filters(endpoint=args.text("endpoint"), method=args.text("method"),
+                         status=args.text("status"), since=since, until=until)
+    except ValueError as error:
+        abort(400, str(error))
+    return window, chosen
 
 
 def read_store(chosen):
     """Query the store for the summary, the charts' data and the filter choices."""
-    filters = {key: chosen[key] for key in ("endpoint", "method", "status")}
-    window = (chosen["since"], chosen["until"])
     with tracking().engine.connect() as conn:
         return {
-            "summary": queries.summary(
-                conn, *window, sort=args.choice("sort", queries.SUMMARY_SORT_KEYS, "count"),
-                descending=args.choice("order", ("asc", "desc"), "desc") == "desc", **filters),
-            "series": queries.time_series(conn, *window, buckets=SERIES_BUCKETS, **filters),
-            "histogram": queries.histogram(conn, *window, **filters),
-            "choices": queries.endpoints(conn),
-            "dropped_in_store": queries.dropped_count(conn),
+            "summary": reads.summary(
+                conn, chosen, sort=args.choice("sort", reads.SUMMARY_SORT_KEYS, "count"),
+                descending=args.choice("order", ("asc", "desc"), "desc") == "desc"),
+            "series": reads.time_series(conn, chosen, buckets=SERIES_BUCKETS),
+            "histogram": reads.histogram(conn, chosen),
+            "choices": reads.endpoints(conn),
+            "dropped_in_store": reads.dropped_count(conn),
         }
 
 
@@ -74,7 +70,7 @@ def profiles_by_endpoint():
     if not folder:
         return {}
     adapter = current_app.url_map.bind("localhost")
-    records = catalog.catalog_records(folder)
+    records = listing.catalog_records(folder)
     per_path = collections.Counter((record["method"], record["path"]) for record in records)
     counts = collections.Counter()
     for (method, path), saved in per_path.items():
@@ -92,10 +88,11 @@ def index():
     extension = tracking()
     if extension is None:
         return render_template("dashboard/endpoints_off.html")
-    chosen = selection()
+    window, chosen = selection()
     data = read_store(chosen)
     return render_template(
-        "dashboard/endpoints.html", chosen=chosen, data=data, stats=extension.stats(),
+        "dashboard/endpoints.html", window=window, chosen=chosen, data=data,
+        stats=extension.stats(),
         time_chart=charts.time_chart(data["series"]),
         histogram=charts.histogram_chart(data["histogram"]),
         profile_counts=profiles_by_endpoint(), bucket_error=BUCKET_ERROR, args=request.args,
@@ -108,8 +105,9 @@ def endpoints_json():
     extension = tracking()
     if extension is None:
         abort(404, "Endpoint tracking is off (TRACKER_ENABLED).")
-    chosen = selection()
-    return jsonify(selection=chosen, tracker=extension.stats(), **read_store(chosen))
+    window, chosen = selection()
+    return jsonify(selection={"range": window, **dataclasses.asdict(chosen)},
+                   tracker=extension.stats(), **read_store(chosen))
 
 
 @bp.errorhandler(SQLAlchemyError)

@@ -5,11 +5,12 @@ import os
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, catalog
+from ..profiles import analysis, errors, index, listing
+from ..profiles.stats import cached_stats, merge
 from . import args, charts
 from .blueprint import bp
 
-LIST_SORTS = catalog.SORT_KEYS
+LIST_SORTS = listing.SORT_KEYS
 #: The table's sort keys, named as pstats names them in "Ordered by: ...".
 TABLE_SORTS = {"ncalls": "call count", "tottime": "internal time",
                "tottime_percall": "internal time per call", "cumtime": "cumulative time",
@@ -42,7 +43,7 @@ def list_filters():
 
 def list_page(filters):
     """Return the page of the profiles list that the query string asks for."""
-    return catalog.list_profiles(
+    return listing.list_profiles(
         profile_folder(), sort=args.choice("sort", LIST_SORTS, "time"),
         descending=args.choice("order", ("asc", "desc"), "desc") == "desc",
         page=args.number("page", 1, low=1), per_page=args.number("per_page", 50, low=1, high=500),
@@ -71,13 +72,13 @@ def load_profile(reference):
     folder = profile_folder()
     if reference.startswith(ROUTE_PREFIX):
         method, _, path = reference[len(ROUTE_PREFIX):].partition(":")
-        ids = catalog.route_profiles(folder, method, path)
+        ids = listing.route_profiles(folder, method, path)
         if not ids:
-            raise catalog.ProfileNotFound(f"no saved profiles of {method} {path}")
-        stats = catalog.merge(catalog.profile_path(folder, profile_id) for profile_id in ids)
+            raise errors.ProfileNotFound(f"no saved profiles of {method} {path}")
+        stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
         return stats, {"id": None, "method": method.upper(), "path": path, "merged": len(ids)}
-    stats = catalog.cached_stats(catalog.profile_path(folder, reference))
-    return stats, dict(catalog.find_record(folder, reference), merged=0)
+    stats = cached_stats(listing.profile_path(folder, reference))
+    return stats, dict(listing.find_record(folder, reference), merged=0)
 
 
 def table_options():
@@ -104,7 +105,7 @@ def profile_page(reference):
     options = table_options()
     table = stats_table(stats, options)
     tree = analysis.flame_tree(stats)
-    rects = charts.flame_rects(analysis.flame_layout(tree, charts.FLAME_WIDTH, min_width=0.5))
+    rects = charts.flame_rects(charts.flame_layout(tree, charts.FLAME_WIDTH, min_width=0.5))
     selected = None
     if request.args.get("fn"):
         try:
@@ -155,7 +156,7 @@ def function_json(profile_id, func_id):
 @bp.route("/profiles/<profile_id>/download")
 def download(profile_id):
     """Send the ``.prof`` file itself, for snakeviz, gprof2dot or pstats."""
-    path = catalog.profile_path(profile_folder(), profile_id)
+    path = listing.profile_path(profile_folder(), profile_id)
     return send_file(path, mimetype="application/octet-stream", as_attachment=True,
                      download_name=os.path.basename(path))
 
@@ -191,7 +192,7 @@ def compare():
         result = analysis.diff(before_stats, after_stats, key=key)
         result["rows"] = result["rows"][:limit]
         records = (before_record, after_record)
-    recent = catalog.list_profiles(profile_folder(), per_page=200).items
+    recent = listing.list_profiles(profile_folder(), per_page=200).items
     routes = sorted({(item["method"], item["path"]) for item in recent if item["path"]})
     return render_template("dashboard/compare.html", result=result, records=records,
                            before=before, after=after, key=key, limit=limit, recent=recent,
@@ -201,12 +202,12 @@ def compare():
 @bp.route("/profiles/prune", methods=["POST"])
 def prune():
     """Delete saved profiles beyond a count or older than some days (POST with CSRF)."""
-    keep = _form_number("keep")
-    days = _form_number("older_than_days")
+    keep = _form_number("keep", listing.MAX_KEEP)
+    days = _form_number("older_than_days", listing.MAX_AGE_DAYS)
     if keep is None and days is None:
         flash("Give a number of profiles to keep, an age in days, or both.", "error")
     else:
-        removed = catalog.prune(profile_folder(), keep=keep, older_than_days=days)
+        removed = listing.prune(profile_folder(), keep=keep, older_than_days=days)
         flash(f"Removed {len(removed)} profile(s).", "info")
     return redirect(url_for("dashboard.profiles"))
 
@@ -215,17 +216,17 @@ def prune():
 def delete(profile_id):
     """Delete one saved profile (POST with CSRF)."""
     folder = profile_folder()
-    os.remove(catalog.profile_path(folder, profile_id))
-    catalog.rewrite_index(folder)
+    os.remove(listing.profile_path(folder, profile_id))
+    index.rewrite_index(folder)
     flash(f"Deleted {profile_id}.", "info")
     return redirect(url_for("dashboard.profiles"))
 
 
-def _form_number(name):
-    """Read a non-negative whole number from the posted form (empty means not given)."""
+def _form_number(name, high):
+    """Read a whole number from 0 to ``high`` from the posted form (empty means not given)."""
     value = request.form.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit():
-        abort(400, f"{name} must be a whole number of 0 or more.")
+    if not (value.isascii() and value.isdigit() and len(value) <= 12 and int(value) <= high):
+        abort(400, f"{name} must be a whole number from 0 to {high}.")
     return int(value)

@@ -8,6 +8,7 @@ Errors are one line on stderr with exit status 1, never a traceback.
 import datetime
 import io
 import json
+import math
 import os
 import pstats
 import re
@@ -17,7 +18,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tracker_07.profiles import analysis, catalog
+from tracker_07.profiles import analysis, listing
+from tracker_07.profiles.errors import NotAFolder, ProfileError, ProfileNotFound
+from tracker_07.profiles.stats import load_stats, merge
 
 PSTATS_SORT_KEYS = sorted(pstats.Stats.sort_arg_dict_default)
 #: Werkzeug's ProfilerMiddleware default order: "internal time, call count".
@@ -25,7 +28,23 @@ DEFAULT_PSTATS_SORT = ("tottime", "calls")
 EXPORT_FORMATS = ("collapsed", "speedscope", "prof")
 PATH_COLUMN_WIDTH = 40
 
-profiles_group = AppGroup(
+
+class ProfilesGroup(AppGroup):
+    """A command group that turns any saved-profile error into a one-line CLI error."""
+
+    def invoke(self, ctx):
+        """Run the command; a ProfileError ends it with ``Error: ...`` and status 1."""
+        try:
+            return super().invoke(ctx)
+        except NotAFolder as error:
+            raise click.ClickException(
+                f"PROFILER_DIR {printable(error.folder)} is not a folder."
+            ) from error
+        except ProfileError as error:
+            raise click.ClickException(str(error)) from error
+
+
+profiles_group = ProfilesGroup(
     "profiles", help="List, show, compare, export and prune the saved request profiles."
 )
 
@@ -51,17 +70,17 @@ def printable(text):
 def resolve_profile(folder, reference):
     """Find a profile by id, by path of a ``.prof`` file, or by unique id prefix.
 
-    Returns the file's absolute path and its catalog record.
+    Returns the file's absolute path and its list record.
     """
     try:
-        return catalog.profile_path(folder, reference), catalog.find_record(folder, reference)
-    except catalog.ProfileNotFound:
+        return listing.profile_path(folder, reference), listing.find_record(folder, reference)
+    except ProfileNotFound:
         pass
     if os.path.isfile(reference):
         path = os.path.abspath(reference)
-        return path, catalog.record_from_name(os.path.basename(path))
+        return path, listing.record_from_name(os.path.basename(path))
     matches = [
-        record for record in catalog.catalog_records(folder) if record["id"].startswith(reference)
+        record for record in listing.catalog_records(folder) if record["id"].startswith(reference)
     ]
     if len(matches) > 1:
         raise click.ClickException(
@@ -69,15 +88,7 @@ def resolve_profile(folder, reference):
         )
     if not matches or not reference:
         raise click.ClickException(f"no profile {printable(reference)!r} in {folder}")
-    return catalog.profile_path(folder, matches[0]["id"]), matches[0]
-
-
-def load(path):
-    """Load a profile, turning a missing or corrupt file into a one-line CLI error."""
-    try:
-        return catalog.load_stats(path)
-    except catalog.ProfileError as error:
-        raise click.ClickException(str(error)) from error
+    return listing.profile_path(folder, matches[0]["id"]), matches[0]
 
 
 def console_report(stats, path_info, sort_keys, limit, text=None):
@@ -147,7 +158,7 @@ def list_line(record):
 @profiles_group.command("list")
 @click.option(
     "--sort",
-    type=click.Choice(catalog.SORT_KEYS),
+    type=click.Choice(listing.SORT_KEYS),
     default="time",
     show_default=True,
     help="Column to sort by.",
@@ -155,7 +166,7 @@ def list_line(record):
 @click.option("--asc/--desc", "ascending", default=False, help="Sort order (default: --desc).")
 @click.option(
     "--limit",
-    type=click.IntRange(1, catalog.MAX_PER_PAGE),
+    type=click.IntRange(1, listing.MAX_PER_PAGE),
     default=50,
     show_default=True,
     help="Show at most this many profiles.",
@@ -171,7 +182,7 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms):
     stays fast with thousands of files.
     """
     folder = profile_folder()
-    page = catalog.list_profiles(
+    page = listing.list_profiles(
         folder,
         sort=sort,
         descending=not ascending,
@@ -204,7 +215,7 @@ def show_command(profile_id, sort_keys, limit, text):
     unique prefix of one, or the path of any .prof file.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load(path)
+    stats = load_stats(path)
     path_info = record["path"] if record["path"] is not None else record["id"]
     report = console_report(stats, path_info, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)
@@ -244,8 +255,8 @@ def compare_command(before_id, after_id, key, limit):
     0.1 ms or 5% count as noise.  Both ids may be prefixes or .prof paths.
     """
     folder = profile_folder()
-    before = load(resolve_profile(folder, before_id)[0])
-    after = load(resolve_profile(folder, after_id)[0])
+    before = load_stats(resolve_profile(folder, before_id)[0])
+    after = load_stats(resolve_profile(folder, after_id)[0])
     result = analysis.diff(before, after, key=key)
     totals = result["totals"]
     click.echo(
@@ -287,7 +298,7 @@ def export_command(profile_id, export_format, output):
     The stacks never split a function's time between several callers.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load(path)
+    stats = load_stats(path)
     if export_format == "prof":
         with open(path, "rb") as source, click.open_file(output, "wb") as target:
             shutil.copyfileobj(source, target)
@@ -300,14 +311,33 @@ def export_command(profile_id, export_format, output):
         target.write(text)
 
 
+class Days(click.FloatRange):
+    """A number of days from 0 to MAX_AGE_DAYS; NaN is refused too (no bound check catches it)."""
+
+    name = "days"
+
+    def __init__(self):
+        super().__init__(0, listing.MAX_AGE_DAYS)
+
+    def convert(self, value, param, ctx):
+        """Convert like FloatRange, then fail on NaN like on any other bad number."""
+        days = super().convert(value, param, ctx)
+        if math.isnan(days):
+            self.fail(f"{value!r} is not a number of days.", param, ctx)
+        return days
+
+
 @profiles_group.command("prune")
 @click.option(
-    "--keep", type=click.IntRange(min=0), metavar="N", help="Keep only the N newest profiles."
+    "--keep",
+    type=click.IntRange(0, listing.MAX_KEEP),
+    metavar="N",
+    help="Keep only the N newest profiles.",
 )
 @click.option(
     "--older-than",
     "older_than_days",
-    type=click.FloatRange(min=0),
+    type=Days(),
     metavar="DAYS",
     help="Remove profiles older than DAYS days.",
 )
@@ -319,7 +349,7 @@ def prune_command(keep, older_than_days, dry_run):
     """
     if keep is None and older_than_days is None:
         raise click.UsageError("give --keep N, --older-than DAYS or both.")
-    removed = catalog.prune(
+    removed = listing.prune(
         profile_folder(), keep=keep, older_than_days=older_than_days, dry_run=dry_run
     )
     verb = "Would remove" if dry_run else "Removed"
@@ -339,15 +369,12 @@ def merge_command(method, route_path, sort_keys, limit, text):
     time in general.
     """
     folder = profile_folder()
-    ids = catalog.route_profiles(folder, method, route_path)
+    ids = listing.route_profiles(folder, method, route_path)
     if not ids:
         raise click.ClickException(
             f"no profiles of {method.upper()} {printable(route_path)!r} in {folder}"
         )
-    try:
-        stats = catalog.merge(catalog.profile_path(folder, profile_id) for profile_id in ids)
-    except catalog.ProfileError as error:
-        raise click.ClickException(str(error)) from error
+    stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
     click.echo(f"MERGED: {len(ids)} profiles of {method.upper()} {route_path!r}")
     report = console_report(stats, route_path, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)

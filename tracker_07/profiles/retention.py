@@ -2,7 +2,8 @@
 import logging
 import threading
 
-from . import catalog
+from . import listing
+from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,10 @@ class FolderRetention:
             return []
         limits = {"keep": self.max_files or None, "older_than_days": self.days or None}
         try:
-            removed = catalog.prune(self.folder, dry_run=True, **limits)
+            removed = listing.prune(self.folder, dry_run=True, **limits)
             if removed:  # rewriting the index only when something goes keeps it cheap
-                removed = catalog.prune(self.folder, **limits)
-        except OSError as error:
+                removed = listing.prune(self.folder, **limits)
+        except (OSError, ProfileError) as error:
             logger.warning("Could not prune old profiles in %s: %s", self.folder, error)
             return []
         finally:

@@ -7,12 +7,14 @@ twice and ``c`` once; ``c`` calls ``d``; ``b`` and ``d`` both call ``shared``
 import cProfile
 import marshal
 import os
+import pstats
 import shutil
 import tempfile
 import time
 import unittest
 
-from tracker_07.profiles.files import append_index, profile_filename
+from tracker_07.profiles.files import profile_filename
+from tracker_07.profiles.index import INDEX_NAME, append_index
 
 
 def shared(work):
@@ -61,6 +63,11 @@ def profile_stats(function, *args):
     return profiler
 
 
+def real_stats(work=2000):
+    """Profile the fixture workload and return it as ``pstats.Stats``."""
+    return pstats.Stats(profile_stats(workload, work))
+
+
 def write_profile(
     folder,
     *,
@@ -98,6 +105,31 @@ def index_record(name, stats, method, path, status, start):
         "overlapped": 0,
         "python": "3.x",
     }
+
+
+def index_entry(name, **fields):
+    """Build an index record for ``name`` with defaults for the other fields."""
+    base = {
+        "id": name,
+        "method": "GET",
+        "path": "/work",
+        "status": 200,
+        "elapsed_ms": 5.0,
+        "time": 1_700_000_000.0,
+        "calls": 10,
+        "primitive_calls": 10,
+        "total_time": 0.005,
+        "overlapped": 0,
+        "python": "3.11.7",
+    }
+    base.update(fields)
+    return base
+
+
+def index_lines(folder):
+    """Return the raw lines of the folder's index."""
+    with open(os.path.join(folder, INDEX_NAME), encoding="ascii") as index:
+        return index.read().splitlines()
 
 
 def write_raw(folder, name, data):

@@ -13,7 +13,7 @@ import time
 import unittest
 
 from tracker_07 import profiler
-from tracker_07.profiles import files
+from tracker_07.profiles import index
 from tracker_07.tests.base import LiveServer, ProfiledAppTestCase, fetch, free_port
 from tracker_07.tests.test_profiler import REPORT_BLOCK, report_blocks
 
@@ -46,7 +46,7 @@ class ThreadedServerTestCase(ProfiledAppTestCase):
         if not profiler.ONE_PROFILER_PER_PROCESS:
             self.assertEqual(counts["not_profiled"], 0)
         self.assertEqual(len(self.prof_files()), counts["profiled"])
-        self.assertEqual(len(files.read_index(self.profile_dir)), counts["profiled"])
+        self.assertEqual(len(index.read_index(self.profile_dir)), counts["profiled"])
         blocks = report_blocks(self.report.getvalue())  # whole reports, never interleaved
         self.assertEqual(len(blocks), counts["profiled"])
 
@@ -84,7 +84,7 @@ class FlaskRunTestCase(unittest.TestCase):
             url, log = self.run_server(tmp)
             statuses = fetch_all(url + "/words/slow")
             output = read_text(log.name)
-            saved = len(files.read_index(os.path.join(tmp, "profiles")))
+            saved = len(index.read_index(os.path.join(tmp, "profiles")))
         self.assertEqual(statuses, [200] * OVERLAPPING_REQUESTS)
         self.assertNotIn("Traceback", output)
         self.assertNotIn("Another profiling tool is already active", output)
@@ -97,7 +97,7 @@ class FlaskRunTestCase(unittest.TestCase):
             url, log = self.run_server(tmp, "--without-threads")
             statuses = fetch_all(url + "/index", count=8)
             output = read_text(log.name)
-            records = files.read_index(os.path.join(tmp, "profiles"))
+            records = index.read_index(os.path.join(tmp, "profiles"))
         self.assertEqual(statuses, [200] * 8)
         self.assertNotIn("Traceback", output)
         self.assertEqual(len(records), 8)

@@ -2,12 +2,10 @@
 import datetime
 import html
 import re
-import time
 from unittest import mock
 
 from sqlalchemy.exc import OperationalError
 
-from tracker_07.dashboard import charts
 from tracker_07.tests.base import AppTestCase
 
 
@@ -123,7 +121,7 @@ class EndpointsPageTestCase(AppTestCase):
 
     def test_store_down_is_a_503_not_a_500(self):
         error = OperationalError("SELECT", {}, Exception("database is locked"))
-        with mock.patch("tracker_07.tracking.queries.summary", side_effect=error):
+        with mock.patch("tracker_07.tracking.reads.summary", side_effect=error):
             page = self.client.get("/dashboard/")
             api = self.client.get("/dashboard/api/endpoints")
         self.assertEqual(page.status_code, 503)
@@ -156,54 +154,3 @@ class TrackingOffTestCase(AppTestCase):
         response = app.test_client().get("/dashboard/")
         self.assertIn(b'id="tracking-off"', response.data)
         self.assertEqual(app.test_client().get("/dashboard/api/endpoints").status_code, 404)
-
-
-class ChartGeometryTestCase(AppTestCase):
-    """The chart maths, without a browser."""
-
-    def test_nice_ticks(self):
-        self.assertEqual(charts.nice_ticks(0, 10, 5), [0, 2, 4, 6, 8, 10])
-        self.assertEqual(charts.nice_ticks(0, 0.7, 4), [0, 0.2, 0.4, 0.6, 0.8][:4])
-        self.assertEqual(charts.nice_ticks(5, 5), [5, 5.2, 5.4, 5.6, 5.8, 6])
-
-    def test_time_ticks_are_round(self):
-        start = 1_700_000_123.0
-        ticks = charts.time_ticks(start, start + 3600)
-        self.assertTrue(all(tick % 600 == 0 for tick in ticks))
-        self.assertTrue(all(start <= tick <= start + 3600 for tick in ticks))
-
-    def test_time_chart_scales_to_the_plot(self):
-        now = time.time()
-        series = [{"start": now + i * 60, "end": now + (i + 1) * 60, "count": i % 3,
-                   "mean": float(i) if i % 3 else None, "p95": 2.0 * i if i % 3 else None}
-                  for i in range(10)]
-        chart = charts.time_chart(series, charts.Frame(600, 200))
-        self.assertEqual(len(chart["bars"]), sum(1 for point in series if point["count"]))
-        tallest = max(chart["bars"], key=lambda bar: bar["count"])
-        self.assertAlmostEqual(tallest["y"] + tallest["height"], chart["bottom"])
-        xs = [float(part.split(",")[0][1:]) for part in chart["lines"]["p95"].split()]
-        self.assertEqual(xs, sorted(xs))
-        self.assertTrue(all(chart["left"] <= x <= chart["right"] for x in xs))
-        self.assertTrue(charts.time_chart([])["empty"])
-
-    def test_histogram_bars(self):
-        buckets = [{"low_ms": 1.0, "high_ms": 2.0, "count": 4},
-                   {"low_ms": 2.0, "high_ms": 4.0, "count": 0},
-                   {"low_ms": 4.0, "high_ms": 8.0, "count": 2}]
-        chart = charts.histogram_chart(buckets, charts.Frame(400, 200))
-        heights = [shape["height"] for shape in chart["bars"]]
-        self.assertEqual(heights[1], 0)
-        self.assertAlmostEqual(heights[0], 2 * heights[2])
-        self.assertTrue(charts.histogram_chart([])["empty"])
-
-    def test_histogram_labels_stay_inside_the_chart(self):
-        buckets = [{"low_ms": 10.0 ** (index - 2), "high_ms": 10.0 ** (index - 1), "count": 1}
-                   for index in range(13)]
-        frame = charts.Frame(400, 200)
-        labels = charts.histogram_chart(buckets, frame)["labels"]
-        self.assertEqual(labels[0]["anchor"], "start")
-        self.assertEqual((labels[-1]["anchor"], labels[-1]["x"]), ("end", frame.width - 1))
-        for label in labels:
-            if label["anchor"] == "start":
-                width = len(label["text"]) * charts.CHAR_WIDTH
-                self.assertLessEqual(label["x"] + width, frame.width, label)

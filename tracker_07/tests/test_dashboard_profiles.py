@@ -7,8 +7,8 @@ import re
 import sys
 
 from tracker_07.dashboard import blueprint
-from tracker_07.profiles import analysis, files
-from tracker_07.tests.base import ProfiledAppTestCase
+from tracker_07.profiles import analysis, index, listing
+from tracker_07.tests.base import AppTestCase, ProfiledAppTestCase
 
 
 class DashboardTestCase(ProfiledAppTestCase):
@@ -22,10 +22,15 @@ class DashboardTestCase(ProfiledAppTestCase):
 
     def save_profiles(self, *paths):
         """Request ``paths`` through the profiler and return their index records in order."""
-        before = len(files.read_index(self.profile_dir))
+        before = len(index.read_index(self.profile_dir))
         for path in paths:
             self.client.get(path)
-        return files.read_index(self.profile_dir)[before:]
+        return index.read_index(self.profile_dir)[before:]
+
+    def csrf_token(self):
+        """Open the list page and return the CSRF token of its prune form."""
+        text = self.page("/dashboard/profiles/")
+        return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
 
     def page(self, url, status=200):
         """GET a dashboard page, check its status and return its text."""
@@ -111,9 +116,9 @@ class ProfileListTestCase(DashboardTestCase):
         self.assertIn(html.escape("/<script>alert(1)</script>"), text)
 
     def test_dashboard_requests_are_never_profiled(self):
-        count = len(files.read_index(self.profile_dir))
+        count = len(index.read_index(self.profile_dir))
         self.page("/dashboard/profiles/")
-        self.assertEqual(len(files.read_index(self.profile_dir)), count)
+        self.assertEqual(len(index.read_index(self.profile_dir)), count)
 
 
 class ProfilePageTestCase(DashboardTestCase):
@@ -219,7 +224,7 @@ class CompareTestCase(DashboardTestCase):
     def test_merged_routes(self):
         self.save_profiles("/words/fast", "/words/fast", "/index")
         stats = [pstats.Stats(os.path.join(self.profile_dir, r["id"]))
-                 for r in files.read_index(self.profile_dir) if r["path"] == "/words/fast"]
+                 for r in index.read_index(self.profile_dir) if r["path"] == "/words/fast"]
         text = self.page("/dashboard/profiles/route?method=GET&path=/words/fast")
         self.assertIn("2 profiles added together", text)
         self.assertIn(f"{sum(s.total_calls for s in stats)} function calls", text)
@@ -232,3 +237,61 @@ class CompareTestCase(DashboardTestCase):
         self.assertIn('name="a"', self.page("/dashboard/profiles/compare"))
         self.page("/dashboard/profiles/compare?a=route:GET:/nothing&b=route:GET:/index", 404)
         self.page("/dashboard/profiles/route?method=GET&path=nope", 400)
+
+
+class PruneFormTestCase(DashboardTestCase):
+    """The prune form refuses odd numbers with a 400 that says why, and deletes nothing."""
+
+    def test_odd_numbers_are_a_clear_400(self):
+        self.save_profiles("/index", "/words/fast")
+        token = self.csrf_token()
+        for field in ("keep", "older_than_days"):
+            for value in ("²", "9" * 400, "1.5", "-1", "٣"):
+                with self.subTest(field=field, value=value):
+                    response = self.client.post("/dashboard/profiles/prune",
+                                                data={field: value, "csrf_token": token})
+                    self.assertEqual(response.status_code, 400)
+                    self.assertIn(f"{field} must be a whole number from 0 to",
+                                  response.get_data(as_text=True))
+        self.assertEqual(len(self.prof_files()), 2)
+
+    def test_largest_numbers_are_accepted(self):
+        self.save_profiles("/index")
+        response = self.client.post("/dashboard/profiles/prune", follow_redirects=True, data={
+            "keep": str(listing.MAX_KEEP), "older_than_days": str(listing.MAX_AGE_DAYS),
+            "csrf_token": self.csrf_token()})
+        self.assertIn(b"Removed 0 profile(s).", response.data)
+
+
+class NotFoundTestCase(DashboardTestCase):
+    """An unknown profile id is named on the page and in the JSON; server paths never are."""
+
+    def test_page_and_json_name_the_id_not_the_folder(self):
+        self.save_profiles("/index")
+        missing = "GET.gone.1ms.1700000000000.1-1.prof"
+        text = self.page(f"/dashboard/profiles/{missing}", 404)
+        self.assertIn(missing, text)
+        response = self.client.get(f"/dashboard/api/profiles/{missing}")
+        self.assertEqual(response.status_code, 404)
+        self.assertIn(missing, response.get_json()["error"])
+        for body in (text, response.get_data(as_text=True)):
+            self.assertNotIn(self.tmp, body)
+            self.assertNotIn(os.path.realpath(self.tmp), body)
+
+
+class FolderIsAFileTestCase(AppTestCase):
+    """A file where the profile folder should be is a clear 503 page, not a 500."""
+
+    def test_pages_and_json_say_so(self):
+        folder = os.path.join(self.tmp, "profiles")
+        with open(folder, "w", encoding="ascii") as file:
+            file.write("not a folder")
+        app = self.make_app("testing", PROFILER_DIR=folder, DASHBOARD_ENABLED=True,
+                            TRACKER_ENABLED=True)
+        client = app.test_client()
+        for url in ("/dashboard/", "/dashboard/profiles/", "/dashboard/api/profiles"):
+            with self.subTest(url=url):
+                response = client.get(url)
+                self.assertEqual(response.status_code, 503)
+                self.assertIn("PROFILER_DIR is not a folder", response.get_data(as_text=True))
+                self.assertNotIn(self.tmp, response.get_data(as_text=True))

@@ -5,7 +5,7 @@ import re
 
 from tracker_07.config import ConfigError
 from tracker_07.dashboard import security
-from tracker_07.profiles import files
+from tracker_07.profiles import index
 from tracker_07.tests.base import AppTestCase
 from tracker_07.tests.test_dashboard_profiles import DashboardTestCase
 
@@ -136,7 +136,7 @@ class CsrfTestCase(DashboardTestCase):
         self.assertIn(b"Removed 2 profile(s).", response.data)
         newest = max(self.records, key=lambda record: record["time"])
         self.assertEqual(self.prof_files(), [newest["id"]])
-        self.assertEqual([r["id"] for r in files.read_index(self.profile_dir)], [newest["id"]])
+        self.assertEqual([r["id"] for r in index.read_index(self.profile_dir)], [newest["id"]])
 
     def test_prune_needs_a_count_or_an_age(self):
         response = self.client.post("/dashboard/profiles/prune",

@@ -10,7 +10,7 @@ from flask import Flask, Response
 from werkzeug.middleware.profiler import ProfilerMiddleware
 
 from tracker_07 import profiler
-from tracker_07.profiles import files
+from tracker_07.profiles import files, index
 from tracker_07.tests.base import AppTestCase, LiveServer, ProfiledAppTestCase, fetch
 
 DASHES = "-" * 80
@@ -121,7 +121,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
         (name,) = self.prof_files()
         self.assertRegex(name, r"^GET\.words\.fast\.\d+ms\.\d+\.\d+-\d+\.prof$")
         stats = pstats.Stats(os.path.join(self.profile_dir, name))
-        (record,) = files.read_index(self.profile_dir)
+        (record,) = index.read_index(self.profile_dir)
         self.assertEqual(record["id"], name)
         self.assertEqual((record["method"], record["path"], record["status"]),
                          ("GET", "/words/fast", 200))
@@ -132,7 +132,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
     def test_status_and_method_are_recorded(self):
         self.client.post("/index")
         self.client.get("/missing")
-        records = files.read_index(self.profile_dir)
+        records = index.read_index(self.profile_dir)
         self.assertEqual([(record["method"], record["status"]) for record in records],
                          [("POST", 405), ("GET", 404)])
 
@@ -140,7 +140,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
         for _ in range(300):
             self.assertEqual(self.client.get("/index").status_code, 200)
         self.assertEqual(len(self.prof_files()), 300)
-        records = files.read_index(self.profile_dir)
+        records = index.read_index(self.profile_dir)
         self.assertEqual(len({record["id"] for record in records}), 300)
         self.assertEqual(self.counts()["saved"], 300)
 
@@ -174,7 +174,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
                 if not name.startswith("tracker.sqlite3"):  # the endpoint tracking store
                     self.assertEqual(root, self.profile_dir, f"{name} written outside")
                 self.assertLessEqual(len(name), 255)
-        recorded = [record["path"] for record in files.read_index(self.profile_dir)]
+        recorded = [record["path"] for record in index.read_index(self.profile_dir)]
         self.assertIn("/<script>alert(1)</script>", recorded)
         self.assertEqual(len(recorded), len(paths))
 
@@ -203,7 +203,7 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
     def test_an_unwritable_folder_costs_a_warning_not_the_request(self):
         for error in (PermissionError(13, "Permission denied"), OSError(28, "No space left")):
             with self.subTest(error=error):
-                with mock.patch.object(files, "write_stats", side_effect=error), \
+                with mock.patch.object(files, "reserve", side_effect=error), \
                         self.assertLogs(self.app.logger, "WARNING") as logs:
                     response = self.client.get("/index")
                 self.assertEqual(response.status_code, 200)
@@ -213,8 +213,8 @@ class SavedProfilesTestCase(ProfiledAppTestCase):
         self.assertEqual(self.counts()["saved"], 0)
 
     def test_a_busy_profiler_means_served_but_not_profiled(self):
-        with mock.patch.object(profiler.Profile, "enable",
-                               side_effect=ValueError("Another profiling tool is already active")):
+        with mock.patch("werkzeug.middleware.profiler.Profile.enable",
+                        side_effect=ValueError("Another profiling tool is already active")):
             response = self.client.get("/index")
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.prof_files(), [])
@@ -282,7 +282,7 @@ class OverlapTestCase(ProfiledAppTestCase):
         counts = self.counts()
         self.assertEqual(counts["profiled"] + counts["not_profiled"], 2)
         self.assertEqual(counts["not_profiled"], 1 if profiler.ONE_PROFILER_PER_PROCESS else 0)
-        by_path = {record["path"]: record for record in files.read_index(self.profile_dir)}
+        by_path = {record["path"]: record for record in index.read_index(self.profile_dir)}
         self.assertEqual(by_path["/block"]["overlapped"], 1)
         blocks = {block["path"]: block.group() for block in report_blocks(self.report.getvalue())}
         self.assertIn("NOTE: 1 other request(s) ran during this one", blocks["/block"])

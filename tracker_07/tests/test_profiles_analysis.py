@@ -10,11 +10,6 @@ from tracker_07.profiles import analysis
 from tracker_07.tests import profile_fixtures as fx
 
 
-def real_stats(work=2000):
-    """Profile the fixture workload and return it as ``pstats.Stats``."""
-    return pstats.Stats(fx.profile_stats(fx.workload, work))
-
-
 def func_named(data, name):
     """Return the pstats key of the only function called ``name``."""
     (func,) = [func for func in analysis.stats_dict(data) if func[2] == name]
@@ -107,7 +102,7 @@ class HeaderAndTableTest(unittest.TestCase):
 
     def test_function_id_is_stable_and_url_safe(self):
         """The same function gets the same id in another profile; ids are hex."""
-        other = real_stats(10)
+        other = fx.real_stats(10)
         func = func_named(self.stats, "shared")
         other_func = func_named(other, "shared")
         self.assertEqual(analysis.function_id(func), analysis.function_id(other_func))
@@ -119,7 +114,7 @@ class CallersCalleesTest(unittest.TestCase):
 
     def setUp(self):
         """Profile the workload once."""
-        self.stats = real_stats()
+        self.stats = fx.real_stats()
         self.data = self.stats.stats
 
     def test_shared_has_two_callers_with_their_edges(self):
@@ -171,7 +166,7 @@ class FlameTreeTest(unittest.TestCase):
 
     def setUp(self):
         """Profile the workload; build its complete tree."""
-        self.stats = real_stats()
+        self.stats = fx.real_stats()
         self.data = self.stats.stats
         self.tree = analysis.flame_tree(self.stats, min_fraction=0.0, max_nodes=None)
 
@@ -271,66 +266,6 @@ class FlameTreeTest(unittest.TestCase):
         self.assertEqual((tree["total"], tree["root"]["children"]), (0, []))
 
 
-class FlameLayoutTest(unittest.TestCase):
-    """Rectangles are plain geometry that adds up."""
-
-    def test_widths_follow_times_and_fit_parents(self):
-        """Root spans the width; children are proportional, side by side, inside the parent."""
-        tree = analysis.flame_tree(real_stats(), min_fraction=0.0)
-        rects = analysis.flame_layout(tree, 1000)
-        by_id = {rect["node_id"]: rect for rect in rects}
-        self.assertEqual((rects[0]["x"], rects[0]["width"], rects[0]["depth"]), (0.0, 1000.0, 0))
-        for node, ancestors in analysis.iter_tree(tree["root"]):
-            if not node["children"] or node["id"] not in by_id:
-                continue
-            parent = by_id[node["id"]]
-            children = [by_id[child["id"]] for child in node["children"] if child["id"] in by_id]
-            self.assertLessEqual(sum(c["width"] for c in children), parent["width"] + 1e-9)
-            for child in children:
-                self.assertEqual(child["depth"], len(ancestors) + 1)
-                self.assertGreaterEqual(child["x"], parent["x"] - 1e-9)
-                right_edge = parent["x"] + parent["width"]
-                self.assertLessEqual(child["x"] + child["width"], right_edge + 1e-9)
-                share = child["time"] / node["time"]
-                self.assertAlmostEqual(child["width"] / parent["width"], share)
-
-    def test_exact_layout(self):
-        """On exact data the widths are the times scaled to the width."""
-        tree = analysis.flame_tree(fx.synthetic_stats(), min_fraction=0)
-        rects = analysis.flame_layout(tree, 125)
-        by_label = {(rect["depth"], rect["name"]): rect for rect in rects}
-        self.assertAlmostEqual(by_label[(1, "main")]["width"], 100)
-        self.assertAlmostEqual(by_label[(1, "other")]["x"], 100)
-        self.assertAlmostEqual(by_label[(2, "left")]["width"], 60)
-        self.assertAlmostEqual(by_label[(2, "right")]["x"], 60)
-        self.assertAlmostEqual(by_label[(3, "deep")]["fraction"], 0.1 / 1.25)
-        self.assertEqual([r["depth"] for r in rects], sorted(r["depth"] for r in rects))
-
-    def test_min_width_drops_narrow_rectangles(self):
-        """Rectangles narrower than ``min_width`` are left out with their subtrees."""
-        tree = analysis.flame_tree(fx.synthetic_stats(), min_fraction=0)
-        names = {rect["name"] for rect in analysis.flame_layout(tree, 125, min_width=7)}
-        self.assertNotIn("tiny", names)
-        self.assertNotIn("deeper", names)
-        self.assertIn("deep", names)
-
-    def test_children_longer_than_parent_are_squeezed(self):
-        """Clock noise making children outlast their parent cannot overflow the parent."""
-        parent, child = ("a.py", 1, "parent"), ("a.py", 2, "child")
-        data = {
-            parent: (1, 1, 0.0, 1.0, {}),
-            child: (1, 1, 1.2, 1.2, {parent: fx.edge(1, 1.2, 1.2)}),
-        }
-        rects = analysis.flame_layout(analysis.flame_tree(data), 100)
-        self.assertAlmostEqual(rects[-1]["width"], 100)
-
-    def test_zero_time_profile(self):
-        """A profile with no measured time is a root rectangle only."""
-        data = {("a.py", 1, "f"): (1, 1, 0.0, 0.0, {})}
-        rects = analysis.flame_layout(analysis.flame_tree(data), 100)
-        self.assertEqual([(r["width"], r["fraction"]) for r in rects], [(100.0, 0.0)])
-
-
 class DiffTest(unittest.TestCase):
     """Diffs mark real changes and ignore noise."""
 
@@ -386,7 +321,7 @@ class DiffTest(unittest.TestCase):
 
     def test_real_slowdown_is_regressed(self):
         """A real profile where ``shared`` does 100 times more work shows it regressed."""
-        result = analysis.diff(real_stats(2000), real_stats(200_000))
+        result = analysis.diff(fx.real_stats(2000), fx.real_stats(200_000))
         shared = next(row for row in result["rows"] if row["label"].endswith("(shared)"))
         self.assertEqual(shared["status"], "regressed")
         self.assertEqual(result["rows"][0]["label"], shared["label"])
@@ -403,7 +338,7 @@ class ExportTest(unittest.TestCase):
 
     def test_collapsed_lines_add_up_to_the_total(self):
         """Every line is ``frames <integer>``; the values sum to the roots' time."""
-        stats = real_stats()
+        stats = fx.real_stats()
         lines = analysis.collapsed_stacks(stats)
         self.assertTrue(lines)
         values = []
@@ -433,7 +368,7 @@ class ExportTest(unittest.TestCase):
 
     def test_speedscope_file(self):
         """The speedscope file has the schema's keys, frame indices in range, matching weights."""
-        document = json.loads(json.dumps(analysis.speedscope(real_stats(), "GET /work")))
+        document = json.loads(json.dumps(analysis.speedscope(fx.real_stats(), "GET /work")))
         self.assertEqual(document["$schema"], analysis.SPEEDSCOPE_SCHEMA)
         self.assertEqual(document["exporter"], "tracker_07")
         (profile,) = document["profiles"]

@@ -7,7 +7,7 @@ import unittest
 from flask import Flask
 
 from tracker_07.profiles import analysis, cli
-from tracker_07.profiles.files import append_index, read_index
+from tracker_07.profiles.index import append_index, read_index
 from tracker_07.tests import profile_fixtures as fx
 
 
@@ -60,7 +60,7 @@ class ListCommandTest(CliTestCase):
         self.assertIn("2 of 2 profiles.", lines[-1])
 
     def test_sort_filters_and_limit(self):
-        """Options reach the catalog: ascending order, path, method, status, ms and limit."""
+        """Options reach the listing: ascending order, path, method, status, ms and limit."""
         fx.write_profile(self.folder, path="/old", start=1_700_000_000.0)
         fx.write_profile(self.folder, path="/new", method="POST", start=1_700_000_100.0)
         fx.write_raw(self.folder, fx.fake_name(slug="bare", elapsed=900), {})
@@ -239,6 +239,18 @@ class CompareExportTest(CliTestCase):
         self.assert_one_line_error(self.run_cli("export", "bad.prof"), "bad.prof")
 
 
+class FolderIsAFileTest(CliTestCase):
+    """A file where PROFILER_DIR should be is a one-line error, not a traceback."""
+
+    def test_list_says_the_folder_is_a_file(self):
+        folder = fx.write_raw(self.folder, "plain-file", b"x")
+        runner = make_app(folder).test_cli_runner()
+        for args in (["list"], ["prune", "--keep", "1"], ["merge", "--path", "/r"]):
+            with self.subTest(args=args):
+                result = runner.invoke(args=["profiles", *args])
+                self.assert_one_line_error(result, f"PROFILER_DIR {folder} is not a folder.")
+
+
 class PruneMergeTest(CliTestCase):
     """``flask profiles prune`` and ``flask profiles merge``."""
 
@@ -256,6 +268,18 @@ class PruneMergeTest(CliTestCase):
         self.assertEqual(result.exit_code, 2)
         self.assertIn("--keep", result.output)
         self.assertEqual(len(read_index(self.folder)), 3)
+
+    def test_prune_refuses_odd_numbers(self):
+        """Superscript digits, NaN and 400 nines are usage errors that remove nothing."""
+        for option in ("--keep", "--older-than"):
+            for value in ("²", "9" * 400, "nan", "-1"):
+                with self.subTest(option=option, value=value):
+                    result = self.run_cli("prune", option, value)
+                    self.assertEqual(result.exit_code, 2, result.output)
+                    self.assertIn(f"Invalid value for '{option}'", result.output)
+                    self.assertNotIn("Traceback", result.output)
+        self.assertEqual(len(read_index(self.folder)), 3)
+        self.assertEqual(len(os.listdir(self.folder)), 4)
 
     def test_prune_keep(self):
         """--keep 1 removes the two oldest and says which."""

@@ -9,7 +9,7 @@ from unittest import mock
 import click
 from flask import Flask
 
-from tracker_07.tracking import cli, queries, store
+from tracker_07.tracking import cli, filters, reads, store, writes
 from tracker_07.tests.tracking_helpers import TrackedAppCase
 
 NOW = 1714600000.0  # 2024-05-01 21:46:40 UTC
@@ -29,9 +29,9 @@ class CliTest(TrackedAppCase):
         super().setUp()
         self.app, self.tracking = self.tracked_app()
         with self.tracking.engine.begin() as conn:
-            queries.insert_batch(conn, ROWS)
+            writes.insert_batch(conn, ROWS)
         self.runner = self.app.test_cli_runner()
-        patcher = mock.patch.object(queries, "now", return_value=NOW)
+        patcher = mock.patch.object(filters, "now", return_value=NOW)
         patcher.start()
         self.addCleanup(patcher.stop)
 
@@ -84,7 +84,7 @@ class CliTest(TrackedAppCase):
     def test_stats_user_errors(self):
         cases = [
             (("--since", "last tuesday"), "neither a duration"),
-            (("--since", "1h", "--until", "2h"), "must be later than --since"),
+            (("--since", "1h", "--until", "2h"), "until must be later than since."),
             (("--sort", "drop table"), "Invalid value for '--sort'"),
             (("--status", "6xx"), "status must be a code"),
         ]
@@ -100,7 +100,7 @@ class CliTest(TrackedAppCase):
         result = self.invoke("prune", "--keep", "2")
         self.assertEqual(result.output, "Deleted 2 rows.\n")
         with self.tracking.engine.connect() as conn:
-            self.assertEqual([row["duration_ms"] for row in queries.export_rows(conn)],
+            self.assertEqual([row["duration_ms"] for row in reads.export_rows(conn)],
                              [50.0, 5.0])
         result = self.invoke("prune")
         self.assertEqual(result.exit_code, 2)
@@ -114,7 +114,7 @@ class CliTest(TrackedAppCase):
         self.assertEqual([(row["endpoint"], row["status"], row["duration_ms"]) for row in rows],
                          [("/a", "200", "10.0"), ("/a", "200", "30.0"),
                           ("/b/<int:id>", "404", "5.0")])
-        self.assertEqual(list(rows[0]), list(queries.EXPORT_COLUMNS))
+        self.assertEqual(list(rows[0]), list(reads.EXPORT_COLUMNS))
 
     def test_export_json_to_file(self):
         target = os.path.join(self.tmpdir, "export.json")
@@ -144,8 +144,10 @@ class CliTest(TrackedAppCase):
             self.tracking.engine = working_engine
 
     def _broken_engine(self):
-        """An engine on a path that cannot be opened."""
-        missing = os.path.join(self.tmpdir, "no", "such", "dir", "x.sqlite3")
+        """An engine on a path that cannot be opened: its folder is a regular file."""
+        with open(os.path.join(self.tmpdir, "not-a-folder"), "w", encoding="utf-8"):
+            pass
+        missing = os.path.join(self.tmpdir, "not-a-folder", "x.sqlite3")
         engine = store.create_store_engine(f"sqlite:///{missing}")
         self.addCleanup(engine.dispose)
         return engine

@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tracker_07.tracking import queries, store
+from tracker_07.tracking import reads, store
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REQUESTS = 2000
@@ -101,9 +101,9 @@ class GunicornTest(unittest.TestCase):
         engine = store.create_store_engine(f"sqlite:///{self.database}")
         self.addCleanup(engine.dispose)
         with engine.connect() as conn:
-            stored = queries.row_count(conn)
-            dropped = queries.dropped_count(conn)
-            endpoints = queries.endpoints(conn)
+            stored = reads.row_count(conn)
+            dropped = reads.dropped_count(conn)
+            endpoints = reads.endpoints(conn)
         log = self.read_log()
         print(f"\ngunicorn -w 2: {stored} rows stored, {dropped} dropped", file=sys.stderr)
         self.assertEqual(stored + dropped, REQUESTS, log)

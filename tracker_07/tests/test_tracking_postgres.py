@@ -9,9 +9,12 @@ import unittest
 
 from sqlalchemy import inspect
 
-from tracker_07.tracking import queries, store
+from tracker_07.tracking import filters, reads, store
+from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
-from tracker_07.tests.tracking_helpers import StoreQueriesMixin, TrackedAppCase, get
+from tracker_07.tests.test_tracking_reads import ReadsMixin
+from tracker_07.tests.test_tracking_writes import WritesMixin
+from tracker_07.tests.tracking_helpers import TrackedAppCase, get
 
 DATABASE_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
 NEEDS_POSTGRES = needs(
@@ -23,8 +26,8 @@ NEEDS_POSTGRES = needs(
 
 
 @NEEDS_POSTGRES
-class PostgresStoreQueriesTest(StoreQueriesMixin, unittest.TestCase):
-    """The shared store/query tests on PostgreSQL."""
+class PostgresStoreTest(ReadsMixin, WritesMixin, unittest.TestCase):
+    """The shared read and write tests on PostgreSQL."""
 
     def make_engine(self):
         engine = store.create_store_engine(DATABASE_URL)
@@ -58,11 +61,23 @@ class PostgresTrackingTest(TrackedAppCase):
             self.assertEqual(tracking.flush(10), True)
             tracking.maintain_now()
             with tracking.engine.connect() as conn:
-                rows = queries.summary(conn, 0, queries.now() + 60, sort="endpoint",
-                                       descending=False)
-                self.assertEqual(queries.dropped_count(conn), 0)
+                rows = reads.summary(conn, filters.Filters(since=0, until=filters.now() + 60),
+                                     sort="endpoint", descending=False)
+                self.assertEqual(reads.dropped_count(conn), 0)
             self.assertEqual([(row["endpoint"], row["count"]) for row in rows],
                              [("/user/<int:user_id>", 20), ("<404>", 1)])
+
+
+@NEEDS_POSTGRES
+class PostgresDashboardAndCliTest(test_tracking_filters.DashboardAndCliTest):
+    """The dashboard and ``flask tracker`` read the same rows from PostgreSQL."""
+
+    def database_url(self):
+        engine = store.create_store_engine(DATABASE_URL)
+        with engine.begin() as conn:
+            store.metadata.drop_all(conn)
+        engine.dispose()
+        return DATABASE_URL
 
 
 if __name__ == "__main__":

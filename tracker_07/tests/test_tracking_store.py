@@ -1,23 +1,13 @@
-"""The tracking store on SQLite: engine set-up, schema, and every dashboard query."""
+"""The tracking store on SQLite: engine set-up, schema and latency buckets."""
 import tempfile
 import unittest
-from datetime import datetime, timezone
 from unittest import mock
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
-from tracker_07.tracking import queries, store
-from tracker_07.tests.tracking_helpers import StoreQueriesMixin, sqlite_engine
-
-
-class SqliteStoreQueriesTest(StoreQueriesMixin, unittest.TestCase):
-    """The shared store/query tests on a SQLite file."""
-
-    def make_engine(self):
-        self._tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
-        self.addCleanup(self._tmp.cleanup)
-        return sqlite_engine(self._tmp.name)
+from tracker_07.tracking import reads, store, writes
+from tracker_07.tests.tracking_helpers import sqlite_engine
 
 
 class EngineTest(unittest.TestCase):
@@ -80,9 +70,9 @@ class EngineTest(unittest.TestCase):
         self.addCleanup(engine.dispose)
         store.create_schema(engine)
         with engine.begin() as conn:
-            queries.insert_batch(conn, [(1.0, "/x", "GET", 200, 2.0)])
+            writes.insert_batch(conn, [(1.0, "/x", "GET", 200, 2.0)])
         with engine.connect() as conn:
-            self.assertEqual(queries.row_count(conn), 1)
+            self.assertEqual(reads.row_count(conn), 1)
 
     def test_bad_urls_are_clear_errors(self):
         cases = {
@@ -123,27 +113,6 @@ class BucketTest(unittest.TestCase):
             self.assertLessEqual(1 - middle / high, store.BUCKET_ERROR)
         self.assertEqual(store.bucket_middle(0), store.MIN_BUCKET_MS / 2)
         self.assertLess(store.BUCKET_ERROR, 0.091)
-
-
-class HelperTest(unittest.TestCase):
-    """Small converters used by the queries and the CLI."""
-
-    def test_to_epoch(self):
-        moment = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
-        self.assertEqual(queries.to_epoch(moment), 1714557600.0)
-        self.assertEqual(queries.to_epoch(moment.replace(tzinfo=None)), 1714557600.0)
-        self.assertEqual(queries.to_epoch(5), 5.0)
-        for bad in ("yesterday", True, None):
-            with self.assertRaisesRegex(ValueError, "epoch seconds or a datetime"):
-                queries.to_epoch(bad)
-
-    def test_status_range(self):
-        self.assertEqual(queries.status_range(404), (404, 405))
-        self.assertEqual(queries.status_range("5xx"), (500, 600))
-        self.assertEqual(queries.status_range(" 2XX "), (200, 300))
-        for bad in ("6xx", 99, 600, "abc", "4x"):
-            with self.assertRaisesRegex(ValueError, "status must be"):
-                queries.status_range(bad)
 
 
 if __name__ == "__main__":

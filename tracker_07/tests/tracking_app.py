@@ -7,7 +7,7 @@ import os
 
 from flask import Flask
 
-from tracker_07.tracking import Tracking
+from tracker_07.tracking.extension import Tracking
 
 app = Flask(__name__)
 app.config.update(

@@ -1,10 +1,6 @@
-"""Always-on endpoint tracking: ``Tracking(app)`` records every request's endpoint,
-method, status and duration in a SQL store that the dashboard and ``flask tracker`` read."""
-from .extension import Tracking
+"""Always-on endpoint tracking: every request's endpoint, method, status and duration in a
+SQL store that the dashboard and ``flask tracker`` read.
 
-__all__ = ["Tracking", "init_app"]
-
-
-def init_app(app):
-    """Attach endpoint tracking to ``app`` with one call and return the extension."""
-    return Tracking(app)
+``middleware`` is the request path, ``writer`` the thread that stores, ``extension`` wires
+them to an app (``Tracking(app)``); ``Tracker(app)`` attaches it with everything else.
+"""

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import queries
+from . import filters, reads, writes
 from .store import IMMEDIATE
 
 EXTENSION_KEY = "tracker_tracking"
@@ -22,7 +22,7 @@ tracker_cli = AppGroup("tracker", help="Query and maintain the endpoint tracking
 
 def parse_time(value, now=None):
     """Read ``30m``/``1h``/``24h``/``7d`` (that long ago) or an ISO date (UTC if no zone)."""
-    now = queries.now() if now is None else now
+    now = filters.now() if now is None else now
     text = value.strip().lower()
     relative = _RELATIVE.fullmatch(text)
     if relative:
@@ -43,15 +43,12 @@ def _time_option(_ctx, _param, value):
     return None if value is None else parse_time(value)
 
 
-def _status_option(_ctx, _param, value):
-    """Click callback validating a status filter such as 404 or 5xx."""
-    if value is None:
-        return None
+def make_filters(**values):
+    """Build the reads' ``Filters``; a bad value is a usage error in the dashboard's words."""
     try:
-        queries.status_range(value)
+        return filters.Filters(**values)
     except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return value
+        raise click.UsageError(str(error)) from None
 
 
 def filter_options(command):
@@ -61,8 +58,7 @@ def filter_options(command):
                      help="End of the range (exclusive), same forms as --since; default now."),
         click.option("--endpoint", help="Only this endpoint (URL rule), e.g. '/user/<int:id>'."),
         click.option("--method", help="Only this HTTP method, e.g. GET."),
-        click.option("--status", callback=_status_option,
-                     help="Only this status code (404) or class (5xx)."),
+        click.option("--status", help="Only this status code (404) or class (5xx)."),
     )):
         command = option(command)
     return command
@@ -125,18 +121,16 @@ def format_table(rows):
 @click.option("--since", default="24h", show_default=True, callback=_time_option,
               help="Start of the range: a duration ago (30m, 1h, 24h, 7d) or an ISO date.")
 @filter_options
-@click.option("--sort", type=click.Choice(queries.SUMMARY_SORT_KEYS), default="count",
+@click.option("--sort", type=click.Choice(reads.SUMMARY_SORT_KEYS), default="count",
               show_default=True, help="Column to sort by.")
 @click.option("--ascending", is_flag=True, help="Sort smallest first (default: largest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats_command(since, until, endpoint, method, status, sort, ascending, as_json):
     """Show per-endpoint counts and latency percentiles (ms) for a time range."""
-    until = queries.now() + 1 if until is None else until
-    if until <= since:
-        raise click.BadParameter("must be later than --since", param_hint="--until")
+    chosen = make_filters(endpoint=endpoint, method=method, status=status, since=since,
+                          until=filters.now() + 1 if until is None else until)
     with database() as conn:
-        rows = queries.summary(conn, since, until, endpoint=endpoint, method=method,
-                               status=status, sort=sort, descending=not ascending)
+        rows = reads.summary(conn, chosen, sort=sort, descending=not ascending)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif rows:
@@ -156,9 +150,9 @@ def prune_command(older_than_days, keep):
         raise click.UsageError("give --older-than DAYS, --keep N, or both")
     older_than = None
     if older_than_days is not None:
-        older_than = queries.now() - older_than_days * 86400
+        older_than = filters.now() - older_than_days * 86400
     with database(write=True) as conn:
-        deleted = queries.prune(conn, older_than=older_than, keep_rows=keep)
+        deleted = writes.prune(conn, older_than=older_than, keep_rows=keep)
     click.echo(f"Deleted {deleted} rows.")
 
 
@@ -173,12 +167,13 @@ def prune_command(older_than_days, keep):
 @filter_options
 def export_command(export_format, output, since, until, endpoint, method, status):
     """Write the raw per-request rows (oldest first) as CSV or JSON."""
+    chosen = make_filters(endpoint=endpoint, method=method, status=status, since=since,
+                          until=until)
     count = 0
     with database() as conn, click.open_file(output, "w", encoding="utf-8") as stream:
-        rows = queries.export_rows(conn, since=since, until=until, endpoint=endpoint,
-                                   method=method, status=status)
+        rows = reads.export_rows(conn, chosen)
         if export_format == "csv":
-            writer = csv.DictWriter(stream, fieldnames=queries.EXPORT_COLUMNS)
+            writer = csv.DictWriter(stream, fieldnames=reads.EXPORT_COLUMNS)
             writer.writeheader()
             for row in rows:
                 writer.writerow(row)

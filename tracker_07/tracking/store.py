@@ -21,6 +21,7 @@ A percentile read from the buckets is the geometric middle of its bucket, which 
 ``BUCKET_ERROR`` (9.05 %) of the exact value.
 """
 import math
+import os
 
 from sqlalchemy import (
     BigInteger,
@@ -173,8 +174,19 @@ def create_store_engine(url, setting="TRACKER_DATABASE_URL"):
             f"{parsed.render_as_string(hide_password=True)!r} ({error})"
         ) from None
     if is_sqlite:
+        if not in_memory:  # a new app has no instance folder yet
+            _make_folder_of(parsed.database)
         _configure_sqlite(engine, wal=not in_memory)
     return engine
+
+
+def _make_folder_of(path):
+    """Create a SQLite file's folder; if that fails, connecting will say why, and the writer
+    retries and counts instead of failing the app's start."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError:
+        pass
 
 
 def _configure_sqlite(engine, wal):

@@ -6,7 +6,7 @@ import time
 import unittest
 from unittest import mock
 
-from tracker_07.profiles import catalog, files
+from tracker_07.profiles import files, index, listing
 from tracker_07.profiles.retention import FolderRetention
 from tracker_07.tests.base import ProfiledAppTestCase
 
@@ -16,7 +16,7 @@ def save_fake_profile(folder, path, start_time):
     def name():
         return files.profile_filename("GET", path, 1.0, start_time)
     profile_id = files.write_stats(folder, name, {("~", 0, "<f>"): (1, 1, 0.0, 0.0, {})})
-    files.append_index(folder, {"id": profile_id, "method": "GET", "path": path, "status": 200,
+    index.append_index(folder, {"id": profile_id, "method": "GET", "path": path, "status": 200,
                                 "elapsed_ms": 1.0, "time": start_time})
     return profile_id
 
@@ -32,8 +32,8 @@ class FolderRetentionTestCase(unittest.TestCase):
                     for day in range(5)]  # newest first: 0, 1, 2, 3, 4 days old
 
     def remaining(self):
-        """Return the ids still in the folder, as the catalog sees them."""
-        return {record["id"] for record in catalog.catalog_records(self.folder)}
+        """Return the ids still in the folder, as the list sees them."""
+        return {record["id"] for record in listing.catalog_records(self.folder)}
 
     def test_keeps_the_newest(self):
         removed = FolderRetention(self.folder, max_files=2).apply()
@@ -59,9 +59,15 @@ class FolderRetentionTestCase(unittest.TestCase):
             self.assertEqual(retention.apply(), [])
         self.assertEqual(len(self.remaining()), 5)
 
+    def test_a_file_in_the_folders_place_is_a_warning(self):
+        not_a_folder = os.path.join(self.folder, self.ids[0])
+        with self.assertLogs("tracker_07.profiles.retention", "WARNING") as logs:
+            self.assertEqual(FolderRetention(not_a_folder, max_files=1).apply(), [])
+        self.assertIn("PROFILER_DIR is not a folder", logs.output[0])
+
     def test_a_failing_prune_is_a_warning(self):
         retention = FolderRetention(self.folder, max_files=1)
-        with mock.patch.object(catalog, "prune", side_effect=PermissionError(13, "denied")), \
+        with mock.patch.object(listing, "prune", side_effect=PermissionError(13, "denied")), \
                 self.assertLogs("tracker_07.profiles.retention", "WARNING") as logs:
             self.assertEqual(retention.apply(), [])
         self.assertIn("Could not prune old profiles", logs.output[0])

@@ -1,0 +1,196 @@
+"""The folder's index, ``index.jsonl``: one JSON line per saved profile, and its one lock.
+
+The middleware appends a line per profile (method, full path, status, elapsed
+time, call counts, overlap) so the profiles list never has to open a ``.prof``
+file.  Readers parse only the lines appended since their last read; a prune
+rewrites the file atomically, keeping damaged lines and dropping lines whose
+file is gone.  ``INDEX_LOCK`` keeps this process's appends and rewrites apart.
+"""
+import dataclasses
+import json
+import os
+import tempfile
+import threading
+
+from .files import FILENAME_RE, profile_entries
+
+INDEX_NAME = "index.jsonl"
+MAX_INDEXED_PATH_LENGTH = 2000
+#: How many leading bytes of the index must be unchanged for it to count as appended to.
+INDEX_HEAD_BYTES = 4096
+#: Held while this process appends to or rewrites an index, so no line is lost between them.
+INDEX_LOCK = threading.Lock()
+
+#: The type each sortable or filtered field must have; anything else becomes None.
+FIELD_TYPES = {
+    "method": str,
+    "path": str,
+    "status": int,
+    "elapsed_ms": (int, float),
+    "time": (int, float),
+    "calls": int,
+    "overlapped": int,
+}
+
+
+def append_index(folder, record):
+    """Append one profile's record to the folder's index as a single JSON line."""
+    record = dict(record, path=record["path"][:MAX_INDEXED_PATH_LENGTH])
+    line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
+    with INDEX_LOCK, open(os.path.join(folder, INDEX_NAME), "a", encoding="ascii") as index:
+        index.write(line)
+
+
+def parse_index_lines(lines):
+    """Turn index lines into records (dicts with a string id), skipping damaged lines.
+
+    All lines are parsed with one ``json.loads`` (about twice as fast as line
+    by line); only if that fails are they parsed one by one.
+    """
+    lines = [line for line in lines if line.strip()]
+    try:
+        values = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        values = []
+        for line in lines:
+            try:
+                values.append(json.loads(line))
+            except ValueError:
+                continue
+    return [value for value in values
+            if isinstance(value, dict) and isinstance(value.get("id"), str)]
+
+
+def read_index(folder):
+    """Return the records of Tracker's own profiles in ``folder``'s index, in file order."""
+    try:
+        with open(os.path.join(folder, INDEX_NAME), encoding="ascii", errors="replace") as index:
+            lines = index.readlines()
+    except FileNotFoundError:
+        return []
+    return [record for record in parse_index_lines(lines) if FILENAME_RE.match(record["id"])]
+
+
+def normalise_record(record):
+    """Copy an index record, blanking fields of the wrong type so sorting never fails."""
+    record = dict(record, indexed=True)
+    for field, kind in FIELD_TYPES.items():
+        value = record.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            record[field] = None
+    return record
+
+
+@dataclasses.dataclass
+class IndexSnapshot:
+    """What was read of an index file: enough to read only what is appended later."""
+
+    inode: int
+    offset: int
+    head: bytes
+    records: list
+
+
+_index_snapshots = {}
+
+
+def forget_snapshots():
+    """Make the next read parse the whole index again (for tests and benchmarks)."""
+    _index_snapshots.clear()
+
+
+def indexed_records(folder):
+    """Return the folder's normalised index records, parsing only lines appended since last time.
+
+    The middleware only ever appends whole lines; a rewrite (prune) replaces
+    the file, and any other change alters its first bytes, so either one
+    makes the whole index be read again.  A line still being written (no
+    newline yet) is left for the next call.
+    """
+    path = os.path.join(folder, INDEX_NAME)
+    try:
+        with open(path, "rb") as index:
+            info = os.fstat(index.fileno())
+            head = index.read(INDEX_HEAD_BYTES)
+            snapshot = _index_snapshots.get(path)
+            if not _is_appended_to(snapshot, info, head) or not _ends_line(index, snapshot):
+                snapshot = IndexSnapshot(info.st_ino, 0, b"", [])
+            index.seek(snapshot.offset)
+            chunk = index.read()
+    except FileNotFoundError:
+        _index_snapshots.pop(path, None)
+        return []
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    lines = complete.decode("ascii", "replace").splitlines()
+    offset = snapshot.offset + len(complete)
+    records = [normalise_record(record) for record in parse_index_lines(lines)]
+    snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records + records)
+    _index_snapshots.clear()
+    _index_snapshots[path] = snapshot
+    return snapshot.records
+
+
+def _is_appended_to(snapshot, info, head):
+    """Tell whether the index is the snapshot's file with only lines added after it."""
+    return (
+        snapshot is not None
+        and snapshot.inode == info.st_ino
+        and snapshot.offset <= info.st_size
+        and head[: len(snapshot.head)] == snapshot.head
+    )
+
+
+def _ends_line(index, snapshot):
+    """Tell whether the snapshot's offset is still just after a newline of the open index."""
+    if snapshot.offset == 0:
+        return True
+    index.seek(snapshot.offset - 1)
+    return index.read(1) == b"\n"
+
+
+def rewrite_index(folder, attempts=5):
+    """Atomically rewrite the index keeping only lines whose file still exists.
+
+    Damaged lines are kept as they are.  If another process appends to the
+    index while it is rewritten, the rewrite starts over so no line is lost
+    (a last, tiny window between the check and ``os.replace`` remains).
+    """
+    index_path = os.path.join(folder, INDEX_NAME)
+    with INDEX_LOCK:  # this process's own appends wait; other processes are checked below
+        _rewrite_index(folder, index_path, attempts)
+
+
+def _rewrite_index(folder, index_path, attempts):
+    """Rewrite ``index_path`` unless it keeps growing under another process's appends."""
+    for _ in range(attempts):
+        try:
+            with open(index_path, "rb") as index:
+                content = index.read()
+        except FileNotFoundError:
+            return
+        present = profile_entries(folder)
+        kept = [line for line in content.splitlines(True) if _keep_index_line(line, present)]
+        handle, temp_path = tempfile.mkstemp(dir=folder, prefix=".index.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as temp:
+                temp.writelines(kept)
+            if os.path.getsize(index_path) == len(content):
+                os.replace(temp_path, index_path)
+                return
+        except OSError:
+            os.remove(temp_path)
+            raise
+        os.remove(temp_path)
+    raise OSError(f"{index_path} kept changing; index not rewritten")
+
+
+def _keep_index_line(line, present):
+    """Keep an index line unless it names a profile file that is gone (damaged lines stay)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return bool(line.strip())
+    if not isinstance(record, dict):
+        return True
+    profile_id = record.get("id")
+    return isinstance(profile_id, str) and profile_id in present

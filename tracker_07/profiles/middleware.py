@@ -1,0 +1,234 @@
+"""``SafeProfilerMiddleware``: Werkzeug's ``ProfilerMiddleware``, made safe for threads and files.
+
+It is a drop-in: it takes Werkzeug 3.1's arguments in Werkzeug's order, profiles
+with ``werkzeug.middleware.profiler.Profile`` and saves with the profile's
+``dump_stats``, so code and tests written for the stock middleware work.  It
+fixes three problems of the stock middleware:
+
+* On Python 3.12+ cProfile is built on ``sys.monitoring``, which allows one
+  profiler per process.  A second request that starts while one is profiled
+  gets ``ValueError: Another profiling tool is already active`` and an HTTP 500
+  (Werkzeug issue 2909).  Here a request that cannot be profiled at that
+  moment is served normally and counted as not profiled.
+* That one profiler records the calls of *every* thread, so a report taken
+  while other requests ran mixes their calls in.  Each report and index record
+  says how many other requests overlapped it.  Run the server with
+  ``--without-threads`` for clean numbers.
+* The default file name loses profiles (same path, second and milliseconds)
+  and breaks on hostile paths.  :mod:`tracker_07.profiles.files` names files
+  uniquely and safely, and indexes them; a ``filename_format`` of one's own
+  is honoured, made safe and numbered instead of overwriting.
+
+Reports are written whole under a lock, so two requests' reports never
+interleave on the console.
+"""
+import contextlib
+import io
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from pstats import Stats
+
+from werkzeug.middleware import profiler as werkzeug_profiler
+
+from . import files, index
+
+logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
+
+#: Python 3.12+ can run only one cProfile profiler per process at a time.
+ONE_PROFILER_PER_PROCESS = sys.version_info >= (3, 12)
+
+
+class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
+    """``ProfilerMiddleware`` that never fails a request and never loses a profile.
+
+    :param app: the WSGI application to wrap.
+    :param stream: where reports are printed; ``None`` prints nothing.
+    :param sort_by: pstats sort keys for the report.
+    :param restrictions: pstats restrictions for the report, e.g. ``(30,)``.
+    :param profile_dir: folder for ``.prof`` files and their index; ``None`` saves nothing.
+    :param filename_format: Werkzeug's format string or callable for file names;
+        ``None`` keeps Tracker's unique names.
+    :param ignore: compiled regular expression of paths to serve unprofiled, or ``None``.
+    :param min_ms: save a ``.prof`` file only for requests at least this slow.
+    :param exclusive: profile one request at a time (required on Python 3.12+).
+    """
+
+    def __init__(  # pylint: disable=too-many-arguments  # Werkzeug's six, then Tracker's own
+            self, app, stream=sys.stdout, sort_by=("tottime", "calls"), restrictions=(),
+            profile_dir=None, filename_format=None, *,
+            ignore=None, min_ms=0, exclusive=ONE_PROFILER_PER_PROCESS):
+        super().__init__(app, stream, sort_by, restrictions, profile_dir, filename_format)
+        self._ignore = ignore
+        self._min_ms = min_ms
+        #: A :class:`~tracker_07.profiles.retention.FolderRetention`, or None to keep everything.
+        self.retention = None
+        self._profiling = threading.Lock() if exclusive else None
+        self._report_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._in_flight = 0
+        self._started = 0
+        self.counts = {"profiled": 0, "not_profiled": 0, "ignored": 0,
+                       "saved": 0, "save_failed": 0}
+
+    def __call__(self, environ, start_response):
+        with self._counts_lock:
+            self._in_flight += 1
+            self._started += 1
+            overlap_start = (self._in_flight - 1, self._started)
+        try:
+            if self._ignore is not None and self._ignore.search(environ.get("PATH_INFO", "")):
+                self._count("ignored")
+                return self._app(environ, start_response)
+            profile = self._start_profile()
+            if profile is None:
+                self._count("not_profiled")
+                return self._app(environ, start_response)
+            return self._profiled_call(profile, environ, start_response, overlap_start)
+        finally:
+            with self._counts_lock:
+                self._in_flight -= 1
+
+    def _start_profile(self):
+        """Return an enabled profiler, or None when another one is active in this process."""
+        # Released in _release(), after the profiled request or a failed enable().
+        if self._profiling is not None and not self._profiling.acquire(  # pylint: disable=consider-using-with
+                blocking=False):
+            return None
+        profile = werkzeug_profiler.Profile()  # looked up now: patching it works as in Werkzeug
+        try:
+            profile.enable()
+        except ValueError:  # another tool (a debugger, coverage) holds sys.monitoring
+            self._release()
+            return None
+        return profile
+
+    def _release(self):
+        """Let the next request be profiled."""
+        if self._profiling is not None:
+            self._profiling.release()
+
+    def _profiled_call(self, profile, environ, start_response, overlap_start):
+        """Run the app under ``profile``, then save and print what it recorded."""
+        started_at = time.time()
+        started = time.perf_counter()
+        try:
+            status, body = self._run_app(environ, start_response)
+        finally:
+            profile.disable()
+            self._release()
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self._count("profiled")
+        with self._counts_lock:
+            running_at_start, started_count = overlap_start
+            overlapped = running_at_start + self._started - started_count
+        stats = Stats(profile, stream=io.StringIO())
+        request = {
+            "method": environ.get("REQUEST_METHOD", "GET"),
+            "path": environ.get("PATH_INFO", ""),
+            "status": status,
+            "elapsed_ms": round(elapsed_ms, 3),
+            "time": round(started_at, 3),
+            "overlapped": overlapped,
+        }
+        if self._profile_dir is not None and elapsed_ms >= self._min_ms:
+            self._save(profile, stats, request, environ, elapsed_ms)
+        if self._stream is not None:
+            self._print(stats, request)
+        return [body]
+
+    def _run_app(self, environ, start_response):
+        """Call the app and read its whole body, as the stock middleware does."""
+        body = []
+        status = []
+
+        def catching_start_response(status_line, headers, exc_info=None):
+            status.append(int(status_line.split(None, 1)[0]))
+            start_response(status_line, headers, exc_info)
+            return body.append
+
+        app_iter = self._app(environ, catching_start_response)
+        try:
+            body.extend(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        return (status[-1] if status else None), b"".join(body)
+
+    def _names(self, environ, request, elapsed_ms):
+        """Return the names to try: Tracker's own, or the user's format made safe and numbered."""
+        if self._filename_format is None:
+            return iter(lambda: files.profile_filename(
+                request["method"], request["path"], request["elapsed_ms"], request["time"]), None)
+        if callable(self._filename_format):
+            environ["werkzeug.profiler"] = {"elapsed": elapsed_ms, "time": time.time()}
+            name = self._filename_format(environ)
+        else:
+            name = self._filename_format.format(
+                method=environ.get("REQUEST_METHOD", "GET"),
+                path=environ.get("PATH_INFO", "").strip("/").replace("/", ".") or "root",
+                elapsed=elapsed_ms,
+                time=time.time(),
+            )
+        return files.numbered(files.safe_name(os.fspath(name)))
+
+    def _save(self, profile, stats, request, environ, elapsed_ms):
+        """Save the profile in a new file and index it; failing costs a warning, not the request."""
+        record = dict(request, calls=stats.total_calls, primitive_calls=stats.prim_calls,
+                      total_time=round(stats.total_tt, 6), python=platform.python_version())
+        # A user's filename_format may raise anything; that must not fail the request.
+        try:
+            names = self._names(environ, request, elapsed_ms)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            self._save_failed(request, error)
+            return
+        try:
+            record["id"] = files.reserve(self._profile_dir, names)
+            self._dump(profile, record["id"])
+            index.append_index(self._profile_dir, record)
+        except OSError as error:
+            self._save_failed(request, error)
+            return
+        self._count("saved")
+        if self.retention is not None:
+            self.retention.note_saved()
+
+    def _dump(self, profile, name):
+        """Write the profile into its reserved file with Werkzeug's hook, ``dump_stats``."""
+        path = os.path.join(self._profile_dir, name)
+        try:
+            profile.dump_stats(path)
+        except OSError:
+            with contextlib.suppress(OSError):  # leave no empty file behind
+                os.remove(path)
+            raise
+
+    def _save_failed(self, request, error):
+        """Count and log a profile that could not be saved."""
+        self._count("save_failed")
+        logger.warning("Profile of %s %r not saved in %s: %s", request["method"],
+                       request["path"], self._profile_dir, error)
+
+    def _print(self, stats, request):
+        """Print one report, whole, in the format of Werkzeug's middleware."""
+        report = stats.stream
+        print("-" * 80, file=report)
+        print(f"PATH: {request['path']!r}", file=report)
+        if request["overlapped"]:
+            print(f"NOTE: {request['overlapped']} other request(s) ran during this one"
+                  + ("; their calls are included below." if ONE_PROFILER_PER_PROCESS else "."),
+                  file=report)
+        stats.sort_stats(*self._sort_by)
+        stats.print_stats(*self._restrictions)
+        print(f"{'-' * 80}\n", file=report)
+        with self._report_lock:
+            self._stream.write(report.getvalue())
+            self._stream.flush()
+
+    def _count(self, name):
+        """Add one to a counter shown by the CLI and the dashboard."""
+        with self._counts_lock:
+            self.counts[name] += 1

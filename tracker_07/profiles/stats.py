@@ -1,0 +1,119 @@
+"""Load saved ``.prof`` files as ``pstats.Stats``: validated, cached and merged.
+
+A profile folder may hold truncated, foreign or hand-made files; every kind
+of bad data becomes one CorruptProfile that names the file, never a traceback.
+"""
+import functools
+import marshal
+import os
+import pstats
+
+from .errors import CorruptProfile, ProfileNotFound
+
+STATS_CACHE_SIZE = 8
+
+
+def load_stats(path, stream=None):
+    """Load a ``.prof`` file as ``pstats.Stats``; any kind of bad data raises CorruptProfile.
+
+    ``stream`` is where the Stats object prints its reports (default stdout).
+    """
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as file:
+            data = marshal.load(file)
+    except FileNotFoundError as error:
+        raise ProfileNotFound(f"{name}: no such file") from error
+    except (EOFError, ValueError, TypeError, OSError) as error:
+        raise CorruptProfile(f"{name}: not pstats data ({_reason(error)})") from error
+    problem = stats_problem(data)
+    if problem:
+        raise CorruptProfile(f"{name}: not pstats data ({problem})")
+    stats = pstats.Stats(stream=stream)
+    stats.stats = data
+    stats.files = [path]
+    stats.get_top_level_stats()
+    return stats
+
+
+def cached_stats(path):
+    """Load a profile once for the several pages that show it (treat the result as read-only).
+
+    Saved profiles never change, but the key includes the file's size and
+    modification time so a replaced file is read again.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as error:
+        raise ProfileNotFound(f"{os.path.basename(path)}: no such file") from error
+    return _cached_stats(path, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=STATS_CACHE_SIZE)
+def _cached_stats(path, size, mtime_ns):
+    """Load ``path``; size and mtime only make the cache key."""
+    del size, mtime_ns
+    return load_stats(path)
+
+
+def clear_cache():
+    """Forget every cached profile (for benchmarks that time a first load)."""
+    _cached_stats.cache_clear()
+
+
+def _reason(error):
+    """Describe an exception in one short line without the file's path (pages show it)."""
+    text = error.strerror if isinstance(error, OSError) else str(error)
+    text = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def stats_problem(data):
+    """Describe why ``data`` is not a pstats dict, or return None if its shape is right."""
+    if not isinstance(data, dict):
+        return f"expected a dict, found {type(data).__name__}"
+    for func, value in data.items():
+        if not _is_func(func):
+            return f"bad function key {func!r:.60}"
+        if not (isinstance(value, tuple) and len(value) == 5 and _are_numbers(value[:4])):
+            return f"bad entry for {func!r:.60}"
+        if not isinstance(value[4], dict):
+            return f"bad callers of {func!r:.60}"
+        for caller, edge in value[4].items():
+            if not _is_func(caller) or not _is_edge(edge):
+                return f"bad caller entry of {func!r:.60}"
+    return None
+
+
+def _is_func(func):
+    """Tell whether ``func`` is a pstats ``(filename, lineno, funcname)`` key."""
+    return (
+        isinstance(func, tuple)
+        and len(func) == 3
+        and isinstance(func[0], str)
+        and isinstance(func[1], int)
+        and isinstance(func[2], str)
+    )
+
+
+def _is_edge(edge):
+    """Tell whether a callers value is cProfile's 4-tuple or the profile module's count."""
+    if isinstance(edge, tuple):
+        return len(edge) == 4 and _are_numbers(edge)
+    return _are_numbers((edge,))
+
+
+def _are_numbers(values):
+    """Tell whether all values are ints or floats (bools excluded), as marshal gives them."""
+    return all(type(value) in (int, float) for value in values)
+
+
+def merge(paths):
+    """Load several ``.prof`` files and add them into one ``pstats.Stats``."""
+    paths = list(paths)
+    if not paths:
+        raise ValueError("merge needs at least one profile")
+    merged = load_stats(paths[0])
+    for path in paths[1:]:
+        merged.add(load_stats(path))
+    return merged

@@ -1,0 +1,120 @@
+"""Naming, writing and finding ``.prof`` files."""
+import itertools
+import os
+import shutil
+import tempfile
+import unittest
+
+from tracker_07.profiles import files
+from tracker_07.profiles.errors import NotAFolder
+from tracker_07.tests import profile_fixtures as fx
+
+
+class ProfileFilesTestCase(unittest.TestCase):
+    """File names are unique, safe and readable back; only real profile files are found."""
+
+    def setUp(self):
+        self.folder = tempfile.mkdtemp(prefix="tracker-files-")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+
+    def test_names_are_unique_and_parse_back(self):
+        names = {files.profile_filename("get", "/user/42", 12.4, 1_700_000_000.123)
+                 for _ in range(50)}
+        self.assertEqual(len(names), 50)
+        parsed = files.parse_filename(sorted(names)[0])
+        self.assertEqual((parsed["method"], parsed["path"], parsed["elapsed_ms"], parsed["time"]),
+                         ("GET", "/user/42", 12.0, 1_700_000_000.123))
+        self.assertIsNone(files.parse_filename("../etc/passwd"))
+
+    def test_slugs_are_safe(self):
+        self.assertEqual(files.path_slug("/"), "root")
+        self.assertEqual(files.path_slug("/../../etc/passwd"), "etc.passwd")
+        self.assertEqual(files.path_slug("/a\x00b/ü"), "a_b")
+        self.assertEqual(len(files.path_slug("/" + "x" * 500)), files.MAX_SLUG_LENGTH)
+        self.assertEqual(files.parse_filename(files.profile_filename("GET", "/", 1, 1))["path"],
+                         "/")
+
+    def test_reserve_takes_the_first_free_name_and_creates_it_empty(self):
+        with open(os.path.join(self.folder, "a.prof"), "wb") as file:
+            file.write(b"first")
+        folder = os.path.join(self.folder, "new")
+        self.assertEqual(files.reserve(folder, ["a.prof"]), "a.prof")  # a new folder is created
+        self.assertEqual(files.reserve(self.folder, files.numbered("a.prof")), "a-2.prof")
+        self.assertEqual(os.path.getsize(os.path.join(self.folder, "a-2.prof")), 0)
+        with open(os.path.join(self.folder, "a.prof"), "rb") as file:
+            self.assertEqual(file.read(), b"first")
+        with self.assertRaises(FileExistsError):
+            files.reserve(self.folder, ["a.prof", "a-2.prof"])
+
+    def test_numbered_variants_go_before_the_extension(self):
+        variants = files.numbered("GET.a.12ms.1700000000.prof")
+        self.assertEqual([next(variants) for _ in range(3)],
+                         ["GET.a.12ms.1700000000.prof", "GET.a.12ms.1700000000-2.prof",
+                          "GET.a.12ms.1700000000-3.prof"])
+        self.assertEqual(list(itertools.islice(files.numbered("plain"), 2)), ["plain", "plain-2"])
+
+    def test_safe_name_makes_one_plain_name_in_the_folder(self):
+        cases = {
+            "GET.a.b.12ms.1700000000.prof": "GET.a.b.12ms.1700000000.prof",
+            "2026-11-27:07:53:20.GET.foo_bar.0ms.prof": "2026-11-27:07:53:20.GET.foo_bar.0ms.prof",
+            "../../etc/passwd": "_.._etc_passwd",
+            "/tmp/abs.prof": "_tmp_abs.prof",
+            "a\\..\\b.prof": "a_.._b.prof",
+            "x\x00y\nz.prof": "x_y_z.prof",
+            "..": "profile",
+            ".": "profile",
+            "": "profile",
+            ".hidden.prof": "hidden.prof",
+        }
+        for name, expected in cases.items():
+            with self.subTest(name=name):
+                self.assertEqual(files.safe_name(name), expected)
+
+    def test_safe_name_shortens_long_names_before_the_extension(self):
+        for name in ("é" * 300 + ".prof", "x" * 300 + ".prof", "x." + "y" * 300):
+            with self.subTest(name=name[:10]):
+                safe = files.safe_name(name)
+                self.assertLessEqual(len(safe.encode()), files.MAX_FORMATTED_NAME_BYTES
+                                     + files.MAX_EXTENSION_BYTES)
+                self.assertEqual(safe.endswith(".prof"), name.endswith(".prof"))
+                with open(os.path.join(self.folder, safe + "-999"), "xb"):
+                    pass  # the file system takes it, with room for a number
+
+    def test_an_existing_file_is_never_overwritten(self):
+        with open(os.path.join(self.folder, "taken.prof"), "wb") as file:
+            file.write(b"first")
+        names = iter(["taken.prof", "free.prof"])
+        self.assertEqual(files.write_stats(self.folder, lambda: next(names), {}), "free.prof")
+        with open(os.path.join(self.folder, "taken.prof"), "rb") as file:
+            self.assertEqual(file.read(), b"first")
+
+    def test_safe_names(self):
+        """Tracker ids and plain names are safe; anything with separators is not."""
+        self.assertTrue(files.is_safe_name(fx.fake_name()))
+        self.assertTrue(files.is_safe_name("GET.a b.3ms.1700000000.prof"))
+        bad_names = ("a/b.prof", "..prof", "a\nb.prof", "x.prof\n", "x" * 300 + ".prof", b"x.prof")
+        for name in bad_names:
+            self.assertFalse(files.is_safe_name(name), name)
+
+    def test_profile_entries(self):
+        """Only safe, regular ``.prof`` files count; a missing folder has none."""
+        fx.write_raw(self.folder, "a.prof", {})
+        fx.write_raw(self.folder, ".hidden.prof", {})
+        fx.write_raw(self.folder, "notes.txt", b"x")
+        os.mkdir(os.path.join(self.folder, "dir.prof"))
+        self.assertEqual(list(files.profile_entries(self.folder)), ["a.prof"])
+        self.assertEqual(files.profile_entries(os.path.join(self.folder, "nope")), {})
+
+    def test_a_file_in_the_folders_place_is_not_a_folder(self):
+        """A file where the folder should be raises NotAFolder, whose message has no path."""
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        for folder in (path, os.path.join(path, "below")):
+            with self.subTest(folder=folder), self.assertRaises(NotAFolder) as caught:
+                files.profile_entries(folder)
+            self.assertEqual(caught.exception.folder, folder)
+            self.assertIn("PROFILER_DIR is not a folder", str(caught.exception))
+            self.assertNotIn(self.folder, str(caught.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

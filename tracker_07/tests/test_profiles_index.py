@@ -1,0 +1,208 @@
+"""The index file: appending, incremental reading, damaged lines and atomic rewrites."""
+import json
+import os
+import threading
+import unittest
+from unittest import mock
+
+from tracker_07.profiles import files, index
+from tracker_07.tests import profile_fixtures as fx
+
+
+class AppendReadTest(fx.TempFolderTestCase):
+    """Appended records read back; damaged lines and missing files cost nothing."""
+
+    def test_damaged_index_lines_are_skipped(self):
+        """Only well-formed lines naming Tracker's own files are read back."""
+        good = {"id": files.profile_filename("GET", "/a", 1, 1), "path": "/a"}
+        index.append_index(self.folder, good)
+        with open(os.path.join(self.folder, index.INDEX_NAME), "a", encoding="ascii") as file:
+            file.write('{"id": "../escape.prof"}\nnot json\n[1, 2]\n{"id": 3')
+        self.assertEqual(index.read_index(self.folder), [good])
+
+    def test_long_paths_are_cut_in_the_index(self):
+        """A huge request path cannot make a huge index line."""
+        index.append_index(self.folder, {"id": "x", "path": "/" + "p" * 5000})
+        with open(os.path.join(self.folder, index.INDEX_NAME), encoding="ascii") as file:
+            record = json.loads(file.readline())
+        self.assertEqual(len(record["path"]), index.MAX_INDEXED_PATH_LENGTH)
+
+    def test_missing_index_is_empty(self):
+        """A folder that does not exist has an empty index."""
+        self.assertEqual(index.read_index(os.path.join(self.folder, "nowhere")), [])
+
+    def test_wrongly_typed_fields_become_unknown(self):
+        """Normalised records blank fields of the wrong type and mark themselves indexed."""
+        made = index.normalise_record(fx.index_entry("a.prof", status="200", calls=True))
+        self.assertEqual((made["status"], made["calls"], made["indexed"]), (None, None, True))
+
+
+class IncrementalIndexTest(fx.TempFolderTestCase):
+    """After a change, only the index lines appended since the last read are parsed."""
+
+    def setUp(self):
+        """Index two profiles and read the index once."""
+        super().setUp()
+        index.forget_snapshots()
+        self.addCleanup(index.forget_snapshots)
+        self.ids = [fx.write_profile(self.folder, start=1_700_000_000.0 + n) for n in range(2)]
+        self.index_path = os.path.join(self.folder, index.INDEX_NAME)
+        index.indexed_records(self.folder)
+
+    def parsed_lines(self):
+        """Read the index again; return the records and how many lines were parsed."""
+        with mock.patch(
+            "tracker_07.profiles.index.parse_index_lines", wraps=index.parse_index_lines
+        ) as parse:
+            records = index.indexed_records(self.folder)
+        return [record["id"] for record in records], len(parse.call_args.args[0])
+
+    def test_only_appended_lines_are_parsed(self):
+        """A new index line is parsed alone and added after the known records."""
+        self.assertEqual(self.parsed_lines(), (self.ids, 0))
+        third = fx.write_profile(self.folder, start=1_700_000_002.0)
+        self.assertEqual(self.parsed_lines(), (self.ids + [third], 1))
+
+    def test_line_being_written_waits(self):
+        """A line without its newline yet is read once it is complete."""
+        name = fx.fake_name(seq=7)
+        line = json.dumps(fx.index_entry(name))
+        with open(self.index_path, "a", encoding="ascii") as file:
+            file.write(line[:20])
+        self.assertEqual(self.parsed_lines(), (self.ids, 0))
+        with open(self.index_path, "a", encoding="ascii") as file:
+            file.write(line[20:] + "\n")
+        self.assertEqual(self.parsed_lines(), (self.ids + [name], 1))
+
+    def test_replaced_or_edited_index_is_read_again(self):
+        """A rewritten index (new file, new first bytes or a moved line end) is read whole."""
+        os.remove(os.path.join(self.folder, self.ids[0]))
+        index.rewrite_index(self.folder)
+        self.assertEqual(self.parsed_lines(), (self.ids[1:], 1))
+        self.prepend_space()
+        self.assertEqual(self.parsed_lines(), (self.ids[1:], 1))
+        with mock.patch("tracker_07.profiles.index.INDEX_HEAD_BYTES", 1):
+            index.indexed_records(self.folder)
+            self.prepend_space()
+            self.assertEqual(self.parsed_lines(), (self.ids[1:], 1))
+
+    def prepend_space(self):
+        """Rewrite the index in place with a space in front (still valid JSON lines)."""
+        with open(self.index_path, "r+b") as file:
+            content = file.read()
+            file.seek(0)
+            file.write(b" " + content)
+
+    def test_index_that_starts_empty(self):
+        """An index read while still empty is read from its start once lines arrive."""
+        with open(self.index_path, "w", encoding="ascii"):
+            pass
+        self.assertEqual(index.indexed_records(self.folder), [])
+        index.append_index(self.folder, fx.index_entry(self.ids[0]))
+        self.assertEqual(self.parsed_lines(), (self.ids[:1], 1))
+
+    def test_removed_index(self):
+        """Without an index there are no records."""
+        os.remove(self.index_path)
+        self.assertEqual(index.indexed_records(self.folder), [])
+
+    def test_damaged_lines_are_skipped(self):
+        """Lines that are not JSON objects with a string id are left out."""
+        lines = ['{"id": "a.prof"}', "{broken", "[1]", '{"id": 5}', "", '{"id": "b.prof"}']
+        ids = [parsed["id"] for parsed in index.parse_index_lines(lines)]
+        self.assertEqual(ids, ["a.prof", "b.prof"])
+
+
+class RewriteIndexTest(fx.TempFolderTestCase):
+    """A rewrite drops lines of vanished files, keeps damaged ones and loses no append."""
+
+    def setUp(self):
+        """Index five profiles, one second apart."""
+        super().setUp()
+        self.ids = []
+        for seq in range(5):
+            name = fx.fake_name(seq=seq)
+            fx.write_raw(self.folder, name, {})
+            index.append_index(self.folder, fx.index_entry(name, time=1_700_000_000.0 + seq))
+            self.ids.append(name)
+
+    def temp_files(self):
+        """Return the rewrite's temporary files left in the folder."""
+        return [name for name in os.listdir(self.folder) if name.endswith(".tmp")]
+
+    def test_keeps_damaged_and_drops_stale_lines(self):
+        """Damaged lines survive a rewrite; lines of vanished files go; no temp file stays."""
+        with open(os.path.join(self.folder, index.INDEX_NAME), "a", encoding="ascii") as file:
+            file.write('{not json\n\n[1]\n{"id": ["unhashable"]}\n')
+        index.append_index(self.folder, fx.index_entry(fx.fake_name(seq=50)))
+        os.remove(os.path.join(self.folder, self.ids[0]))
+        index.rewrite_index(self.folder)
+        lines = fx.index_lines(self.folder)
+        self.assertIn("{not json", lines)
+        self.assertIn("[1]", lines)
+        self.assertNotIn('{"id": ["unhashable"]}', lines)
+        self.assertEqual([json.loads(line)["id"] for line in lines if line.startswith('{"id"')],
+                         self.ids[1:])
+        self.assertEqual(self.temp_files(), [])
+
+    def test_concurrent_append_restarts_the_rewrite(self):
+        """If the index grows during the rewrite, it is read again so no line is lost."""
+        sizes = iter([-1])
+        real_getsize = os.path.getsize
+
+        def growing(path):
+            return next(sizes, None) or real_getsize(path)
+
+        with mock.patch("tracker_07.profiles.index.os.path.getsize", growing):
+            index.rewrite_index(self.folder)
+        self.assertEqual(len(fx.index_lines(self.folder)), 5)
+
+    def test_failed_replace_leaves_no_temp_file(self):
+        """If the index cannot be replaced, the error surfaces and the temp file is removed."""
+        os.remove(os.path.join(self.folder, self.ids[0]))
+        with mock.patch("tracker_07.profiles.index.os.replace", side_effect=PermissionError):
+            with self.assertRaises(PermissionError):
+                index.rewrite_index(self.folder)
+        self.assertEqual(self.temp_files(), [])
+        self.assertEqual(len(fx.index_lines(self.folder)), 5)
+
+    def test_index_that_keeps_changing_is_left_alone(self):
+        """An index that changes on every attempt is not replaced and the error says so."""
+        before = fx.index_lines(self.folder)
+        with mock.patch("tracker_07.profiles.index.os.path.getsize", return_value=-1):
+            with self.assertRaises(OSError):
+                index.rewrite_index(self.folder)
+        self.assertEqual(fx.index_lines(self.folder), before)
+        self.assertEqual(self.temp_files(), [])
+
+    def test_no_index_file(self):
+        """Rewriting a folder without an index creates none."""
+        os.remove(os.path.join(self.folder, index.INDEX_NAME))
+        index.rewrite_index(self.folder)
+        self.assertFalse(os.path.exists(os.path.join(self.folder, index.INDEX_NAME)))
+
+
+class IndexRewriteRaceTest(fx.TempFolderTestCase):
+    """Appends from this process's request threads are never lost to a rewrite of the index."""
+
+    def test_appends_during_rewrites(self):
+        """Rewrites running all the time while a thread appends lose none of its lines."""
+        names = []
+
+        def append_many():
+            for number in range(300):
+                name = files.write_stats(
+                    self.folder, lambda n=number: files.profile_filename("GET", f"/{n}", 1, 1), {})
+                index.append_index(self.folder, {"id": name, "path": f"/{number}"})
+                names.append(name)
+
+        writer = threading.Thread(target=append_many)
+        writer.start()
+        while writer.is_alive():
+            index.rewrite_index(self.folder)
+        writer.join()
+        self.assertEqual(sorted(r["id"] for r in index.read_index(self.folder)), sorted(names))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,141 @@
+"""One owner for every setting: each has a default and a check, with one message per problem."""
+import os
+import unittest
+
+import click
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from tracker_07 import Tracker, create_app, settings
+from tracker_07.config import ConfigError
+from tracker_07.tracking.extension import Tracking
+
+
+def checked(**values):
+    """Apply Tracker's settings to a plain app that set ``values``; return its config."""
+    app = Flask(__name__)
+    app.config.update(values)
+    return settings.apply(app)
+
+
+class SettingChecksTestCase(unittest.TestCase):
+    """Good values are normalised, bad values rejected with the setting's name."""
+
+    def test_defaults_pass_unchanged(self):
+        config = checked()
+        self.assertEqual(config["PROFILER_RESTRICTIONS"], (30,))
+        self.assertEqual(config["PROFILER_SORT_BY"], ("tottime", "calls"))
+        self.assertEqual(config["PROFILER_IGNORE"], (r"^/static/", r"^/favicon\.ico$"))
+
+    def test_single_values_become_tuples(self):
+        config = checked(PROFILER_RESTRICTIONS=10, PROFILER_SORT_BY="cumulative",
+                         PROFILER_IGNORE="^/health$")
+        self.assertEqual(config["PROFILER_RESTRICTIONS"], (10,))
+        self.assertEqual(config["PROFILER_SORT_BY"], ("cumulative",))
+        self.assertEqual(config["PROFILER_IGNORE"], ("^/health$",))
+
+    def test_mixed_restrictions(self):
+        self.assertEqual(checked(PROFILER_RESTRICTIONS=[0.5, "flask", 20])["PROFILER_RESTRICTIONS"],
+                         (0.5, "flask", 20))
+
+    def test_bad_values(self):
+        cases = {
+            "PROFILER_RESTRICTIONS": [-1, 1.5, True, [None], "(unclosed"],
+            "PROFILER_SORT_BY": ["speed", [], ["tottime", 3]],
+            "PROFILER_IGNORE": [3, ["[bad"]],
+            "PROFILER_DIR": [42],
+            "PROFILER_MIN_MS": [-1, "10", True],
+            "PROFILER_ENABLED": ["yes", 1],
+            "PROFILER_PRINT": [None],
+            "PROFILER_MAX_FILES": [-1, 2.5, "10"],
+            "PROFILER_RETENTION_DAYS": [-0.5, None],
+            "DASHBOARD_PREFIX": ["dashboard", "/a/", "/a b", 3],
+            "DASHBOARD_USERNAME": ["", 5],
+            "TRACKER_IGNORE": [["("]],
+            "TRACKER_SAMPLE_RATE": [1.5, -0.1, float("nan"), "all"],
+            "TRACKER_DATABASE_URL": [5, "", "no-scheme", "mysql://x/y"],
+            "TRACKER_MAX_ROWS": [True, 1.5],
+        }
+        for key, values in cases.items():
+            for value in values:
+                with self.subTest(key=key, value=value):
+                    with self.assertRaises(ConfigError) as caught:
+                        checked(**{key: value})
+                    self.assertIn(key, str(caught.exception))
+
+    def test_sort_error_lists_the_allowed_keys(self):
+        with self.assertRaisesRegex(ConfigError, "cumulative.*tottime"):
+            checked(PROFILER_SORT_BY="speed")
+
+    def test_regex_error_explains_itself(self):
+        with self.assertRaisesRegex(ConfigError, "is not a regular expression"):
+            checked(PROFILER_IGNORE="[bad")
+
+    def test_profile_dir_none_is_the_instance_folder_and_empty_saves_nothing(self):
+        app = Flask(__name__, instance_path="/srv/app/instance")
+        settings.apply(app)
+        self.assertEqual(app.config["PROFILER_DIR"], "/srv/app/instance/profiles")
+        self.assertEqual(app.config["TRACKER_DATABASE_URL"],
+                         "sqlite:////srv/app/instance/tracker.sqlite3")
+        self.assertEqual(checked(PROFILER_DIR="")["PROFILER_DIR"], "")
+        self.assertEqual(checked(PROFILER_DIR="rel")["PROFILER_DIR"], os.path.abspath("rel"))
+
+
+
+class OneOwnerTestCase(unittest.TestCase):
+    """Whichever way a feature is attached, its settings get the same defaults and errors."""
+
+    def test_every_setting_has_a_default_and_a_check(self):
+        self.assertEqual(set(settings.DEFAULTS), set(settings.CHECKS))
+        for key in settings.DEFAULTS:
+            self.assertTrue(key.startswith(settings.PREFIXES), key)
+
+    def test_a_plain_app_gets_every_default(self):
+        config = checked()
+        for key, value in settings.DEFAULTS.items():
+            if key not in ("PROFILER_DIR", "TRACKER_DATABASE_URL"):
+                self.assertEqual(config[key], value, key)
+
+    def test_the_same_message_from_every_entry_point(self):
+        bad = {"TRACKER_SAMPLE_RATE": 2}
+
+        def configured_then(attach):
+            app = Flask(__name__, instance_path=os.path.join(os.sep, "nonexistent"))
+            app.config.update(bad)
+            attach(app)
+
+        attempts = {
+            "Tracker(app) after app.config": lambda: configured_then(Tracker),
+            "Tracking(app) after app.config": lambda: configured_then(Tracking),
+            "Tracker(app, **settings)": lambda: Tracker(Flask(__name__), **bad),
+            "create_app": lambda: create_app("testing", **bad),
+        }
+        messages = set()
+        for name, attempt in attempts.items():
+            with self.subTest(name), self.assertRaises(ConfigError) as caught:
+                attempt()
+            messages.add(str(caught.exception))
+        self.assertEqual(messages, {"TRACKER_SAMPLE_RATE must be a number >= 0 and <= 1; got 2."})
+
+    def test_unknown_tracker_setting_in_overrides_is_an_error(self):
+        with self.assertRaisesRegex(ConfigError, "Unknown Tracker setting.*PROFILER_ENABLE\\b"):
+            Tracker(Flask(__name__), PROFILER_ENABLE=True)
+
+    def test_a_config_error_is_one_error_line_from_any_flask_command(self):
+        self.assertTrue(issubclass(ConfigError, click.ClickException))
+        self.assertTrue(issubclass(ConfigError, ValueError))
+        app = Flask(__name__)
+
+        @app.cli.command("boom")
+        def boom():
+            create_app("nonsense")
+
+        result = FlaskCliRunner(app).invoke(args=["boom"])
+        self.assertEqual(result.exit_code, 1)
+        self.assertEqual(result.output.strip().splitlines(),
+                         ["Error: Unknown configuration 'nonsense'; valid names are: default, "
+                          "development, production, profile, testing."])
+
+
+if __name__ == "__main__":
+    unittest.main()

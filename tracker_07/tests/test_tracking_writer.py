@@ -1,0 +1,227 @@
+"""The writer thread: batches, retries, drops, roll-ups and retention."""
+import os
+import sqlite3
+import time
+import unittest
+from unittest import mock
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from tracker_07.tracking import filters, reads, store, writer, writes
+from tracker_07.tracking.extension import Tracking
+from tracker_07.tests.tracking_helpers import TrackedAppCase, get, make_app
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class WriterTest(TrackedAppCase):
+    """The background writer: batching, drops, failures, retention and shutdown."""
+
+    def test_full_batches_are_written_without_waiting_for_the_interval(self):
+        app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=5, TRACKER_FLUSH_INTERVAL=3600)
+        client = app.test_client()
+        for user_id in range(7):
+            get(client, f"/user/{user_id}")
+        for _ in range(1000):  # bounded wait for the writer thread, not a timing check
+            if tracking.stats()["written"] == 5 and not tracking.writer.busy:
+                break
+            time.sleep(0.01)
+        # One full batch went out; the partial one waits for the interval or a flush.
+        self.assertEqual((tracking.stats()["written"], tracking.stats()["queued"]), (5, 2))
+        self.assertTrue(tracking.flush())
+        self.assertEqual(tracking.stats()["written"], 7)
+
+    def test_full_queue_drops_are_counted_logged_and_stored(self):
+        with mock.patch.object(writer.Writer, "start"):
+            app, tracking = self.tracked_app(TRACKER_QUEUE_SIZE=3)
+        self.assertEqual(tracking.stats()["cost_us_per_request"], 0.0)
+        client = app.test_client()
+        for user_id in range(5):
+            get(client, f"/user/{user_id}")
+        self.assertEqual(tracking.stats()["queued"], 3)
+        self.assertEqual(tracking.stats()["dropped"], 2)
+        with self.assertLogs(app.logger, "WARNING") as logs:
+            self.assertTrue(tracking.flush())
+        self.assertIn("dropped 2 request records", logs.output[0])
+        self.assertEqual(len(self.stored_rows(tracking)), 3)
+        with tracking.engine.connect() as conn:
+            self.assertEqual(reads.dropped_count(conn), 2)
+
+    def test_dead_database_never_fails_a_request_and_counts_drops(self):
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        dead = OperationalError("INSERT", {}, Exception("unable to open database file"))
+        client = app.test_client()
+        with mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(tracking.engine, "connect", side_effect=dead) as connect:
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                responses = [get(client, f"/user/{user_id}") for user_id in range(4)]
+                self.assertTrue(tracking.flush())
+        self.assertEqual([response.status_code for response in responses], [200] * 4)
+        # One try plus the retries for the batch, then one for recording the drop count.
+        self.assertEqual(connect.call_count, writer.WRITE_RETRIES + 2)
+        self.assertEqual(tracking.stats()["dropped"], 4)
+        self.assertEqual(tracking.stats()["written"], 0)
+        self.assertTrue(any("could not store 4 request records" in line for line in logs.output))
+        self.assertTrue(any("could not record the drop count" in line for line in logs.output))
+        # Once the database is back, rows flow again.
+        get(client, "/user/9")
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+
+    def test_a_batch_is_one_autocommit_statement_that_leaves_no_lock(self):
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        client = app.test_client()
+        with mock.patch.object(writes, "append_rows", wraps=writes.append_rows) as append:
+            for user_id in range(3):
+                get(client, f"/user/{user_id}")
+            self.assertTrue(tracking.flush())
+        self.assertEqual(append.call_count, 1)
+        # The statement committed itself: another writer gets the lock without waiting.
+        other = sqlite3.connect(f"{self.tmpdir}/tracker.sqlite3", timeout=0,
+                                isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        self.assertEqual(other.execute("SELECT count(*) FROM tracker_requests").fetchone(), (3,))
+        other.execute("ROLLBACK")
+
+    def test_driver_errors_are_retried_and_the_batch_stored_once(self):
+        with mock.patch.object(writer.Writer, "start"):
+            app, tracking = self.tracked_app()
+        outcomes = iter([sqlite3.OperationalError("database is locked"), None])
+        original = writes.append_rows
+
+        def locked_once(conn, rows):
+            error = next(outcomes)
+            if error is not None:
+                raise error
+            return original(conn, rows)
+
+        with mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(writes, "append_rows", side_effect=locked_once):
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                get(app.test_client(), "/user/1")
+                self.assertTrue(tracking.flush())
+        self.assertIn("OperationalError: database is locked", logs.output[0])
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+        self.assertEqual(tracking.stats()["dropped"], 0)
+
+    def test_batches_beyond_one_statement_are_one_transaction(self):
+        with mock.patch.object(writer.Writer, "start"):
+            app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=5)
+        client = app.test_client()
+        for user_id in range(5):
+            get(client, f"/user/{user_id}")
+        inserts = []
+        real_exec = Connection.exec_driver_sql
+
+        def second_insert_fails_once(conn, sql, parameters=None):
+            if sql.startswith("INSERT"):
+                inserts.append(len(parameters))
+                if len(inserts) == 2:
+                    raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+            return real_exec(conn, sql, parameters)
+
+        with mock.patch.object(writes, "ROWS_PER_INSERT", 2), \
+                mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0), \
+                mock.patch.object(Connection, "exec_driver_sql", autospec=True,
+                                  side_effect=second_insert_fails_once):
+            with self.assertLogs(app.logger, "WARNING"):
+                self.assertTrue(tracking.flush())
+        columns = len(writes.INSERT_COLUMNS)
+        self.assertEqual(inserts, [2 * columns, 2 * columns, 2 * columns, 2 * columns, columns])
+        # Statements of 2 + 2 + 1 rows; the failed try rolled back its first statement.
+        self.assertEqual(len(self.stored_rows(tracking)), 5)
+        self.assertEqual(sorted(row["endpoint"] for row in self.stored_rows(tracking)),
+                         ["/user/<int:user_id>"] * 5)
+
+    def test_store_down_at_start_up_is_retried_by_the_writer(self):
+        dead = OperationalError("CREATE", {}, Exception("connection refused"))
+        app = make_app(self.tmpdir)
+        with mock.patch.object(writer, "create_schema", side_effect=dead):
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                tracking = Tracking(app)
+        self.trackings.append(tracking)
+        self.assertIn("could not create its tables yet", logs.output[0])
+        self.assertFalse(tracking.writer.schema_ready)
+        self.assertEqual(get(app.test_client(), "/user/1").status_code, 200)
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+        self.assertTrue(tracking.writer.schema_ready)
+
+    def test_unparseable_status_is_stored_as_zero(self):
+        _, tracking = self.tracked_app()
+        rows = tracking.writer.rows_from([(1.0, 1.002, None, "GET", "bad status")])
+        self.assertEqual(rows[0][1:4], ("<0>", "GET", 0))
+        self.assertAlmostEqual(rows[0][4], 2.0)
+
+    def test_rows_carry_the_stores_bucket_and_bounded_labels(self):
+        _, tracking = self.tracked_app()
+        durations_ms = [0.0, 0.004, store.MIN_BUCKET_MS, 0.0123, 1.0, 1.1892, 63.0, 999.9,
+                        12_345.6, 1e7, 1e9]
+        long_rule = "/" + "x" * 300
+        batch = [(10.0, 10.0 + ms / 1000, long_rule, "GET", "200 OK") for ms in durations_ms]
+        rows = tracking.writer.rows_from(batch)
+        self.assertEqual([row[5] for row in rows],
+                         [store.bucket_of(row[4]) for row in rows])
+        self.assertEqual((rows[0][5], rows[-1][5]), (0, store.BUCKET_COUNT - 1))
+        self.assertEqual({row[1] for row in rows}, {long_rule[:store.ENDPOINT_LENGTH]})
+
+
+class MaintenanceTest(TrackedAppCase):
+    """Roll-ups and retention, which the writer runs on its interval."""
+
+    def test_retention_by_count_and_by_age(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=5, TRACKER_RETENTION_DAYS=1)
+        with tracking.engine.begin() as conn:
+            writes.insert_batch(conn, [(filters.now() - 3 * 86400, "/old", "GET", 200, 1.0)])
+        client = app.test_client()
+        for user_id in range(8):
+            get(client, f"/user/{user_id}")
+        self.assertEqual(tracking.maintain_now(), 4)
+        rows = self.stored_rows(tracking)
+        self.assertEqual(len(rows), 5)
+        self.assertNotIn("/old", {row["endpoint"] for row in rows})
+        with tracking.engine.connect() as conn:
+            summary = reads.summary(conn, filters.Filters(since=0, until=filters.now() + 3600))
+        self.assertEqual([row["endpoint"] for row in summary], ["/user/<int:user_id>"])
+
+    def test_maintenance_runs_on_its_interval(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=3600)
+        self.assertEqual(tracking.writer.maintain(force=True), 0)
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        self.assertEqual(tracking.writer.maintain(), 0)  # too soon: nothing pruned
+        self.assertEqual(len(self.stored_rows(tracking)), 4)
+        self.assertEqual(tracking.maintain_now(), 2)
+
+    def test_no_retention_configured_means_nothing_pruned(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
+        with tracking.engine.begin() as conn:
+            writes.insert_batch(conn, [(1.0, "/ancient", "GET", 200, 1.0)])
+        get(app.test_client(), "/user/1")
+        self.assertEqual(tracking.maintain_now(), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 2)
+
+    def test_roll_up_and_retention_count_in_the_writers_cost(self):
+        with mock.patch.object(writer.Writer, "start"):  # flush() drains in this thread
+            app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        before = tracking.writer.cpu_seconds
+        with mock.patch.object(writer.time, "thread_time", side_effect=[10.0, 10.25]):
+            tracking.writer.maintain(force=True)
+        self.assertAlmostEqual(tracking.writer.cpu_seconds - before, 0.25)
+
+    def test_maintenance_failure_is_logged_not_raised(self):
+        app, tracking = self.tracked_app()
+        broken = OperationalError("DELETE", {}, Exception(""))
+        with mock.patch.object(writer.writes, "prune", side_effect=broken):
+            with self.assertLogs(app.logger, "WARNING") as logs:
+                self.assertEqual(tracking.maintain_now(), 0)
+        self.assertIn("maintenance failed: OperationalError", logs.output[0])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,106 @@
+"""Writes on the tracking store (batches, roll-up, retention, counters) on SQLite; the same
+tests run on PostgreSQL in test_tracking_postgres."""
+import math
+import unittest
+from unittest import mock
+
+from sqlalchemy import func, select
+
+from tracker_07.tracking import reads, store, writes
+from tracker_07.tracking.filters import Filters
+from tracker_07.tests.tracking_helpers import (
+    BASE_TIME, HOUR, StoreMixin, sample_rows,
+)
+
+
+class WritesMixin(StoreMixin):
+    """Write tests shared by SQLite and PostgreSQL."""
+
+    def test_insert_rows_in_several_statements(self):
+        rows = [(*row, store.bucket_of(row[4])) for row in self.rows[:20]]
+        with mock.patch.object(writes, "ROWS_PER_INSERT", 7), self.engine.begin() as conn:
+            self.assertEqual(writes.insert_rows(conn, rows), 20)
+        with self.engine.connect() as conn:
+            stored = [tuple(row[name] for name in writes.INSERT_COLUMNS[:-1])
+                      for row in reads.export_rows(conn)]
+        self.assertEqual(stored, sorted(row[:-1] for row in rows))
+
+    def test_roll_up_totals_match_the_raw_rows_and_count_each_row_once(self):
+        self.rows = sample_rows(count=2000, seed=3, span=3 * 86400)
+        self.insert(self.rows[:1200], roll_up=True)
+        self.insert(self.rows[1200:])
+        with self.engine.begin() as conn:
+            self.assertEqual(writes.roll_up(conn), 800)
+            self.assertEqual(writes.roll_up(conn), 0)
+        for table, period in store.ROLLUPS:
+            with self.engine.connect() as conn:
+                totals = conn.execute(select(
+                    func.sum(table.c["count"]), func.sum(table.c.sum_ms),
+                    func.max(table.c.max_ms), func.min(table.c.period_start))).one()
+            self.assertEqual(totals[0], len(self.rows), table.name)
+            self.assertAlmostEqual(totals[1], sum(row[4] for row in self.rows), places=6)
+            self.assertEqual(totals[2], max(row[4] for row in self.rows))
+            self.assertEqual(totals[3], min(row[0] for row in self.rows) // period * period)
+
+    def test_prune_by_age_and_by_count(self):
+        self.insert(self.rows, roll_up=True)
+        cutoff = BASE_TIME + 2.5 * HOUR
+        with self.engine.begin() as conn:
+            deleted = writes.prune(conn, older_than=cutoff)
+            self.assertEqual(deleted, sum(1 for row in self.rows if row[0] < cutoff))
+            self.assertEqual(reads.row_count(conn), len(self.rows) - deleted)
+            self.assertEqual(writes.prune(conn, keep_rows=len(self.rows)), 0)
+            remaining = sorted(row["id"] for row in reads.export_rows(conn))
+            self.assertEqual(writes.prune(conn, keep_rows=100), len(remaining) - 100)
+            self.assertEqual(reads.row_count(conn), 100)
+            kept = sorted(row["id"] for row in reads.export_rows(conn))
+            self.assertEqual(writes.prune(conn, keep_rows=0), 100)
+            self.assertEqual(reads.endpoints(conn), [])
+            with self.assertRaisesRegex(ValueError, "keep_rows"):
+                writes.prune(conn, keep_rows=-1)
+        # The newest rows are the ones kept.
+        self.assertEqual(kept, remaining[-100:])
+
+    def test_prune_by_count_with_gaps_in_the_ids(self):
+        self.insert(self.rows[:10])
+        with self.engine.begin() as conn:
+            ids = sorted(row["id"] for row in reads.export_rows(conn))
+            conn.execute(store.requests_table.delete().where(
+                store.requests_table.c.id.in_(ids[2:8])))
+            # Ids span 10 values but only 4 rows are left: nothing to delete for keep=5.
+            self.assertEqual(writes.prune(conn, keep_rows=5), 0)
+            self.assertEqual(reads.row_count(conn), 4)
+
+    def test_prune_removes_whole_rollup_hours_only(self):
+        self.insert(self.rows, roll_up=True)
+        cutoff = BASE_TIME + 2.5 * HOUR
+        with self.engine.begin() as conn:
+            writes.prune(conn, older_than=cutoff)
+        since = math.floor(cutoff / HOUR) * HOUR + HOUR
+        self.check_summary(since, BASE_TIME + 6 * HOUR)
+        with self.engine.connect() as conn:
+            early = reads.summary(conn, Filters(since=BASE_TIME - HOUR,
+                                                 until=math.floor(cutoff / HOUR) * HOUR))
+        self.assertEqual(early, [])
+
+    def test_dropped_counter_accumulates(self):
+        with self.engine.begin() as conn:
+            self.assertEqual(reads.dropped_count(conn), 0)
+            writes.add_dropped(conn, 3)
+            writes.add_dropped(conn, 0)
+            writes.add_dropped(conn, 4)
+            self.assertEqual(reads.dropped_count(conn), 7)
+
+    def test_insert_batch_of_nothing(self):
+        with self.engine.begin() as conn:
+            self.assertEqual(writes.insert_batch(conn, []), 0)
+            self.assertEqual(writes.roll_up(conn), 0)
+            self.assertEqual(reads.row_count(conn), 0)
+
+
+class SqliteWritesTest(WritesMixin, unittest.TestCase):
+    """The shared write tests on a SQLite file."""
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,284 @@
+"""Reads on the tracking store for the dashboard and ``flask tracker``: summaries,
+percentiles, time series, histograms, endpoint lists, exports and counters.
+
+Every function takes a SQLAlchemy connection first and a :class:`~.filters.Filters`
+saying which requests to read.  Durations are milliseconds.
+
+Counts, means, maxima, 4xx/5xx counts and last-seen times are exact.  Percentiles come
+from logarithmic latency buckets (see :mod:`tracker_07.tracking.store`): each is the
+geometric middle of the bucket holding the nearest-rank percentile, capped at the
+group's maximum, so it is within ``store.BUCKET_ERROR`` (9.05 %) of the exact value
+(durations below 0.01 ms are reported as 0.005 ms, and percentiles falling beyond the
+last edge, about 30 minutes, as the maximum).
+
+Summaries read whole days and hours from the rollup tables and only the partial hours
+at either end of the range (plus the rows written since the last roll-up) from the raw
+rows, so their cost depends on the number of endpoints and periods, not of requests.
+"""
+import math
+from bisect import bisect_left
+from itertools import accumulate
+
+from sqlalchemy import Integer, cast, func, literal, select, union, union_all
+from sqlalchemy.sql.functions import coalesce
+
+from .filters import Filters
+from .store import (
+    BUCKET_COUNT,
+    DAY,
+    HOUR,
+    bucket_bounds,
+    bucket_middle,
+    daily_table,
+    hourly_table,
+    meta_table,
+    requests_table,
+)
+from .writes import DROPPED_KEY, ROLLED_UP_KEY, meta_value
+
+SUMMARY_SORT_KEYS = (
+    "endpoint", "method", "count", "mean", "p50", "p95", "p99", "max",
+    "count_4xx", "count_5xx", "last_seen",
+)
+EXPORT_COLUMNS = ("id", "started_at", "endpoint", "method", "status", "duration_ms")
+#: Reads with no filters: every request, at any time.
+EVERYTHING = Filters()
+
+
+def _rolled_up_id():
+    """SQL for the highest raw id already folded into the rollup (0 before the first)."""
+    marker = select(meta_table.c.value).where(meta_table.c.key == ROLLED_UP_KEY)
+    return coalesce(marker.scalar_subquery(), literal(0))
+
+
+def _part(table, keys, count, where):
+    """One SELECT of :func:`_grouped_rows` over the raw table or a rollup table."""
+    columns = table.c
+    is_raw = table is requests_table
+    return select(
+        *keys,
+        count.label("n"),
+        func.sum(columns.duration_ms if is_raw else columns.sum_ms).label("total"),
+        func.max(columns.duration_ms if is_raw else columns.max_ms).label("top"),
+        func.max(columns.started_at if is_raw else columns.last_at).label("last"),
+    ).where(*where).group_by(*keys)
+
+
+def _rollup_spans(first_hour, last_hour, use_days):
+    """Which rollup covers which whole periods: days where possible, hours around them."""
+    first_day = math.ceil(first_hour / DAY) * DAY
+    last_day = math.floor(last_hour / DAY) * DAY
+    if not use_days or first_day >= last_day:
+        return [(hourly_table, first_hour, last_hour)]
+    return [(daily_table, first_day, last_day), (hourly_table, first_hour, first_day),
+            (hourly_table, last_day, last_hour)]
+
+
+def _grouped_rows(conn, filters, group=("endpoint", "method", "status"), time_index=None,
+                  use_rollup=True):
+    """Aggregates per ``group`` columns and latency bucket of the ``filters``' requests.
+
+    Rows already folded into the rollups are read from the daily rollup for whole days,
+    from the hourly rollup for the remaining whole hours and from the raw table for the
+    partial hours at either end; rows not yet folded in are read raw.  It is one
+    statement, so PostgreSQL answers from a single snapshot.  ``time_index(column)``, if
+    given, adds a leading time-bucket key (and then days are read hour by hour).
+    Yields ``([idx,] *group, bucket, count, sum_ms, max_ms, last_at)``; a key can come
+    from several parts, so callers add them up.
+    """
+    since, until = filters.window()
+    raw = requests_table.c
+    first_hour = math.ceil(since / HOUR) * HOUR
+    last_hour = math.floor(until / HOUR) * HOUR
+
+    def keys(table, period_column):
+        columns = [table.c[name].label(name) for name in (*group, "bucket")]
+        if time_index is not None:
+            columns.insert(0, time_index(period_column).label("idx"))
+        return columns
+
+    def raw_part(*where):
+        return _part(requests_table, keys(requests_table, raw.started_at), func.count(),
+                     (*where, *filters.conditions(raw)))
+
+    if not use_rollup or first_hour >= last_hour:
+        return conn.execute(raw_part(raw.started_at >= since, raw.started_at < until))
+    parts = [
+        _part(table, keys(table, table.c.period_start), func.sum(table.c["count"]),
+              (table.c.period_start >= start, table.c.period_start < end,
+               *filters.conditions(table.c)))
+        for table, start, end in _rollup_spans(first_hour, last_hour, time_index is None)
+    ]
+    done = _rolled_up_id()
+    # Callers merge the parts in Python: cheaper than SQLite re-grouping the union.
+    return conn.execute(union_all(
+        *parts,
+        raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
+        raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
+        # "+ 0" keeps SQLite from scanning the time index when the id range is tiny.
+        raw_part(raw.id > done, raw.started_at + 0 >= since, raw.started_at + 0 < until),
+    ))
+
+
+class _Aggregate:
+    """Running totals for one group: exact count, sum, max, 4xx/5xx, last; bucket counts."""
+
+    __slots__ = ("buckets", "count", "total_ms", "max_ms", "count_4xx", "count_5xx", "last")
+
+    def __init__(self):
+        self.buckets = {}
+        self.count = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
+        self.count_4xx = 0
+        self.count_5xx = 0
+        self.last = 0.0
+
+    def add(self, status, bucket, count, total_ms, max_ms, last):
+        """Fold in one grouped row."""
+        count = int(count)
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.count += count
+        self.total_ms += total_ms
+        self.max_ms = max(self.max_ms, max_ms)
+        self.last = max(self.last, last)
+        if 400 <= status < 500:
+            self.count_4xx += count
+        elif status >= 500:
+            self.count_5xx += count
+
+    def percentile(self, quantile):
+        """Nearest-rank percentile estimated from the bucket counts."""
+        rank = max(1, math.ceil(quantile * self.count))
+        ordered = sorted(self.buckets)
+        cumulative = list(accumulate(self.buckets[bucket] for bucket in ordered))
+        bucket = ordered[bisect_left(cumulative, rank)]
+        if bucket >= BUCKET_COUNT - 1:
+            return self.max_ms
+        return min(bucket_middle(bucket), self.max_ms)
+
+
+def summary(conn, filters, sort="count", descending=True):
+    """Per (endpoint, method) statistics for the dashboard's table and ``flask tracker stats``.
+
+    ``filters`` must have ``since`` and ``until`` (as for every read but the export).
+    Returns a list of dicts with ``endpoint``, ``method``, ``count``, ``mean``, ``p50``,
+    ``p95``, ``p99``, ``max`` (ms), ``count_4xx``, ``count_5xx`` and ``last_seen``
+    (epoch seconds), sorted by ``sort`` (one of ``SUMMARY_SORT_KEYS``).
+    """
+    if sort not in SUMMARY_SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SUMMARY_SORT_KEYS)}; got {sort!r}")
+    groups = {}
+    for row in _grouped_rows(conn, filters):
+        group = groups.get((row[0], row[1]))
+        if group is None:
+            group = groups[(row[0], row[1])] = _Aggregate()
+        group.add(*row[2:])
+    result = [
+        {
+            "endpoint": key[0], "method": key[1], "count": group.count,
+            "mean": group.total_ms / group.count, "p50": group.percentile(0.50),
+            "p95": group.percentile(0.95), "p99": group.percentile(0.99),
+            "max": group.max_ms, "count_4xx": group.count_4xx,
+            "count_5xx": group.count_5xx, "last_seen": group.last,
+        }
+        for key, group in groups.items()
+    ]
+    result.sort(key=lambda item: (item["endpoint"], item["method"]))
+    result.sort(key=lambda item: item[sort], reverse=descending)
+    return result
+
+
+def histogram(conn, filters):
+    """Latency distribution for a chart: the non-empty range of logarithmic buckets.
+
+    Returns a list of ``{"low_ms", "high_ms", "count"}`` from the first to the last
+    non-empty bucket (empty buckets in between are included with count 0).
+    """
+    counts = {}
+    rows = _grouped_rows(conn, filters, group=())
+    for bucket, count, *_ in rows:
+        counts[bucket] = counts.get(bucket, 0) + int(count)
+    if not counts:
+        return []
+    result = []
+    for bucket in range(min(counts), max(counts) + 1):
+        low, high = bucket_bounds(bucket)
+        result.append({"low_ms": low, "high_ms": high, "count": counts.get(bucket, 0)})
+    return result
+
+
+def _time_index(conn, column, since, width):
+    """SQL for the 0-based time bucket of ``column`` (CAST truncates in SQLite only)."""
+    scaled = (column - since) / width
+    if conn.dialect.name == "sqlite":
+        return cast(scaled, Integer)
+    return func.floor(scaled)
+
+
+def time_series(conn, filters, buckets=60):
+    """Traffic and latency over time for the dashboard's charts.
+
+    Returns ``buckets`` dicts with ``start``, ``end`` (epoch seconds), ``count``, and
+    ``mean``, ``p95``, ``max`` in ms (``None`` for empty buckets).  When buckets are an
+    hour or wider, whole hours come from the rollup and each is counted in the bucket
+    holding the hour's start (exact when ``since`` is on the hour and the width a whole
+    number of hours).
+    """
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+        raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+    since, until = filters.window()
+    width = (until - since) / buckets
+    rows = _grouped_rows(
+        conn, filters, group=(),
+        time_index=lambda column: _time_index(conn, column, since, width),
+        use_rollup=width >= HOUR,
+    )
+    series = [_Aggregate() for _ in range(buckets)]
+    for row in rows:
+        series[min(max(int(row[0]), 0), buckets - 1)].add(0, *row[1:])
+    return [
+        {
+            "start": since + index * width, "end": since + (index + 1) * width,
+            "count": point.count,
+            "mean": point.total_ms / point.count if point.count else None,
+            "p95": point.percentile(0.95) if point.count else None,
+            "max": point.max_ms if point.count else None,
+        }
+        for index, point in enumerate(series)
+    ]
+
+
+def endpoints(conn):
+    """Distinct (endpoint, method) pairs for the dashboard's filter drop-downs."""
+    raw, rollup = requests_table.c, hourly_table.c
+    pairs = union(  # union (not union_all) removes the duplicates
+        select(rollup.endpoint, rollup.method),
+        select(raw.endpoint, raw.method).where(raw.id > _rolled_up_id()),
+    ).subquery()
+    rows = conn.execute(select(pairs.c.endpoint, pairs.c.method).order_by(
+        pairs.c.endpoint, pairs.c.method))
+    return [{"endpoint": row.endpoint, "method": row.method} for row in rows]
+
+
+def export_rows(conn, filters=EVERYTHING, chunk_size=1000):
+    """Stream raw rows as dicts (oldest first) so exports of any size use little memory."""
+    raw = requests_table.c
+    statement = (
+        select(*(raw[name] for name in EXPORT_COLUMNS))
+        .where(*filters.conditions(raw, raw.started_at))
+        .order_by(raw.started_at, raw.id)
+        .execution_options(yield_per=chunk_size)
+    )
+    for row in conn.execute(statement):
+        yield dict(row._mapping)  # pylint: disable=protected-access  # documented public API
+
+
+def row_count(conn):
+    """Number of raw request rows kept."""
+    return int(conn.execute(select(func.count()).select_from(requests_table)).scalar())
+
+
+def dropped_count(conn):
+    """Number of records that every writer of this store had to drop."""
+    return meta_value(conn, DROPPED_KEY)

@@ -1,0 +1,268 @@
+"""The writer thread of endpoint tracking: it drains the request path's queue into the store.
+
+It stores a batch with as few calls into the database driver as it can (each call lets go
+of the GIL, and taking it back costs the request threads a switch), reports slow requests,
+counts what the store refused, and now and then rolls up and applies retention.
+"""
+import functools
+import math
+import os
+import threading
+import time
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import filters, writes
+from .store import (
+    BUCKET_COUNT,
+    ENDPOINT_LENGTH,
+    IMMEDIATE,
+    INVERSE_LOG_GROWTH,
+    LOG_MIN_BUCKET,
+    MIN_BUCKET_MS,
+    create_schema,
+)
+
+perf_counter = time.perf_counter
+
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
+WRITE_RETRIES = 3
+RETRY_BACKOFF_SECONDS = 0.1
+
+
+class StoreFile:
+    """The SQLite file behind an engine, so that one deleted under a running app is noticed
+    (its open connections would go on writing into the deleted file, losing every row)."""
+
+    def __init__(self, engine):
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.path = database if database and database != ":memory:" else None
+        self.identity = None
+
+    def _stat(self):
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def remember(self):
+        """Note which file the schema was just created in."""
+        if self.path is not None:
+            self.identity = self._stat()
+
+    def replaced(self):
+        """Tell whether the file is gone or another one took its name (one stat per batch)."""
+        return self.identity is not None and self._stat() != self.identity
+
+
+@functools.lru_cache(maxsize=256)
+def status_code(status):
+    """The numeric part of a WSGI status line such as ``"404 NOT FOUND"`` (an app uses
+    a handful of status lines, so the writer looks each one up once)."""
+    try:
+        return int(status[:3])
+    except (TypeError, ValueError):
+        return 0
+
+
+class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborators and counters
+    """Background thread that drains the queue into the store, with retries and retention."""
+
+    def __init__(self, middleware, engine, settings, logger):
+        self.middleware = middleware
+        self.engine = engine
+        self.settings = settings
+        self.logger = logger
+        # Rows go straight to the driver, whose errors SQLAlchemy has not wrapped; both
+        # kinds mean the store refused, never that the request failed.
+        self.store_errors = (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
+        self.store_file = StoreFile(engine)
+        self.schema_ready = False
+        self.stopping = threading.Event()
+        self.written = 0
+        self.db_dropped = 0
+        self.recorded_drops = 0
+        self.busy = False
+        self.cpu_seconds = 0.0
+        self.thread = None
+        self.last_maintenance = time.monotonic()
+        self.flush_requested = False
+
+    def start(self):
+        """Start the daemon thread (again, in a forked child)."""
+        self.thread = threading.Thread(target=self.run, name="tracker-writer", daemon=True)
+        self.thread.start()
+
+    def run(self):
+        """Write full batches as they fill up; everything every flush interval, on
+        flush() and once more on stop."""
+        settings = self.settings
+        while not self.stopping.is_set():
+            wake = self.middleware.wake
+            full_batch = wake.wait(settings.flush_interval)
+            wake.clear()
+            flush_requested, self.flush_requested = self.flush_requested, False
+            # Under load only full batches are written: a stream of small batches would
+            # pay the per-transaction cost (and GIL hand-overs) over and over.
+            self.drain(full_batches_only=full_batch and not flush_requested)
+            self.maintain()
+        self.drain()
+        self.maintain(force=True)
+
+    def drain(self, full_batches_only=False):
+        """Write what is queued, one transaction per batch."""
+        queue = self.middleware.queue
+        batch_size = self.settings.batch_size
+        minimum = batch_size if full_batches_only else 1
+        self.busy = True
+        try:
+            while len(queue) >= minimum:
+                batch = []
+                try:
+                    for _ in range(batch_size):
+                        batch.append(queue.popleft())
+                except IndexError:
+                    pass
+                cpu_before = time.thread_time()
+                self.write(batch)
+                self.cpu_seconds += time.thread_time() - cpu_before
+            self.report_drops()
+        finally:
+            self.busy = False
+
+    def rows_from(self, batch):
+        """Turn queued tuples into rows in ``writes.INSERT_COLUMNS`` order; also where
+        slow requests are reported.  One pass with no call per row but ``math.log``:
+        this loop is most of what the writer spends in Python for every request."""
+        offset = time.time() - perf_counter()
+        slow_ms = self.settings.slow_ms or math.inf
+        log = math.log
+        rows = []
+        append = rows.append
+        for started, ended, endpoint, method, status in batch:
+            duration_ms = (ended - started) * 1000.0
+            code = status_code(status)
+            if endpoint is None:
+                endpoint = f"<{code}>"
+            elif len(endpoint) > ENDPOINT_LENGTH:
+                endpoint = endpoint[:ENDPOINT_LENGTH]
+            if method not in KNOWN_METHODS:
+                method = "OTHER"
+            if duration_ms < MIN_BUCKET_MS:
+                bucket = 0
+            else:  # store.bucket_of, inlined
+                bucket = int((log(duration_ms) - LOG_MIN_BUCKET) * INVERSE_LOG_GROWTH) + 1
+                if bucket >= BUCKET_COUNT:
+                    bucket = BUCKET_COUNT - 1
+            append((started + offset, endpoint, method, code, duration_ms, bucket))
+            if duration_ms >= slow_ms:
+                self.logger.warning(
+                    "Slow request: %s %s returned %d in %.1f ms",
+                    method, endpoint, code, duration_ms,
+                )
+        return rows
+
+    def ensure_schema(self):
+        """Create the tables now if the store was down when the app started."""
+        if self.store_file.replaced():
+            self.logger.warning("Tracker's store file %s was deleted or replaced while the app "
+                                "ran; writing to a new one from now on.", self.store_file.path)
+            self.engine.dispose()
+            self.schema_ready = False
+        if not self.schema_ready:
+            create_schema(self.engine)
+            self.store_file.remember()
+            self.schema_ready = True
+
+    def transaction(self, work):
+        """Run ``work(conn)`` in a write transaction; SQLite takes its lock at BEGIN."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                return work(conn)
+
+    def insert(self, rows):
+        """Store complete rows atomically: on SQLite a batch that fits one statement is
+        that one autocommit statement, anything else is a transaction."""
+        engine = self.engine
+        if engine.dialect.name == "sqlite" and len(rows) <= writes.ROWS_PER_INSERT:
+            self.ensure_schema()
+            with engine.connect() as conn:
+                writes.append_rows(conn, rows)
+        else:
+            self.transaction(lambda conn: writes.insert_rows(conn, rows))
+
+    def write(self, batch):
+        """Store one batch, retrying with backoff; count it as dropped if the store refuses."""
+        rows = self.rows_from(batch)
+        logger = self.logger
+        for attempt in range(1, WRITE_RETRIES + 2):
+            try:
+                self.insert(rows)
+            except self.store_errors as error:
+                logger.warning("Tracker could not store %d request records (attempt %d of %d):"
+                               " %s", len(rows), attempt, WRITE_RETRIES + 1,
+                               first_line(error))
+                if attempt <= WRITE_RETRIES:
+                    self.stopping.wait(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                continue
+            self.written += len(rows)
+            return
+        self.db_dropped += len(rows)
+
+    def total_dropped(self):
+        """Records lost to a full queue plus records the store refused."""
+        return self.middleware.dropped + self.db_dropped
+
+    def report_drops(self):
+        """Log new losses and add them to the store's shared counter."""
+        pending = self.total_dropped() - self.recorded_drops
+        if pending <= 0:
+            return
+        self.logger.warning(
+            "Tracker dropped %d request records (%d in total: queue full %d, store errors %d)",
+            pending, self.total_dropped(), self.middleware.dropped, self.db_dropped,
+        )
+        self.recorded_drops += pending
+        try:
+            self.transaction(lambda conn: writes.add_dropped(conn, pending))
+        except self.store_errors as error:
+            self.logger.warning("Tracker could not record the drop count: %s",
+                                         first_line(error))
+
+    def maintain(self, force=False):
+        """Now and then fold new rows into the rollup and apply retention (both cheap)."""
+        settings = self.settings
+        now = time.monotonic()
+        if not force and now - self.last_maintenance < settings.maintenance_interval:
+            return 0
+        self.last_maintenance = now
+        older_than = None
+        if settings.retention_days:
+            older_than = filters.now() - settings.retention_days * 86400
+
+        def work(conn):
+            deleted = writes.prune(conn, older_than=older_than,
+                                   keep_rows=settings.max_rows or None)
+            writes.roll_up(conn)
+            return deleted
+
+        cpu_before = time.thread_time()
+        try:
+            return self.transaction(work)
+        except self.store_errors as error:
+            self.logger.warning("Tracker maintenance failed: %s", first_line(error))
+            return 0
+        finally:  # part of what tracking costs, so part of the cost shown per row
+            self.cpu_seconds += time.thread_time() - cpu_before
+
+
+def first_line(error):
+    """A one-line description of a database error for the log."""
+    detail = str(getattr(error, "orig", None) or error).strip()
+    name = type(error).__name__
+    return f"{name}: {detail.splitlines()[0]}" if detail else name
