@@ -22,12 +22,15 @@ TINY_APP = '''\
 """A developer's app with Tracker added in one line."""
 import os
 
-from tracker_07 import create_app
+from flask import Flask
+
+from tracker_07 import Tracker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-app = create_app("testing", DASHBOARD_ENABLED=True, TRACKER_ENABLED=True,
-                 TRACKER_DATABASE_URL="sqlite:///" + os.path.join(HERE, "tracker.sqlite3"))
-tracker = app.extensions["tracker_tracking"]
+app = Flask(__name__)
+app.config["TRACKER_DATABASE_URL"] = "sqlite:///" + os.path.join(HERE, "tracker.sqlite3")
+app.route("/")(lambda: "Hello from a tiny app")
+tracker = Tracker(app)
 '''
 
 #: Run by the new venv's python in a folder outside the repository; prints what it saw as JSON.
