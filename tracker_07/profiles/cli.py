@@ -64,6 +64,15 @@ def profile_folder():
     return folder
 
 
+def no_profiles_yet(folder):
+    """Say where profiles would be and how to make some, when the folder has none."""
+    if current_app.config.get("PROFILER_ENABLED"):
+        return f"No profiles in {folder} yet: profile mode saves one per request there."
+    return (f"No profiles in {folder}: profile mode is off for this app. Run it with "
+            "PROFILER_ENABLED=True (the demo: flask --app \"tracker_07:create_app('profile')\" "
+            "run --without-threads); it saves into this same instance folder.")
+
+
 def printable(text):
     """Escape control and other unprintable characters so a path cannot drive the terminal."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
@@ -195,7 +204,8 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms):
         per_page=limit,
     )
     if not page.items:
-        click.echo(f"No profiles in {folder}.")
+        click.echo(f"No profiles in {folder}." if page.total or any(
+            (path_contains, method, status, min_ms)) else no_profiles_yet(folder))
         return
     click.echo(
         f"{'TIME (UTC)':<19}  {'METHOD':<7} {'STATUS':>6} {'MS':>8} {'CALLS':>8} {'OVL':>4}  "
