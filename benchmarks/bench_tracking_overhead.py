@@ -62,7 +62,7 @@ def make_app():
 
     if variant.startswith("tracker"):
         # pylint: disable-next=import-outside-toplevel,import-error  # child, on PYTHONPATH
-        from tracker_07.tracking import Tracking
+        from tracker_07.tracking.extension import Tracking
         app.config["TRACKER_DATABASE_URL"] = f"sqlite:///{data_dir}/tracker.sqlite3"
         if variant == "tracker-ignored":  # diagnostic: the wrapper's ignore path only
             app.config["TRACKER_IGNORE"] = ["^/hello"]

@@ -22,7 +22,8 @@ from flask import Flask
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
-from tracker_07.tracking import Tracking, filters, reads, writes  # noqa: E402
+from tracker_07.tracking import filters, reads, writes  # noqa: E402
+from tracker_07.tracking.extension import Tracking  # noqa: E402
 from tracker_07.tracking.filters import Filters  # noqa: E402
 from tracker_07.tracking.store import IMMEDIATE  # noqa: E402
 

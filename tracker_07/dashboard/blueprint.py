@@ -1,7 +1,8 @@
 """The dashboard blueprint, its access rules and what every page's template needs."""
 import datetime
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from ..profiles.errors import CorruptProfile, NotAFolder, ProfileNotFound
 from . import security
@@ -36,18 +37,43 @@ def format_datetime(epoch):
 @bp.context_processor
 def page_globals():
     """Give every dashboard template the CSRF token and the state of profiling."""
+    config = current_app.config
     return {
         "csrf_token": security.csrf_token,
         "csrf_field": security.CSRF_FIELD,
-        "profiles_saved": bool(current_app.config["PROFILER_DIR"]),
+        "profiles_saved": bool(config["PROFILER_DIR"]),
+        "profiling": config["PROFILER_ENABLED"],
+        "tracking_on": "tracker_tracking" in current_app.extensions,
+        "app_root": request.script_root + "/",
     }
 
 
-def error_response(title, message, status):
-    """Answer an error as JSON to the ``/api/`` routes and as a page to browsers."""
-    if request.endpoint and request.endpoint.endswith("_json"):
-        return jsonify(error=message), status
-    return render_template("dashboard/error.html", title=title, message=message), status
+def is_api_request():
+    """Tell whether the request is for one of the JSON routes under ``<prefix>/api/``."""
+    return request.path.startswith(current_app.config["DASHBOARD_PREFIX"] + "/api/")
+
+
+def error_response(title, message, status, **details):
+    """Answer an error as JSON (status, message) to the ``/api/`` routes, as a page otherwise."""
+    if is_api_request():
+        return jsonify(status=status, message=message, **details), status
+    return render_template("dashboard/error.html", title=title, message=message,
+                           details=details), status
+
+
+@bp.route("/api/<path:_unknown>")
+def unknown_api_route(_unknown):
+    """An unknown JSON route is a JSON 404, not the host app's HTML page."""
+    abort(404, "No such API route; see the README for the dashboard's JSON routes.")
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error):
+    """Every HTTP error of the dashboard: JSON under ``/api/``, the dashboard's page elsewhere."""
+    response = error_response(error.name, error.description, error.code)
+    if error.code == 401:  # the browser asks for the password on this header
+        response = (response[0], response[1], {"WWW-Authenticate": security.BASIC_CHALLENGE})
+    return response
 
 
 @bp.errorhandler(ProfileNotFound)

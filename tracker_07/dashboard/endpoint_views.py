@@ -13,8 +13,9 @@ from ..tracking import reads
 from ..tracking.cli import EXTENSION_KEY
 from ..tracking.filters import Filters
 from ..tracking.store import BUCKET_ERROR
+from ..tracking.writer import first_line
 from . import args, charts
-from .blueprint import bp
+from .blueprint import bp, error_response
 
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
 SERIES_BUCKETS = 60
@@ -112,10 +113,12 @@ def endpoints_json():
 
 @bp.errorhandler(SQLAlchemyError)
 def store_unavailable(error):
-    """Answer a store that is down or locked with a clear 503 page instead of a 500."""
-    current_app.logger.warning("Tracker store unavailable: %s", error)
-    message = "The tracking store cannot be read right now; requests are still being served."
-    if request.endpoint == "dashboard.endpoints_json":
-        return jsonify(error=message), 503
-    return render_template("dashboard/error.html", title="Store unavailable",
-                           message=message), 503
+    """Answer a store that is down with a 503 that says why and what was lost, not a 500."""
+    reason = first_line(error)
+    current_app.logger.warning("Tracker store unavailable: %s", reason)
+    extension = tracking()
+    stats = extension.stats() if extension is not None else {}
+    message = ("The tracking store cannot be read right now; requests are still being served "
+               "and records are queued or counted as dropped.")
+    return error_response("Store unavailable", message, 503, reason=reason,
+                          dropped=stats.get("dropped"), queued=stats.get("queued"))

@@ -24,7 +24,8 @@ def profile_folder():
     """Return the profile folder, or show why there is none."""
     folder = current_app.config["PROFILER_DIR"]
     if not folder:
-        abort(404, "Profiles are not saved: run the profile configuration or set PROFILER_DIR.")
+        abort(404, "Profiles are not saved by this app (PROFILER_DIR is empty): set PROFILER_DIR "
+                   "to a folder, or leave it unset for the instance folder's profiles/.")
     return folder
 
 

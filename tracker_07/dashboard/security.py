@@ -13,6 +13,7 @@ from flask import abort, current_app, request, session
 
 CSRF_SESSION_KEY = "tracker_csrf"
 CSRF_FIELD = "csrf_token"
+BASIC_CHALLENGE = 'Basic realm="Tracker dashboard", charset="UTF-8"'
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -57,7 +58,10 @@ def check_access():
 
 
 def csrf_token():
-    """Return this session's CSRF token, making one on first use."""
+    """Return this session's CSRF token, making one on first use; None when the app has no
+    secret key (no session to keep it in), so forms are left out and POSTs refused."""
+    if not current_app.secret_key:
+        return None
     token = session.get(CSRF_SESSION_KEY)
     if not token:
         token = session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
@@ -66,6 +70,9 @@ def csrf_token():
 
 def check_csrf():
     """Refuse a POST whose form does not carry this session's CSRF token."""
+    if not current_app.secret_key:
+        abort(400, "The dashboard's forms need the app's SECRET_KEY (to keep a CSRF token in "
+                   "the session); set it, or use the flask profiles / flask tracker commands.")
     expected = session.get(CSRF_SESSION_KEY)
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not _same(given, expected):
@@ -77,5 +84,5 @@ def add_security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Tracker dashboard", charset="UTF-8"'
+        response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
     return response

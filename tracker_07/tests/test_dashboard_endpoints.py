@@ -7,6 +7,7 @@ from unittest import mock
 from sqlalchemy.exc import OperationalError
 
 from tracker_07.tests.base import AppTestCase
+from tracker_07.tracking import writer
 
 
 class EndpointsPageTestCase(AppTestCase):
@@ -127,7 +128,8 @@ class EndpointsPageTestCase(AppTestCase):
         self.assertEqual(page.status_code, 503)
         self.assertIn(b"cannot be read right now", page.data)
         self.assertEqual(api.status_code, 503)
-        self.assertIn("error", api.get_json())
+        self.assertEqual(api.get_json()["reason"], "OperationalError: database is locked")
+        self.assertIn("database is locked", page.get_data(as_text=True))
         self.assertEqual(self.client.get("/index").status_code, 200)
 
 
@@ -154,3 +156,30 @@ class TrackingOffTestCase(AppTestCase):
         response = app.test_client().get("/dashboard/")
         self.assertIn(b'id="tracking-off"', response.data)
         self.assertEqual(app.test_client().get("/dashboard/api/endpoints").status_code, 404)
+
+
+class StoreUnreachableTestCase(AppTestCase):
+    """A store that cannot be opened: the app serves, the dashboard says why and what was lost."""
+
+    def test_dashboard_shows_the_reason_and_the_drops(self):
+        blocker = f"{self.tmp}/not-a-folder"
+        with open(blocker, "w", encoding="utf-8"):
+            pass
+        with self.assertLogs("tracker_07", "WARNING"), \
+                mock.patch.object(writer, "RETRY_BACKOFF_SECONDS", 0):
+            app = self.make_app("development",
+                                TRACKER_DATABASE_URL=f"sqlite:///{blocker}/tracker.sqlite3")
+            client = app.test_client()
+            for _ in range(3):
+                self.assertEqual(client.get("/index").status_code, 200)
+            app.extensions["tracker_tracking"].flush(10)
+            page = client.get("/dashboard/")
+            api = client.get("/dashboard/api/endpoints")
+        self.assertEqual((page.status_code, api.status_code), (503, 503))
+        body = api.get_json()
+        self.assertEqual((body["status"], body["dropped"], body["queued"]), (503, 3, 0))
+        self.assertIn("unable to open database file", body["reason"])
+        text = page.get_data(as_text=True)
+        self.assertRegex(text, r'id="error-dropped">3<')
+        self.assertIn("unable to open database file", text)
+        self.assertNotIn(self.tmp, text)

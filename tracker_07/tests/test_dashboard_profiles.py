@@ -273,7 +273,8 @@ class NotFoundTestCase(DashboardTestCase):
         self.assertIn(missing, text)
         response = self.client.get(f"/dashboard/api/profiles/{missing}")
         self.assertEqual(response.status_code, 404)
-        self.assertIn(missing, response.get_json()["error"])
+        self.assertEqual(response.get_json()["status"], 404)
+        self.assertIn(missing, response.get_json()["message"])
         for body in (text, response.get_data(as_text=True)):
             self.assertNotIn(self.tmp, body)
             self.assertNotIn(os.path.realpath(self.tmp), body)

@@ -1,4 +1,7 @@
-"""Pure views of pstats data, checked against pstats itself and against exact synthetic data."""
+"""Pure views of pstats data, checked against pstats itself and against exact synthetic data.
+
+As long as the module it tests (one test class per view of ``profiles/analysis.py``).
+"""
 import io
 import json
 import math

@@ -6,6 +6,7 @@ import unittest
 
 from flask import Flask
 
+from tracker_07 import create_app
 from tracker_07.profiles import analysis, cli
 from tracker_07.profiles.index import append_index, read_index
 from tracker_07.tests import profile_fixtures as fx
@@ -84,10 +85,28 @@ class ListCommandTest(CliTestCase):
         self.assertIn("...", output)
 
     def test_empty_folder(self):
-        """An empty folder says so."""
+        """An empty folder says so, and how to fill it."""
         result = self.run_cli("list")
         self.assertEqual(result.exit_code, 0)
         self.assertIn("No profiles in", result.output)
+        self.assertIn("profile mode is off", result.output)
+        self.assertIn("--app \"tracker_07:create_app('profile')\"", result.output)
+        self.app.config["PROFILER_ENABLED"] = True
+        self.assertIn("yet: profile mode saves one per request there",
+                      self.run_cli("list").output)
+        self.assertEqual(self.run_cli("list", "--method", "POST").output.strip(),
+                         f"No profiles in {self.folder}.")
+
+    def test_development_lists_what_profile_mode_saved(self):
+        """The development app reads the profiles the profile app saved in the instance folder."""
+        saving = create_app("profile", TRACKER_ENABLED=False, PROFILER_PRINT=False,
+                            PROFILER_DIR=self.folder)
+        saving.test_client().get("/words/fast").close()
+        reading = create_app("development", TRACKER_ENABLED=False, PROFILER_DIR=self.folder)
+        result = reading.test_cli_runner().invoke(args=["profiles", "list"])
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("/words/fast", result.output)
+        self.assertIn("1 of 1 profiles.", result.output)
 
     def test_missing_setting(self):
         """Without PROFILER_DIR every command fails with one clear line."""

@@ -168,6 +168,33 @@ class WriterTest(TrackedAppCase):
         self.assertEqual({row[1] for row in rows}, {long_rule[:store.ENDPOINT_LENGTH]})
 
 
+    def test_a_store_file_deleted_while_running_is_noticed_and_made_anew(self):
+        app, tracking = self.tracked_app()
+        client = app.test_client()
+        get(client, "/user/1")
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+        database = f"{self.tmpdir}/tracker.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(database + suffix):
+                os.remove(database + suffix)
+        with self.assertLogs(app.logger, "WARNING") as logs:
+            for user_id in range(2, 5):
+                get(client, f"/user/{user_id}")
+            self.assertTrue(tracking.flush(10))
+        self.assertIn("was deleted or replaced", logs.output[0])
+        self.assertTrue(os.path.exists(database))
+        with sqlite3.connect(database) as conn:  # a fresh reader sees the new rows in the file
+            count = conn.execute("SELECT count(*) FROM tracker_requests").fetchone()[0]
+        self.assertEqual(count, 3)
+        self.assertEqual(tracking.stats()["dropped"], 0)
+
+    def test_a_file_that_was_never_created_is_not_a_replacement(self):
+        app, tracking = self.tracked_app(TRACKER_DATABASE_URL="sqlite://")
+        get(app.test_client(), "/user/1")
+        self.assertEqual(len(self.stored_rows(tracking)), 1)
+        self.assertIsNone(tracking.writer.store_file.path)
+        self.assertFalse(tracking.writer.store_file.replaced())
+
 class MaintenanceTest(TrackedAppCase):
     """Roll-ups and retention, which the writer runs on its interval."""
 

@@ -1,4 +1,6 @@
-"""A tiny tracked app for the gunicorn test: ``gunicorn tracker_07.tests.tracking_app:app``.
+"""A module-level app with ``Tracker(app)`` for the gunicorn test.
+
+Run as ``gunicorn tracker_07.tests.tracking_app:app``.
 
 The store URL comes from ``TRACKER_GUNICORN_DATABASE_URL``.  The writer is told to wait
 for an hour and for a huge batch, so rows reach the store only through the flush at exit.
@@ -7,7 +9,7 @@ import os
 
 from flask import Flask
 
-from tracker_07.tracking.extension import Tracking
+from tracker_07 import Tracker
 
 app = Flask(__name__)
 app.config.update(
@@ -24,4 +26,4 @@ def item(item_id):
     return f"item {item_id}"
 
 
-Tracking(app)
+Tracker(app)  # a module-level app, as many are written

@@ -94,8 +94,9 @@ class RequestRecord:
     def finish(self, ended=None):
         """Queue the request's record: the only per-request bookkeeping is one tuple
         appended to the bounded queue.  A second call records nothing."""
+        finishing = perf_counter()
         if ended is None:
-            ended = perf_counter()
+            ended = finishing
         started = self._started
         if started is None:
             return
@@ -111,7 +112,7 @@ class RequestRecord:
         else:
             middleware.count_dropped()
         if self.measured:
-            middleware.cost.note(self.measured + (perf_counter() - ended))
+            middleware.cost.note(self.measured + (perf_counter() - finishing))
 
 
 class TrackedBody:
