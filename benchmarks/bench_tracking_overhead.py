@@ -17,6 +17,9 @@ virtualenv, variants interleaved round by round, and medians are reported.
     sync worker closes connections); requests per second over ``--seconds``.
 """
 import argparse
+import contextlib
+import functools
+import inspect
 import json
 import os
 import socket
@@ -70,10 +73,16 @@ def make_app():
             app.config["TRACKER_QUEUE_SIZE"] = 1
             app.config["TRACKER_FLUSH_INTERVAL"] = 3600
         tracking = Tracking(app)
-        app.extensions["bench_flush"] = tracking.flush
+        flush = tracking.flush
+        if "collect_garbage" in inspect.signature(flush).parameters:
+            # A server closes every body, so it never needs the garbage collection that
+            # flush() does for test clients; that is not a cost of tracking.
+            flush = functools.partial(flush, collect_garbage=False)
+        app.extensions["bench_flush"] = flush
         # The roll-up the writer runs once a minute, so its share of the rows measured
         # here is counted too (a 3-second run would otherwise never reach it).
-        app.extensions["bench_maintain"] = tracking.maintain_now
+        app.extensions["bench_maintain"] = lambda: (
+            flush(), tracking.writer.maintain(force=True))
     elif variant == "flask-profiler":
         import flask_profiler  # pylint: disable=import-outside-toplevel,import-error
         app.config["flask_profiler"] = {
@@ -184,10 +193,28 @@ def ensure_venv(install):
     subprocess.run([VENV_PYTHON, "-m", "pip", "install", "-q", *PINS], check=True)
 
 
+#: ``tracker@REV`` variants: the folder where that revision of the repo is checked out.
+BASELINES = {}
+
+
 def child_env(variant, data_dir):
-    """Environment for a child: the variant, a data folder, and the repo importable."""
+    """Environment for a child: the variant, a data folder, and the repo importable (for a
+    ``tracker@REV`` variant, that revision's checkout)."""
     return dict(os.environ, BENCH_VARIANT=variant, BENCH_DATA_DIR=data_dir,
-                PYTHONPATH=os.pathsep.join((HERE, REPO_ROOT)))
+                PYTHONPATH=os.pathsep.join((HERE, BASELINES.get(variant, REPO_ROOT))))
+
+
+@contextlib.contextmanager
+def baseline_checkout(revision):
+    """Check ``revision`` out into a temporary git worktree, for a before/after run."""
+    folder = tempfile.mkdtemp(prefix="bench-baseline-")
+    subprocess.run(["git", "-C", REPO_ROOT, "worktree", "add", "--detach", folder, revision],
+                   check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", REPO_ROOT, "worktree", "remove", "--force", folder],
+                       check=False, capture_output=True)
 
 
 def free_port():
@@ -255,6 +282,8 @@ def main():
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated subset; diagnostics: tracker-ignored, "
                              "tracker-nowriter")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure Tracker as of git revision REV (variant tracker@REV)")
     parser.add_argument("--child-wsgi", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--child-load", nargs=3, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,6 +296,16 @@ def main():
 
     ensure_venv(args.reinstall)
     variants = tuple(args.variants.split(","))
+    with contextlib.ExitStack() as stack:
+        if args.baseline:
+            variant = f"tracker@{args.baseline}"
+            BASELINES[variant] = stack.enter_context(baseline_checkout(args.baseline))
+            variants += (variant,)
+        measure(args, variants)
+
+
+def measure(args, variants):
+    """Run every variant, interleaved round by round, and print the tables."""
     wsgi = {variant: [] for variant in variants}
     http = {variant: [] for variant in variants}
     for round_number in range(args.rounds):

@@ -65,14 +65,16 @@ class Tracking:
         """The exceptions that mean the store refused (SQLAlchemy's and the driver's)."""
         return self.writer.store_errors
 
-    def flush(self, timeout=5.0):
+    def flush(self, timeout=5.0, collect_garbage=True):
         """Wait until everything queued so far is stored; False if ``timeout`` ran out.
 
         It first collects garbage: a response whose body was never closed (Flask's test
         client) and that was caught in a reference cycle (an exception's traceback) is
-        recorded when it is freed.
+        recorded when it is freed.  A server never needs this (it closes every body), and
+        ``collect_garbage=False`` skips it.
         """
-        gc.collect()
+        if collect_garbage:
+            gc.collect()
         deadline = time.monotonic() + timeout
         writer = self.writer
         while self.middleware.queue or writer.busy:
