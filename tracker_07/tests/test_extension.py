@@ -93,6 +93,9 @@ class AttachTestCase(TrackerTestCase):
                               if name.endswith(".prof")]), 1)
         self.assertEqual(app.test_client().get("/_tracker/").status_code, 200)
         self.assertEqual(app.test_client().get("/dashboard/").status_code, 404)
+        ignored = app.extensions["tracker_tracking"].settings.ignore  # its own prefix, no other
+        self.assertIn("^/_tracker/", ignored)
+        self.assertFalse(any("dashboard" in pattern for pattern in ignored))
 
     def test_each_feature_follows_its_own_switch(self):
         app = self.shop_app(DASHBOARD_ENABLED=False, TRACKER_ENABLED=False)
