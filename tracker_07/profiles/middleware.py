@@ -194,7 +194,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             return
         self._count("saved")
         if self.retention is not None:
-            self.retention.note_saved()
+            self.retention.note_saved(record["id"], request["time"])
 
     def _dump(self, profile, name):
         """Write the profile into its reserved file with Werkzeug's hook, ``dump_stats``."""

@@ -1,46 +1,56 @@
-"""Keep the profile folder within a number of files and an age, off the request thread."""
-import logging
-import threading
+"""Keep the profile folder within a number of files and an age, at a small fixed cost per save.
 
-from . import listing
+At start-up :meth:`FolderRetention.apply` prunes the folder once and remembers the profiles
+left in it, oldest first.  From then on each saved profile is added to that memory and, once
+the folder is over its limits, the oldest file goes as the new one is saved: no index is
+read per save.  The index lines of removed files are compacted away in the background once
+they outnumber the live ones, and now and then (every ``rescan_every`` saves) the whole
+folder is pruned again in the background, which also catches what other processes saved.
+"""
+import collections
+import logging
+import os
+import threading
+import time
+
+from . import index, listing
 from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
 
+#: Compact the index once this many of its lines (or more than the live ones) are dead.
+MIN_DEAD_LINES = 1000
+#: Prune the whole folder again after this many saves, at least.
+MIN_RESCAN_EVERY = 1000
+
 
 class FolderRetention:
-    """Prune the folder at start-up and after every ``every`` saved profiles.
+    """Prune at start-up, then keep the folder within its limits as profiles are saved.
 
     :param folder: the profile folder.
     :param max_files: keep at most this many profiles, newest first (0: no limit).
     :param days: remove profiles older than this many days (0: keep them).
-    :param every: how many saved profiles between two prunes.
+    :param rescan_every: saves between two full prunes in the background (default: a tenth
+        of ``max_files``, at least 1,000).
     """
 
-    def __init__(self, folder, max_files=0, days=0, every=50):
+    def __init__(self, folder, max_files=0, days=0, rescan_every=None):
         self.folder = folder
         self.max_files = max_files
         self.days = days
-        self.every = every
-        self._saved = 0
-        self._running = threading.Lock()
+        self.rescan_every = rescan_every or max(MIN_RESCAN_EVERY, max_files // 10)
         self.removed = 0
-
-    def note_saved(self):
-        """Count one saved profile; every ``every`` of them, prune in a background thread.
-
-        :return: the thread that prunes, or None.
-        """
-        self._saved += 1
-        if self._saved % self.every:
-            return None
-        thread = threading.Thread(target=self.apply, name="tracker-profile-retention",
-                                  daemon=True)
-        thread.start()
-        return thread
+        self._known = collections.deque()  # (start time, id) of the folder's profiles
+        self._known_lock = threading.Lock()
+        self._saved = 0
+        self._dead_lines = 0
+        self._running = threading.Lock()
 
     def apply(self):
-        """Prune now unless a prune is already running; never raise (requests must not care)."""
+        """Prune the whole folder now, unless that already runs; never raise.
+
+        :return: the ids removed.
+        """
         if not self._running.acquire(blocking=False):  # pylint: disable=consider-using-with
             return []
         limits = {"keep": self.max_files or None, "older_than_days": self.days or None}
@@ -48,12 +58,76 @@ class FolderRetention:
             removed = listing.prune(self.folder, dry_run=True, **limits)
             if removed:  # rewriting the index only when something goes keeps it cheap
                 removed = listing.prune(self.folder, **limits)
+            left = sorted((record["time"] or 0.0, record["id"])
+                          for record in listing.catalog_records(self.folder))
         except (OSError, ProfileError) as error:
             logger.warning("Could not prune old profiles in %s: %s", self.folder, error)
             return []
         finally:
             self._running.release()
+        with self._known_lock:
+            self._known = collections.deque(left)
+            self._dead_lines = 0
         self.removed += len(removed)
         if removed:
             logger.info("Removed %d old profile(s) from %s", len(removed), self.folder)
         return removed
+
+    def note_saved(self, profile_id, started):
+        """Remember a new profile and remove what it pushes over the limits (a few µs).
+
+        :return: the background thread that compacts or rescans, or None.
+        """
+        with self._known_lock:
+            self._known.append((started, profile_id))
+            doomed = self._over_the_limits()
+            self._saved += 1
+            rescan = not self._saved % self.rescan_every
+        for old_id in doomed:
+            self._remove(old_id)
+        if rescan:
+            return self._in_background(self.apply)
+        with self._known_lock:
+            compact = self._dead_lines >= max(MIN_DEAD_LINES, len(self._known))
+            if compact:
+                self._dead_lines = 0
+        return self._in_background(self.compact) if compact else None
+
+    def _over_the_limits(self):
+        """Take the oldest remembered profiles that break a limit (caller holds the lock)."""
+        known = self._known
+        doomed = []
+        while self.max_files and len(known) > self.max_files:
+            doomed.append(known.popleft()[1])
+        if self.days:
+            cutoff = time.time() - self.days * 86400
+            while known and known[0][0] < cutoff:
+                doomed.append(known.popleft()[1])
+        return doomed
+
+    def _remove(self, profile_id):
+        """Delete one profile file; its index line goes at the next compaction."""
+        try:
+            os.remove(os.path.join(self.folder, profile_id))
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            logger.warning("Could not remove old profile %s: %s", profile_id, error)
+            return
+        with self._known_lock:
+            self.removed += 1
+            self._dead_lines += 1
+
+    def compact(self):
+        """Drop the index lines of removed files; never raise."""
+        try:
+            index.rewrite_index(self.folder)
+        except OSError as error:
+            logger.warning("Could not compact the profile index in %s: %s", self.folder, error)
+
+    @staticmethod
+    def _in_background(work):
+        """Run ``work`` in a daemon thread, off the request."""
+        thread = threading.Thread(target=work, name="tracker-profile-retention", daemon=True)
+        thread.start()
+        return thread
