@@ -42,6 +42,24 @@ logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 ONE_PROFILER_PER_PROCESS = sys.version_info >= (3, 12)
 
 
+class _Collected:
+    """What ``pstats.Stats`` reads from a profiler, once ``dump_stats`` has collected it."""
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    def create_stats(self):
+        """Already collected: nothing to do."""
+
+
+def saved_stats(profile):
+    """The ``Stats`` of a profile that ``dump_stats`` just wrote, without collecting it again
+    (a patched profiler whose ``dump_stats`` collected nothing is asked as usual)."""
+    collected = getattr(profile, "stats", None)
+    source = _Collected(collected) if isinstance(collected, dict) and collected else profile
+    return Stats(source, stream=io.StringIO())
+
+
 class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
     """``ProfilerMiddleware`` that never fails a request and never loses a profile.
 
@@ -125,7 +143,6 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         with self._counts_lock:
             running_at_start, started_count = overlap_start
             overlapped = running_at_start + self._started - started_count
-        stats = Stats(profile, stream=io.StringIO())
         request = {
             "method": environ.get("REQUEST_METHOD", "GET"),
             "path": environ.get("PATH_INFO", ""),
@@ -134,8 +151,11 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             "time": round(started_at, 3),
             "overlapped": overlapped,
         }
+        stats = None
         if self._profile_dir is not None and elapsed_ms >= self._min_ms:
-            self._save(profile, stats, request, environ, elapsed_ms)
+            stats = self._save(profile, request, environ, elapsed_ms)
+        if stats is None:
+            stats = Stats(profile, stream=io.StringIO())
         if self._stream is not None:
             self._print(stats, request)
         return [body]
@@ -175,26 +195,33 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             )
         return files.numbered(files.safe_name(os.fspath(name)))
 
-    def _save(self, profile, stats, request, environ, elapsed_ms):
-        """Save the profile in a new file and index it; failing costs a warning, not the request."""
-        record = dict(request, calls=stats.total_calls, primitive_calls=stats.prim_calls,
-                      total_time=round(stats.total_tt, 6), python=platform.python_version())
+    def _save(self, profile, request, environ, elapsed_ms):
+        """Save the profile in a new file and index it; failing costs a warning, not the request.
+
+        :return: the report's ``Stats``, built from the data just saved (collecting them
+            from the profiler is the costly part, so it is done once), or None.
+        """
         # A user's filename_format may raise anything; that must not fail the request.
         try:
             names = self._names(environ, request, elapsed_ms)
         except Exception as error:  # pylint: disable=broad-exception-caught
             self._save_failed(request, error)
-            return
+            return None
         try:
-            record["id"] = files.reserve(self._profile_dir, names)
-            self._dump(profile, record["id"])
+            profile_id = files.reserve(self._profile_dir, names)
+            self._dump(profile, profile_id)
+            stats = saved_stats(profile)
+            record = dict(request, id=profile_id, calls=stats.total_calls,
+                          primitive_calls=stats.prim_calls,
+                          total_time=round(stats.total_tt, 6), python=platform.python_version())
             index.append_index(self._profile_dir, record)
         except OSError as error:
             self._save_failed(request, error)
-            return
+            return None
         self._count("saved")
         if self.retention is not None:
-            self.retention.note_saved(record["id"], request["time"])
+            self.retention.note_saved(profile_id, request["time"])
+        return stats
 
     def _dump(self, profile, name):
         """Write the profile into its reserved file with Werkzeug's hook, ``dump_stats``."""

@@ -1,4 +1,5 @@
 """``SafeProfilerMiddleware`` as a drop-in for Werkzeug's: its arguments, file names and hooks."""
+import cProfile
 import inspect
 import io
 import os
@@ -240,6 +241,25 @@ class WerkzeugHooksTestCase(MiddlewareTestCase):
                 else:
                     self.assertEqual(name, "GET.a.prof")
 
+
+
+class CollectOnceTestCase(MiddlewareTestCase):
+    """The profiler's data is collected once per request, saved or not, report or not."""
+
+    def test_saving_and_reporting_collect_the_data_once(self):
+        for options in ({}, {"min_ms": 10_000}):  # saved, then too fast to save
+            with self.subTest(options=options):
+                report = io.StringIO()
+                wrapper = SafeProfilerMiddleware(hello_app, report, profile_dir=self.folder,
+                                                 **options)
+                with mock.patch.object(cProfile.Profile, "snapshot_stats", autospec=True,
+                                       side_effect=cProfile.Profile.snapshot_stats) as collect:
+                    Client(wrapper).get("/once").close()
+                self.assertEqual(collect.call_count, 1)
+                self.assertIn("PATH: '/once'", report.getvalue())
+        (name,) = self.saved()
+        record = self.index_records()[0]
+        self.assertEqual(record["calls"], self.load(name).total_calls)
 
 if __name__ == "__main__":
     unittest.main()
