@@ -12,8 +12,9 @@ rotated round by round:
 
 * ``stock``: the demo app in Werkzeug's ``ProfilerMiddleware`` (report to a discarded stream,
   ``restrictions=(30,)``, ``.prof`` files in the folder);
-* ``tracker``: ``create_app("profile")`` with ``PROFILER_MAX_FILES=--fill`` (the folder at
-  its cap: every save removes the oldest profile), report to a discarded stream;
+* ``tracker``: ``create_app("profile")`` (``PROFILER_MAX_FILES`` 10,000: with ``--fill
+  10000`` the folder is at its cap and every save removes the oldest profile), report to a
+  discarded stream;
 * ``tracker@REV``: the same as of git revision REV (``--baseline``), checked out into a
   temporary worktree.
 
@@ -56,9 +57,9 @@ def fill_folder(folder, count, sample_path):
         index.writelines(lines)
 
 
-def build_app(variant, folder, fill):
+def build_app(variant, folder):
     """The variant's app; its reports go to a discarded stream."""
-    import tracker_07  # pylint: disable=import-outside-toplevel  # from the variant's checkout
+    import tracker_07  # pylint: disable=import-outside-toplevel,import-error  # the variant's checkout
     from werkzeug.middleware.profiler import ProfilerMiddleware  # pylint: disable=import-outside-toplevel
 
     quiet = {"TRACKER_ENABLED": False, "DASHBOARD_ENABLED": False}
@@ -69,20 +70,20 @@ def build_app(variant, folder, fill):
         return app
     with contextlib.redirect_stdout(io.StringIO()):
         return tracker_07.create_app("profile", PROFILER_DIR=folder,
-                                     PROFILER_MAX_FILES=max(fill, 1), **quiet)
+                                     PROFILER_MAX_FILES=10_000, **quiet)
 
 
 def child(variant, requests, fill):
     """Measure one variant in this process and print its CPU µs per request as JSON."""
     folder = tempfile.mkdtemp(prefix="bench-steady-")
     try:
-        sample_app = build_app("stock", folder, 0)
+        sample_app = build_app("stock", folder)
         sample_app.test_client().get(ROUTE).close()
         (sample,) = [name for name in os.listdir(folder) if name.endswith(".prof")]
         os.rename(os.path.join(folder, sample), os.path.join(folder, "..sample"))
         fill_folder(folder, fill, os.path.join(folder, "..sample"))
         os.remove(os.path.join(folder, "..sample"))
-        app = build_app(variant, folder, fill)
+        app = build_app(variant, folder)
         client = app.test_client()
         for _ in range(20):
             client.get(ROUTE).close()
