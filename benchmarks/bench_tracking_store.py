@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from flask import Flask
+from sqlalchemy import select
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -134,6 +135,40 @@ def time_queries(engine, args):
     return lines
 
 
+def time_retention(tracking, args, new_rows=6000):
+    """Retention at the row cap, as the writer runs it once a minute: ``new_rows`` arrived
+    (100 requests/s for a minute), then the oldest as many go.  Also timed: the statement
+    that found the boundary before (``ORDER BY id DESC OFFSET cap``), for comparison."""
+    raw = writes.requests_table.c
+
+    def offset_boundary():
+        with tracking.engine.connect() as conn:
+            return conn.execute(select(raw.id).order_by(raw.id.desc())
+                                .offset(args.rows).limit(1)).scalar()
+
+    lines = []
+    for _ in range(args.repeat):
+        tracking.writer.write(build_batches(new_rows, 0.001, args.endpoints, new_rows,
+                                            seed=random.random())[0])
+    offset_ms, _ = timed(offset_boundary, args.repeat)
+    times = []
+    for _ in range(args.repeat):
+        tracking.writer.write(build_batches(new_rows, 0.001, args.endpoints, new_rows,
+                                            seed=random.random())[0])
+        started = time.perf_counter()
+        with tracking.engine.begin() as conn:
+            deleted = writes.prune(conn, keep_rows=args.rows)
+        times.append((time.perf_counter() - started) * 1000)
+        assert deleted >= new_rows, deleted
+    prune_ms = statistics.median(times)
+    lines.append((f"retention at the {args.rows:,}-row cap after {new_rows:,} new rows "
+                  "(prune by id)", f"{prune_ms:,.1f} ms ({prune_ms / new_rows * 1000:.2f} µs "
+                  "per new row)"))
+    lines.append(("the boundary as found before (ORDER BY id DESC OFFSET cap)",
+                  f"{offset_ms:,.1f} ms"))
+    return lines
+
+
 def main():
     """Run the benchmark and print a markdown table."""
     args = parse_args()
@@ -148,7 +183,8 @@ def main():
         with tracking.engine.begin() as conn:
             if reads.row_count(conn):
                 sys.exit("the store is not empty; give an empty database")
-        results = fill(tracking, args) + time_queries(tracking.engine, args)
+        results = (fill(tracking, args) + time_queries(tracking.engine, args)
+                   + time_retention(tracking, args))
         backend = tracking.engine.url.get_backend_name()
         tracking.shutdown()
 

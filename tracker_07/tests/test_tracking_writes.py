@@ -51,15 +51,18 @@ class WritesMixin(StoreMixin):
             self.assertEqual(reads.row_count(conn), len(self.rows) - deleted)
             self.assertEqual(writes.prune(conn, keep_rows=len(self.rows)), 0)
             remaining = sorted(row["id"] for row in reads.export_rows(conn))
-            self.assertEqual(writes.prune(conn, keep_rows=100), len(remaining) - 100)
-            self.assertEqual(reads.row_count(conn), 100)
+            newest_ids = range(remaining[-1] - 99, remaining[-1] + 1)  # the newest 100 ids
+            survivors = [row_id for row_id in remaining if row_id in newest_ids]
+            self.assertEqual(writes.prune(conn, keep_rows=100), len(remaining) - len(survivors))
+            self.assertEqual(reads.row_count(conn), len(survivors))
             kept = sorted(row["id"] for row in reads.export_rows(conn))
-            self.assertEqual(writes.prune(conn, keep_rows=0), 100)
+            self.assertEqual(writes.prune(conn, keep_rows=0), len(survivors))
             self.assertEqual(reads.endpoints(conn), [])
             with self.assertRaisesRegex(ValueError, "keep_rows"):
                 writes.prune(conn, keep_rows=-1)
         # The newest rows are the ones kept.
-        self.assertEqual(kept, remaining[-100:])
+        self.assertEqual(kept, survivors)
+        self.assertEqual(kept, remaining[-len(survivors):])
 
     def test_prune_by_count_with_gaps_in_the_ids(self):
         self.insert(self.rows[:10])
@@ -67,9 +70,10 @@ class WritesMixin(StoreMixin):
             ids = sorted(row["id"] for row in reads.export_rows(conn))
             conn.execute(store.requests_table.delete().where(
                 store.requests_table.c.id.in_(ids[2:8])))
-            # Ids span 10 values but only 4 rows are left: nothing to delete for keep=5.
-            self.assertEqual(writes.prune(conn, keep_rows=5), 0)
-            self.assertEqual(reads.row_count(conn), 4)
+            # Ids 1, 2, 9 and 10 are left: the newest 5 ids are 6 to 10, so 1 and 2 go.
+            self.assertEqual(writes.prune(conn, keep_rows=5), 2)
+            self.assertEqual(sorted(row["id"] for row in reads.export_rows(conn)), ids[8:])
+            self.assertEqual(writes.prune(conn, keep_rows=2), 0)
 
     def test_prune_removes_whole_rollup_hours_only(self):
         self.insert(self.rows, roll_up=True)

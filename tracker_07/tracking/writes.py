@@ -188,8 +188,9 @@ def add_dropped(conn, count):
 
 
 def prune(conn, older_than=None, keep_rows=None):
-    """Apply retention: delete rows started before ``older_than`` and beyond the newest
-    ``keep_rows``; returns the number of raw rows deleted.
+    """Apply retention: delete rows started before ``older_than`` and all but the newest
+    ``keep_rows`` ids (fewer rows are kept where ids have gaps, e.g. from a batch that was
+    rolled back); returns the number of raw rows deleted.
 
     Rollup hours and days are deleted once they lie wholly before the cutoff or before the
     oldest raw row that is left.
@@ -203,17 +204,15 @@ def prune(conn, older_than=None, keep_rows=None):
     if keep_rows is not None:
         if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 0:
             raise ValueError(f"keep_rows must be an integer >= 0, got {keep_rows!r}")
+        # Two primary-key lookups and a range delete: the cost follows the rows deleted, not
+        # the size of the store (counting back keep_rows rows with OFFSET read them all).
         lowest, highest = conn.execute(select(func.min(raw.id), func.max(raw.id))).one()
-        if highest is not None and highest - lowest + 1 > keep_rows:
-            boundary = conn.execute(
-                select(raw.id).order_by(raw.id.desc()).offset(keep_rows).limit(1)
-            ).scalar()
-            if boundary is not None:
-                deleted += conn.execute(
-                    delete(requests_table).where(raw.id <= boundary)
-                ).rowcount
-                oldest = conn.execute(select(func.min(raw.started_at))).scalar()
-                _prune_rollups(conn, math.inf if oldest is None else oldest)
+        if highest is not None and lowest <= highest - keep_rows:
+            deleted += conn.execute(
+                delete(requests_table).where(raw.id <= highest - keep_rows)
+            ).rowcount
+            oldest = conn.execute(select(func.min(raw.started_at))).scalar()
+            _prune_rollups(conn, math.inf if oldest is None else oldest)
     return deleted
 
 
@@ -221,6 +220,6 @@ def _prune_rollups(conn, cutoff):
     """Delete rollup periods that end at or before ``cutoff`` (all of them for infinity)."""
     for table, period in ROLLUPS:
         stale = table.c.period_start.isnot(None) if math.isinf(cutoff) else (
-            table.c.period_start + period <= cutoff
+            table.c.period_start <= cutoff - period  # compared as stored: the index serves it
         )
         conn.execute(delete(table).where(stale))
