@@ -1,0 +1,53 @@
+"""The ``Server-Timing`` header (W3C Server Timing): ``name;dur=12.34;desc="..."``, comma-separated.
+
+Browsers show it in the developer tools' Network panel beside the request.  Every metric
+name is a token and every description a quoted string, so any parser of the standard
+reads it; descriptions keep to printable ASCII.
+"""
+import re
+
+from ..profiles.middleware import OUTCOME_KEY
+
+HEADER = "Server-Timing"
+#: The header that names the request's saved profile (local clients or credentials only).
+PROFILE_HEADER = "X-Tracker-Profile-Id"
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+#: Why a request was not profiled, for the metric's description.
+NOT_PROFILED = {
+    "busy": "Not profiled: the profiler was busy with another request",
+    "ignored": "Not profiled: the path matches PROFILER_IGNORE",
+}
+
+
+def quoted(text):
+    """A quoted-string of RFC 9110: backslash before ``"`` and ``\\``, printable ASCII only."""
+    text = _NOT_PRINTABLE.sub("?", text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def metric(name, dur=None, desc=None):
+    """One metric: ``name``, then ``;dur=`` in milliseconds and ``;desc=`` when given."""
+    text = name
+    if dur is not None:
+        text += f";dur={dur:.2f}"
+    if desc is not None:
+        text += ";desc=" + quoted(desc)
+    return text
+
+
+def server_timing(environ, total_ms, toolbar_ms=None):
+    """The header's value for one request: its total time, the profiler's share when it was
+    profiled (or why not), and the time taken to build the toolbar when one was added."""
+    metrics = [metric("total", total_ms, "Request, as Tracker saw it")]
+    outcome = environ.get(OUTCOME_KEY)
+    if outcome is not None:
+        if outcome.elapsed_ms is not None:
+            metrics.append(metric("profile", outcome.elapsed_ms, "Under the profiler"))
+            metrics.append(metric("profiler", outcome.profiler_ms,
+                                  "Profiler report and .prof file"))
+        else:
+            metrics.append(metric("profile", desc=NOT_PROFILED[outcome.state]))
+    if toolbar_ms is not None:
+        metrics.append(metric("toolbar", toolbar_ms, "Tracker toolbar"))
+    return ", ".join(metrics)
