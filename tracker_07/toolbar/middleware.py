@@ -26,6 +26,7 @@ _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 _NOT_A_PAGE = frozenset(("content-encoding", "content-range", "accept-ranges",
                          "content-disposition"))
 _HIDDEN = f"{HIDE_COOKIE}=hidden"
+_LOOPBACK = frozenset(("127.0.0.1", "::1"))
 
 
 def whole_html(status, headers):
@@ -95,9 +96,10 @@ class ToolbarMiddleware:
     def allowed(self, environ):
         """The dashboard's rule, read from the environ (no request context out here)."""
         expected = self.credentials
-        authorization = None
-        if expected is not None:
-            authorization = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
+        if expected is None:
+            remote = environ.get("REMOTE_ADDR")
+            return remote in _LOOPBACK or security.is_loopback(remote)  # the common case first
+        authorization = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
         return security.client_allowed(expected, environ.get("REMOTE_ADDR"), authorization)
 
     def wants_toolbar(self, environ, status, headers):

@@ -36,18 +36,25 @@ def metric(name, dur=None, desc=None):
     return text
 
 
+#: The constant parts, quoted once: the header is built on every response.
+_TOTAL = ';desc=' + quoted("Request, as Tracker saw it")
+_PROFILE = ';desc=' + quoted("Under the profiler")
+_PROFILER = ';desc=' + quoted("Profiler report and .prof file")
+_TOOLBAR = ';desc=' + quoted("Tracker toolbar")
+_NOT_PROFILED_METRICS = {state: metric("profile", desc=text) for state, text in NOT_PROFILED.items()}
+
+
 def server_timing(environ, total_ms, toolbar_ms=None):
     """The header's value for one request: its total time, the profiler's share when it was
     profiled (or why not), and the time taken to build the toolbar when one was added."""
-    metrics = [metric("total", total_ms, "Request, as Tracker saw it")]
+    value = f"total;dur={total_ms:.2f}{_TOTAL}"
     outcome = environ.get(OUTCOME_KEY)
     if outcome is not None:
         if outcome.elapsed_ms is not None:
-            metrics.append(metric("profile", outcome.elapsed_ms, "Under the profiler"))
-            metrics.append(metric("profiler", outcome.profiler_ms,
-                                  "Profiler report and .prof file"))
+            value += (f", profile;dur={outcome.elapsed_ms:.2f}{_PROFILE}"
+                      f", profiler;dur={outcome.profiler_ms:.2f}{_PROFILER}")
         else:
-            metrics.append(metric("profile", desc=NOT_PROFILED[outcome.state]))
+            value += ", " + _NOT_PROFILED_METRICS[outcome.state]
     if toolbar_ms is not None:
-        metrics.append(metric("toolbar", toolbar_ms, "Tracker toolbar"))
-    return ", ".join(metrics)
+        value += f", toolbar;dur={toolbar_ms:.2f}{_TOOLBAR}"
+    return value
