@@ -10,6 +10,7 @@ and the profile id; remote clients get Server-Timing only with ``TRACKER_SERVER_
 ``Content-Disposition``), not encoded, not a redirect or an empty status, not a ``HEAD``
 and not a dashboard page; a body without ``</body>`` is left alone.
 """
+import functools
 import re
 import time
 
@@ -27,6 +28,8 @@ _NOT_A_PAGE = frozenset(("content-encoding", "content-range", "accept-ranges",
                          "content-disposition"))
 _HIDDEN = f"{HIDE_COOKIE}=hidden"
 _LOOPBACK = frozenset(("127.0.0.1", "::1"))
+#: Parsing an address costs microseconds; a server sees few distinct clients.
+_is_loopback = functools.lru_cache(maxsize=4096)(security.is_loopback)
 
 
 def whole_html(status, headers):
@@ -98,7 +101,7 @@ class ToolbarMiddleware:
         expected = self.credentials
         if expected is None:
             remote = environ.get("REMOTE_ADDR")
-            return remote in _LOOPBACK or security.is_loopback(remote)  # the common case first
+            return remote in _LOOPBACK or _is_loopback(remote)  # the common case first
         authorization = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
         return security.client_allowed(expected, environ.get("REMOTE_ADDR"), authorization)
 
