@@ -205,12 +205,16 @@ class StrictPageTestCase(ToolbarCase):
                                     {"source": CSP_LISTENER})
 
     def violations(self):
-        """The CSP violations the page reported."""
-        return self.driver.execute_script("return window.__cspViolations")
+        """The CSP violations the page reported, to its listener and on the console."""
+        console = [entry["message"] for entry in self.driver.get_log("browser")
+                   if "Content Security Policy" in entry["message"]]
+        return self.driver.execute_script("return window.__cspViolations") + console
 
-    def test_the_listener_sees_a_violation(self):
+    def test_the_listener_and_the_console_see_a_violation(self):
         self.open("/inline")
-        self.assertTrue(any("style" in violation for violation in self.violations()))
+        violations = self.violations()
+        self.assertTrue(any(violation.startswith("style-src") for violation in violations))
+        self.assertTrue(any("Content Security Policy" in violation for violation in violations))
 
     def test_the_toolbar_works_with_no_csp_error_and_the_page_styles_stay_out(self):
         self.open("/")
