@@ -165,6 +165,7 @@ class HelpersTestCase(unittest.TestCase):
     """Formatting and the choice of functions."""
 
     def test_format_ms(self):
+        self.assertEqual(format_ms(0.0349), "0.03")
         self.assertEqual(format_ms(3.14159), "3.1")
         self.assertEqual(format_ms(1234.5), "1,234")
 

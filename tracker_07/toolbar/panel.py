@@ -33,7 +33,9 @@ _PROFILER_OFF = ("Profile mode is off: run the profile configuration or set PROF
 
 
 def format_ms(value):
-    """Milliseconds for a person: one decimal under 100 ms, none above."""
+    """Milliseconds for a person: two decimals under 1 ms, one under 100 ms, none above."""
+    if value < 1:
+        return f"{value:.2f}"
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
