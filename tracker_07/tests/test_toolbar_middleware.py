@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
 from flask import Flask, Response, current_app, jsonify, send_file, stream_with_context
 
@@ -158,6 +159,15 @@ class InjectionTestCase(HostAppTestCase):
         response = self.client.head("/page")
         self.assertEqual(response.data, b"")
         self.assertEqual(int(response.headers["Content-Length"]), len(PAGE))
+
+    def test_a_failing_toolbar_never_fails_the_page(self):
+        panel = self.app.extensions[toolbar.EXTENSION_KEY].panel
+        with mock.patch.object(panel, "render", side_effect=RuntimeError("broken template")), \
+                self.assertLogs("tracker_07.toolbar.middleware", "ERROR") as logs:
+            response = self.client.get("/page")
+        self.assertEqual(response.status_code, 200)
+        self.assert_untouched(response)
+        self.assertIn("broken template", "\n".join(logs.output))
 
     def test_hidden_for_the_session_by_its_cookie(self):
         self.client.set_cookie("tracker_toolbar", "hidden")
@@ -367,7 +377,6 @@ class ProfiledPagesTestCase(ProfiledAppTestCase):
 
 def mock_busy(middleware):
     """Make the profiler refuse the next requests, as when another request holds it."""
-    from unittest import mock  # pylint: disable=import-outside-toplevel
     return mock.patch.object(middleware, "_start_profile", return_value=None)
 
 

@@ -11,6 +11,7 @@ and the profile id; remote clients get Server-Timing only with ``TRACKER_SERVER_
 and not a dashboard page; a body without ``</body>`` is left alone.
 """
 import functools
+import logging
 import re
 import time
 
@@ -22,6 +23,7 @@ from .panel import HIDE_COOKIE
 from .timing import HEADER, PROFILE_HEADER, server_timing
 
 perf_counter = time.perf_counter
+logger = logging.getLogger(__name__)
 
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 _NOT_A_PAGE = frozenset(("content-encoding", "content-range", "accept-ranges",
@@ -181,8 +183,12 @@ class Exchange:
         page = b"".join(chunks)
         building = perf_counter()
         total_ms = (building - self.started) * 1000.0
-        html = self.middleware.panel.render(self.environ, status, total_ms, previous)
-        changed = insert_before_body_end(
+        try:
+            html = self.middleware.panel.render(self.environ, status, total_ms, previous)
+        except Exception:  # pylint: disable=broad-exception-caught  # the page must still go out
+            logger.exception("The Tracker toolbar could not be built; the page goes without it")
+            html = None
+        changed = None if html is None else insert_before_body_end(
             page, html.strip().encode(charset_of(headers), "xmlcharrefreplace"))
         toolbar_ms = None
         if changed is not None:
