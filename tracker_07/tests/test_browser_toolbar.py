@@ -77,18 +77,22 @@ class DemoToolbarTestCase(ToolbarCase, ProfiledAppTestCase):
         return [name for name in sorted(self.prof_files(), key=lambda n: n.split(".")[-3])
                 if name.startswith(f"GET.{path_slug}.")]
 
-    def test_on_the_index_it_opens_and_closes(self):
+    def test_on_the_index_and_the_slow_page_it_opens_and_closes(self):
+        for path in ("/", "/words/slow"):
+            with self.subTest(path=path):
+                self.open(path)
+                self.wait_styled()
+                tab = self.part("#tab")
+                self.assertRegex(tab.text, r"^Tracker\s+[\d.,]+ ms\s+profiled$")
+                panel = self.part("#panel")
+                self.assertFalse(panel.is_displayed())
+                tab.click()
+                self.assertTrue(panel.is_displayed())
+                rows = self.root().find_elements(By.CSS_SELECTOR, "#functions tbody tr")
+                self.assertEqual(len(rows), 5)
+                tab.click()
+                self.assertFalse(panel.is_displayed())
         self.open("/")
-        self.wait_styled()
-        tab = self.part("#tab")
-        self.assertRegex(tab.text, r"^Tracker\s+[\d.,]+ ms\s+profiled$")
-        panel = self.part("#panel")
-        self.assertFalse(panel.is_displayed())
-        tab.click()
-        self.assertTrue(panel.is_displayed())
-        self.assertEqual(len(self.root().find_elements(By.CSS_SELECTOR, "#functions tbody tr")), 5)
-        tab.click()
-        self.assertFalse(panel.is_displayed())
         self.assertIn("The demo script ran", self.driver.find_element(By.ID, "script-status").text)
 
     def test_on_the_slow_page_it_names_the_bottleneck_and_links_to_its_profile(self):
