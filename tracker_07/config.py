@@ -33,6 +33,7 @@ class DevelopmentConfig(Config):
 
     DEBUG = True
     DASHBOARD_ENABLED = True
+    TOOLBAR_ENABLED = True
 
 
 class TestingConfig(Config):

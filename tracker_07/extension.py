@@ -11,14 +11,15 @@
         tracker.init_app(app)
         return app
 
-Each feature follows its own ``*_ENABLED`` setting: profile mode off, the dashboard (loopback
-clients only unless credentials are set) and endpoint tracking on.  Every setting has a
-default (:mod:`tracker_07.settings`), so an app that sets nothing works; the profile folder
-is the app's ``instance/profiles`` and the store its ``instance/tracker.sqlite3``.
+Each feature follows its own ``*_ENABLED`` setting: profile mode and the toolbar off, the
+dashboard (loopback clients only unless credentials are set) and endpoint tracking on.
+Every setting has a default (:mod:`tracker_07.settings`), so an app that sets nothing
+works; the profile folder is the app's ``instance/profiles`` and the store its
+``instance/tracker.sqlite3``.
 """
 import weakref
 
-from . import dashboard, profiler, settings
+from . import dashboard, profiler, settings, toolbar
 from .profiles import cli as profiles_cli
 from .tracking.cli import EXTENSION_KEY as TRACKING_KEY
 from .tracking.cli import tracker_cli
@@ -52,6 +53,7 @@ class Tracker:
             Tracking(app)
         if config["PROFILER_ENABLED"]:  # outermost, so a profile includes tracking's cost
             profiler.init_app(app)
+        toolbar.init_app(app)  # outermost of all: it reads what the profiler saved
         profiles_cli.init_app(app)
         app.cli.add_command(tracker_cli)
         app.extensions[EXTENSION_KEY] = self

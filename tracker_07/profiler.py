@@ -6,8 +6,9 @@ Werkzeug's middleware (see :mod:`tracker_07.profiles.middleware`).  Every reques
 is profiled and its report printed as the original README shows; its ``.prof``
 file is saved in ``PROFILER_DIR``.  ``PROFILER_SORT_BY``, ``PROFILER_RESTRICTIONS``,
 ``PROFILER_IGNORE``, ``PROFILER_MIN_MS``, ``PROFILER_PRINT`` and the retention
-settings tune it.  A request that cannot be profiled (Python 3.12+ allows one
-profiler per process) is served normally and counted as not profiled.  Usage::
+settings tune it.  Each report names its saved profile and, with the dashboard on, the
+URL of its page (``PROFILE: <id> <url>``).  A request that cannot be profiled (Python
+3.12+ allows one profiler per process) is served normally and counted as not profiled.  Usage::
 
     app.config.update(PROFILER_ENABLED=True, PROFILER_DIR="profiles")
     profiler.init_app(app)
@@ -15,6 +16,9 @@ profiler per process) is served normally and counted as not profiled.  Usage::
 import os
 import re
 import sys
+from urllib.parse import quote
+
+from werkzeug.wsgi import get_current_url
 
 from . import settings
 from .profiles.middleware import ONE_PROFILER_PER_PROCESS, SafeProfilerMiddleware
@@ -52,6 +56,18 @@ def init_app(app, stream=None):
         middleware.retention = FolderRetention(folder, app.config["PROFILER_MAX_FILES"],
                                                app.config["PROFILER_RETENTION_DAYS"])
         middleware.retention.apply()
+    if app.config["DASHBOARD_ENABLED"]:
+        middleware.page_url = profile_page_url(app.config["DASHBOARD_PREFIX"])
     app.wsgi_app = middleware
     app.extensions["tracker_profiler"] = middleware
     return middleware
+
+
+def profile_page_url(prefix):
+    """Build ``page_url(environ, profile_id)``: the dashboard page of a saved profile, as
+    an absolute URL on the host the request came to, for the console report."""
+    def page_url(environ, profile_id):
+        root = get_current_url(environ, root_only=True).rstrip("/")
+        return f"{root}{prefix}/profiles/{quote(profile_id, safe='')}"
+
+    return page_url

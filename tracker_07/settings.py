@@ -1,4 +1,5 @@
-"""Every ``PROFILER_*``, ``DASHBOARD_*`` and ``TRACKER_*`` setting: its default and its check.
+"""Every ``PROFILER_*``, ``DASHBOARD_*``, ``TRACKER_*`` and ``TOOLBAR_*`` setting: its default
+and its check.
 
 This module is the one owner of Tracker's settings, whichever way a feature is attached
 (``Tracker(app)``, ``create_app``, or a component such as ``Tracking(app)`` on its own):
@@ -15,7 +16,7 @@ import re
 import click
 
 #: Prefixes of the settings this module owns (the rest of ``app.config`` is the app's).
-PREFIXES = ("PROFILER_", "DASHBOARD_", "TRACKER_")
+PREFIXES = ("PROFILER_", "DASHBOARD_", "TRACKER_", "TOOLBAR_")
 #: Paths nobody wants measured: static files and the browser's icon request.
 STATIC_PATHS = (r"^/static/", r"^/favicon\.ico$")
 
@@ -47,6 +48,11 @@ DEFAULTS = {
     "TRACKER_FLUSH_INTERVAL": 1.0,
     "TRACKER_SLOW_MS": 500,
     "TRACKER_MAINTENANCE_INTERVAL": 60.0,
+    # Server-Timing: None follows TOOLBAR_ENABLED (local clients); "all" tells every client.
+    "TRACKER_SERVER_TIMING": None,
+    # The toolbar on HTML pages: off unless asked for (the demo's development and profile).
+    "TOOLBAR_ENABLED": False,
+    "TOOLBAR_TOP_FUNCTIONS": 5,
 }
 
 
@@ -156,6 +162,13 @@ def _optional_text(key, value):
     return value
 
 
+def _server_timing(key, value):
+    """None (follow TOOLBAR_ENABLED), true or false (local clients), or "all" (every client)."""
+    if value is None or isinstance(value, bool) or value == "all":
+        return value
+    raise ConfigError(_expected(key, value, 'true, false, "all" or unset'))
+
+
 def _database_url(key, value):
     """None (the instance folder's SQLite file) or a SQLite / PostgreSQL URL."""
     if value is None:
@@ -194,6 +207,9 @@ CHECKS = {
     "TRACKER_FLUSH_INTERVAL": _number(0.001),
     "TRACKER_SLOW_MS": _number(0),
     "TRACKER_MAINTENANCE_INTERVAL": _number(0),
+    "TRACKER_SERVER_TIMING": _server_timing,
+    "TOOLBAR_ENABLED": _flag,
+    "TOOLBAR_TOP_FUNCTIONS": _number(1, 50, integer=True),
 }
 
 #: Where ``app.extensions`` keeps what :func:`apply` settled, so it runs once per app.

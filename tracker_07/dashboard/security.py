@@ -39,18 +39,33 @@ def _same(given, expected):
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def credentials(config):
+    """Return ``(username, password)`` when both are configured, else None."""
+    username, password = config["DASHBOARD_USERNAME"], config["DASHBOARD_PASSWORD"]
+    return (username, password) if username and password else None
+
+
+def client_allowed(expected, remote_addr, authorization):
+    """The dashboard's rule: with ``expected`` credentials the client must send them (HTTP
+    basic auth, compared in constant time); without, it must be on the loopback address.
+
+    :param expected: ``(username, password)`` from :func:`credentials`, or None.
+    :param authorization: Werkzeug's ``Authorization`` of the request, or None.
+    """
+    if expected is None:
+        return is_loopback(remote_addr)
+    given_user = authorization.username if authorization is not None else ""
+    given_password = authorization.password if authorization is not None else ""
+    user_ok = _same(given_user or "", expected[0])
+    return _same(given_password or "", expected[1]) and user_ok
+
+
 def check_access():
     """Refuse the request unless the client is local or sent the configured credentials."""
-    username = current_app.config["DASHBOARD_USERNAME"]
-    password = current_app.config["DASHBOARD_PASSWORD"]
-    if username and password:
-        auth = request.authorization
-        given_user = auth.username if auth is not None and auth.username else ""
-        given_password = auth.password if auth is not None and auth.password else ""
-        user_ok = _same(given_user, username)
-        if not (_same(given_password, password) and user_ok):
+    expected = credentials(current_app.config)
+    if not client_allowed(expected, request.remote_addr, request.authorization):
+        if expected is not None:
             abort(401)
-    elif not is_loopback(request.remote_addr):
         abort(403, "The dashboard answers only local clients unless DASHBOARD_USERNAME "
                    "and DASHBOARD_PASSWORD are set.")
     if request.method == "POST":

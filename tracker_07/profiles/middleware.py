@@ -20,7 +20,10 @@ fixes three problems of the stock middleware:
   is honoured, made safe and numbered instead of overwriting.
 
 Reports are written whole under a lock, so two requests' reports never
-interleave on the console.
+interleave on the console.  Each request's :class:`ProfileOutcome` is left in its
+environ under :data:`OUTCOME_KEY` for the wrappers around this one (the toolbar and
+Server-Timing), and a profiled response's ``start_response`` is called once its profile
+is saved, so those wrappers see the outcome when the headers pass them.
 """
 import contextlib
 import io
@@ -40,6 +43,33 @@ logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 
 #: Python 3.12+ can run only one cProfile profiler per process at a time.
 ONE_PROFILER_PER_PROCESS = sys.version_info >= (3, 12)
+#: The environ key of each request's :class:`ProfileOutcome`.
+OUTCOME_KEY = "tracker.profile"
+
+
+class ProfileOutcome:  # pylint: disable=too-few-public-methods  # a record, read by the toolbar
+    """What profile mode did with one request.
+
+    ``state`` is ``"saved"`` (``profile_id`` names the file), ``"not_saved"`` (``reason``
+    says why), ``"busy"`` (another request held the profiler) or ``"ignored"``
+    (``PROFILER_IGNORE``).  ``elapsed_ms`` is the time under the profiler, ``profiler_ms``
+    the time spent afterwards on the report and the file; ``stats`` the ``pstats.Stats``.
+    """
+
+    __slots__ = ("state", "profile_id", "reason", "elapsed_ms", "profiler_ms", "stats")
+
+    def __init__(self, state, *, elapsed_ms=None, stats=None):
+        self.state = state
+        self.profile_id = None
+        self.reason = None
+        self.elapsed_ms = elapsed_ms
+        self.profiler_ms = None
+        self.stats = stats
+
+
+#: Shared outcomes of the requests that are not profiled (they carry no data of their own).
+IGNORED = ProfileOutcome("ignored")
+BUSY = ProfileOutcome("busy")
 
 
 class _Collected:
@@ -84,6 +114,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         self._min_ms = min_ms
         #: A :class:`~tracker_07.profiles.retention.FolderRetention`, or None to keep everything.
         self.retention = None
+        #: ``page_url(environ, profile_id)``: the URL the report prints for a saved profile.
+        self.page_url = None
         self._profiling = threading.Lock() if exclusive else None
         self._report_lock = threading.Lock()
         self._counts_lock = threading.Lock()
@@ -100,10 +132,12 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         try:
             if self._ignore is not None and self._ignore.search(environ.get("PATH_INFO", "")):
                 self._count("ignored")
+                environ[OUTCOME_KEY] = IGNORED
                 return self._app(environ, start_response)
             profile = self._start_profile()
             if profile is None:
                 self._count("not_profiled")
+                environ[OUTCOME_KEY] = BUSY
                 return self._app(environ, start_response)
             return self._profiled_call(profile, environ, start_response, overlap_start)
         finally:
@@ -130,44 +164,65 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             self._profiling.release()
 
     def _profiled_call(self, profile, environ, start_response, overlap_start):
-        """Run the app under ``profile``, then save and print what it recorded."""
+        """Run the app under ``profile``, save and print what it recorded, then respond."""
         started_at = time.time()
         started = time.perf_counter()
         try:
-            status, body = self._run_app(environ, start_response)
+            response, body = self._run_app(environ)
         finally:
             profile.disable()
             self._release()
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        ended = time.perf_counter()
+        elapsed_ms = (ended - started) * 1000.0
         self._count("profiled")
-        with self._counts_lock:
-            running_at_start, started_count = overlap_start
-            overlapped = running_at_start + self._started - started_count
         request = {
             "method": environ.get("REQUEST_METHOD", "GET"),
             "path": environ.get("PATH_INFO", ""),
-            "status": status,
+            "status": int(response[0].split(None, 1)[0]) if response else None,
             "elapsed_ms": round(elapsed_ms, 3),
             "time": round(started_at, 3),
-            "overlapped": overlapped,
+            "overlapped": self._overlapped(overlap_start),
         }
-        stats = None
-        if self._profile_dir is not None and elapsed_ms >= self._min_ms:
-            stats = self._save(profile, request, environ, elapsed_ms)
-        if stats is None:
-            stats = Stats(profile, stream=io.StringIO())
+        outcome = environ[OUTCOME_KEY] = self._keep(profile, request, environ, elapsed_ms)
         if self._stream is not None:
-            self._print(stats, request)
+            self._print(outcome.stats, request, environ, outcome.profile_id)
+        outcome.profiler_ms = (time.perf_counter() - ended) * 1000.0
+        if response:  # deferred until now so that wrappers around this one see the outcome
+            start_response(*response)
         return [body]
 
-    def _run_app(self, environ, start_response):
-        """Call the app and read its whole body, as the stock middleware does."""
+    def _overlapped(self, overlap_start):
+        """How many other requests ran while this one was profiled."""
+        with self._counts_lock:
+            running_at_start, started_count = overlap_start
+            return running_at_start + self._started - started_count
+
+    def _keep(self, profile, request, environ, elapsed_ms):
+        """Save the profile when the settings ask for it; return the request's outcome."""
+        outcome = ProfileOutcome("not_saved", elapsed_ms=elapsed_ms)
+        if self._profile_dir is None:
+            outcome.reason = "PROFILER_DIR is empty: profiles are printed, not saved"
+        elif elapsed_ms < self._min_ms:
+            outcome.reason = f"faster than PROFILER_MIN_MS ({self._min_ms:g} ms)"
+        else:
+            outcome.profile_id, outcome.stats = self._save(profile, request, environ, elapsed_ms)
+            outcome.state = "saved" if outcome.profile_id else "not_saved"
+            outcome.reason = None if outcome.profile_id else "saving failed (see the log)"
+        if outcome.stats is None:  # not saved: the report still needs them
+            outcome.stats = Stats(profile, stream=io.StringIO())
+        return outcome
+
+    def _run_app(self, environ):
+        """Call the app and read its whole body, as the stock middleware does.
+
+        :return: the arguments of the app's last ``start_response`` call (or None) and
+            the body; the caller passes them on when the profile is done.
+        """
         body = []
-        status = []
+        response = []
 
         def catching_start_response(status_line, headers, exc_info=None):
-            status.append(int(status_line.split(None, 1)[0]))
-            start_response(status_line, headers, exc_info)
+            response.append((status_line, headers, exc_info))
             return body.append
 
         app_iter = self._app(environ, catching_start_response)
@@ -176,7 +231,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         finally:
             if hasattr(app_iter, "close"):
                 app_iter.close()
-        return (status[-1] if status else None), b"".join(body)
+        return (response[-1] if response else None), b"".join(body)
 
     def _names(self, environ, request, elapsed_ms):
         """Return the names to try: Tracker's own, or the user's format made safe and numbered."""
@@ -198,15 +253,16 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
     def _save(self, profile, request, environ, elapsed_ms):
         """Save the profile in a new file and index it; failing costs a warning, not the request.
 
-        :return: the report's ``Stats``, built from the data just saved (collecting them
-            from the profiler is the costly part, so it is done once), or None.
+        :return: the new profile's id and the report's ``Stats``, built from the data just
+            saved (collecting them from the profiler is the costly part, so it is done once);
+            ``(None, None)`` when it could not be saved.
         """
         # A user's filename_format may raise anything; that must not fail the request.
         try:
             names = self._names(environ, request, elapsed_ms)
         except Exception as error:  # pylint: disable=broad-exception-caught
             self._save_failed(request, error)
-            return None
+            return None, None
         try:
             profile_id = files.reserve(self._profile_dir, names)
             self._dump(profile, profile_id)
@@ -217,11 +273,11 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             index.append_index(self._profile_dir, record)
         except OSError as error:
             self._save_failed(request, error)
-            return None
+            return None, None
         self._count("saved")
         if self.retention is not None:
             self.retention.note_saved(profile_id, request["time"])
-        return stats
+        return profile_id, stats
 
     def _dump(self, profile, name):
         """Write the profile into its reserved file with Werkzeug's hook, ``dump_stats``."""
@@ -239,11 +295,15 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         logger.warning("Profile of %s %r not saved in %s: %s", request["method"],
                        request["path"], self._profile_dir, error)
 
-    def _print(self, stats, request):
-        """Print one report, whole, in the format of Werkzeug's middleware."""
+    def _print(self, stats, request, environ, profile_id):
+        """Print one report, whole, in the format of Werkzeug's middleware, with a
+        ``PROFILE:`` line naming the saved profile and its page under the ``PATH:`` line."""
         report = stats.stream
         print("-" * 80, file=report)
         print(f"PATH: {request['path']!r}", file=report)
+        if profile_id is not None:
+            url = self.page_url(environ, profile_id) if self.page_url is not None else None
+            print(f"PROFILE: {profile_id}" + (f" {url}" if url else ""), file=report)
         if request["overlapped"]:
             print(f"NOTE: {request['overlapped']} other request(s) ran during this one"
                   + ("; their calls are included below." if ONE_PROFILER_PER_PROCESS else "."),

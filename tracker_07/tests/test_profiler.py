@@ -15,7 +15,8 @@ from tracker_07.tests.base import AppTestCase, LiveServer, ProfiledAppTestCase, 
 
 DASHES = "-" * 80
 REPORT_BLOCK = re.compile(
-    r"-{80}\nPATH: '(?P<path>[^\n]*)'\n(?:NOTE: [^\n]*\n)?"
+    r"-{80}\nPATH: '(?P<path>[^\n]*)'\n(?:PROFILE: (?P<id>[^ \n]+)(?: (?P<url>[^\n]+))?\n)?"
+    r"(?:NOTE: [^\n]*\n)?"
     r" +(?P<calls>\d+) function calls(?: \((?P<primitive>\d+) primitive calls\))?"
     r" in \d+\.\d{3} seconds\n\n"
     r"   Ordered by: (?P<order>[^\n]+)\n"
@@ -37,10 +38,15 @@ class WrappingTestCase(AppTestCase):
     """Only the profile configuration (or PROFILER_ENABLED) wraps ``wsgi_app``."""
 
     def test_profile_wraps_wsgi_app_in_a_profiler_middleware(self):
-        app = self.make_app("profile", PROFILER_DIR="")
+        app = self.make_app("profile", PROFILER_DIR="", TOOLBAR_ENABLED=False)
         self.assertIsInstance(app.wsgi_app, ProfilerMiddleware)
         self.assertIsInstance(app.wsgi_app, profiler.SafeProfilerMiddleware)
         self.assertIs(app.extensions["tracker_profiler"], app.wsgi_app)
+
+    def test_the_toolbar_wraps_the_profiler(self):
+        app = self.make_app("profile", PROFILER_DIR="")
+        self.assertIs(app.wsgi_app, app.extensions["tracker_toolbar"])
+        self.assertIs(app.wsgi_app.wsgi_app, app.extensions["tracker_profiler"])
 
     def test_other_configurations_do_not(self):
         for name in ("development", "testing"):
@@ -74,6 +80,34 @@ class ReportTestCase(ProfiledAppTestCase):
         self.assertIn("due to restriction <30>", output)
         self.assertTrue(output.startswith(DASHES + "\nPATH: '/index'\n"))
         self.assertTrue(output.endswith(DASHES + "\n\n"))
+
+    def test_report_names_the_saved_profile_and_its_page(self):
+        self.client.get("/words/slow?x=1")
+        (block,) = report_blocks(self.report.getvalue())
+        (name,) = self.prof_files()
+        self.assertEqual(block["id"], name)
+        self.assertEqual(block["url"], f"http://localhost/dashboard/profiles/{name}")
+        self.assertEqual(self.client.get(block["url"]).status_code, 200)
+
+    def test_report_names_the_profile_without_a_url_when_the_dashboard_is_off(self):
+        app = self.make_app(DASHBOARD_ENABLED=False)
+        app.test_client().get("/index", base_url="http://example.test:8080/app")
+        (block,) = report_blocks(self.report.getvalue())
+        self.assertEqual(block["id"], self.prof_files()[0])
+        self.assertIsNone(block["url"])
+
+    def test_the_url_follows_the_host_and_the_prefix(self):
+        app = self.make_app(DASHBOARD_PREFIX="/_tracker")
+        app.test_client().get("/index", base_url="http://example.test:8080/app/")
+        (block,) = report_blocks(self.report.getvalue())
+        self.assertEqual(block["url"], "http://example.test:8080/app/_tracker/profiles/"
+                         + self.prof_files()[0])
+
+    def test_no_profile_line_for_a_profile_not_saved(self):
+        app = self.make_app(PROFILER_MIN_MS=60_000)
+        app.test_client().get("/index")
+        (block,) = report_blocks(self.report.getvalue())
+        self.assertIsNone(block["id"])
 
     def test_report_counts_match_the_saved_profile(self):
         self.client.get("/index")

@@ -15,7 +15,7 @@ from werkzeug.middleware.profiler import Profile, ProfilerMiddleware
 from werkzeug.test import Client, create_environ
 
 from tracker_07.profiles import files, index
-from tracker_07.profiles.middleware import SafeProfilerMiddleware
+from tracker_07.profiles.middleware import OUTCOME_KEY, SafeProfilerMiddleware
 from tracker_07.tests.test_profiler import report_blocks
 
 
@@ -52,6 +52,67 @@ class MiddlewareTestCase(unittest.TestCase):
         """Return every index record, whatever its file name."""
         with open(os.path.join(self.folder, index.INDEX_NAME), encoding="ascii") as lines:
             return index.parse_index_lines(lines.readlines())
+
+
+class OutcomeTestCase(MiddlewareTestCase):
+    """Each request's outcome in the environ, there before its response starts."""
+
+    def call(self, middleware, path="/x"):
+        """Serve one request; return its environ and what start_response saw of the outcome."""
+        environ = create_environ(path)
+        seen = []
+
+        def start_response(status, _headers, _exc_info=None):
+            outcome = environ.get(OUTCOME_KEY)
+            seen.append((status, outcome.state if outcome else None,
+                         outcome.profile_id if outcome else None))
+
+        body = b"".join(middleware(environ, start_response))
+        self.assertEqual(body, b"hello")
+        return environ[OUTCOME_KEY], seen
+
+    def test_the_response_starts_once_the_profile_is_saved(self):
+        outcome, seen = self.call(self.middleware())
+        self.assertEqual(seen, [("200 OK", "saved", outcome.profile_id)])
+        self.assertEqual(self.saved(), [outcome.profile_id])
+        self.assertGreater(outcome.elapsed_ms, 0)
+        self.assertGreaterEqual(outcome.profiler_ms, 0)
+        self.assertIsInstance(outcome.stats, pstats.Stats)
+
+    def test_why_a_profile_was_not_saved(self):
+        cases = {
+            "PROFILER_MIN_MS": self.middleware(min_ms=60_000),
+            "printed, not saved": SafeProfilerMiddleware(hello_app, None, profile_dir=None),
+        }
+        for words, middleware in cases.items():
+            with self.subTest(words):
+                outcome, _seen = self.call(middleware)
+                self.assertEqual(outcome.state, "not_saved")
+                self.assertIsNone(outcome.profile_id)
+                self.assertIn(words, outcome.reason)
+        with mock.patch.object(files, "reserve", side_effect=OSError("disk full")), \
+                self.assertLogs("tracker_07.profiles.middleware", "WARNING"):
+            outcome, _seen = self.call(self.middleware())
+        self.assertEqual((outcome.state, outcome.reason),
+                         ("not_saved", "saving failed (see the log)"))
+
+    def test_ignored_and_busy_requests(self):
+        outcome, _seen = self.call(self.middleware(ignore=re.compile("^/static/")), "/static/a")
+        self.assertEqual((outcome.state, outcome.stats), ("ignored", None))
+        middleware = self.middleware()
+        with mock.patch.object(middleware, "_start_profile", return_value=None):
+            outcome, _seen = self.call(middleware)
+        self.assertEqual((outcome.state, outcome.elapsed_ms), ("busy", None))
+
+    def test_an_app_that_never_starts_its_response(self):
+        def silent(_environ, _start_response):
+            return [b"no headers"]
+
+        calls = []
+        middleware = SafeProfilerMiddleware(silent, None, profile_dir=self.folder)
+        body = middleware(create_environ("/"), lambda *args: calls.append(args))
+        self.assertEqual(body, [b"no headers"])
+        self.assertEqual(calls, [])
 
 
 class WerkzeugArgumentsTestCase(MiddlewareTestCase):

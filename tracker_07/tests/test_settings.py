@@ -18,6 +18,14 @@ def checked(**values):
     return settings.apply(app)
 
 
+def create_app_config(name):
+    """The settings of a demo configuration, checked (without building the app)."""
+    from tracker_07.config import get_config  # pylint: disable=import-outside-toplevel
+    app = Flask(__name__)
+    app.config.from_object(get_config(name))
+    return settings.apply(app)
+
+
 class SettingChecksTestCase(unittest.TestCase):
     """Good values are normalised, bad values rejected with the setting's name."""
 
@@ -55,6 +63,9 @@ class SettingChecksTestCase(unittest.TestCase):
             "TRACKER_SAMPLE_RATE": [1.5, -0.1, float("nan"), "all"],
             "TRACKER_DATABASE_URL": [5, "", "no-scheme", "mysql://x/y"],
             "TRACKER_MAX_ROWS": [True, 1.5],
+            "TRACKER_SERVER_TIMING": ["yes", 1, "ALL"],
+            "TOOLBAR_ENABLED": ["true", None],
+            "TOOLBAR_TOP_FUNCTIONS": [0, 51, 2.5],
         }
         for key, values in cases.items():
             for value in values:
@@ -62,6 +73,23 @@ class SettingChecksTestCase(unittest.TestCase):
                     with self.assertRaises(ConfigError) as caught:
                         checked(**{key: value})
                     self.assertIn(key, str(caught.exception))
+
+    def test_toolbar_and_server_timing_values(self):
+        config = checked()
+        self.assertIs(config["TOOLBAR_ENABLED"], False)
+        self.assertIsNone(config["TRACKER_SERVER_TIMING"])
+        self.assertEqual(config["TOOLBAR_TOP_FUNCTIONS"], 5)
+        for value in (True, False, "all", None):
+            self.assertEqual(checked(TRACKER_SERVER_TIMING=value)["TRACKER_SERVER_TIMING"], value)
+        with self.assertRaisesRegex(ConfigError,
+                                    'TRACKER_SERVER_TIMING must be true, false, "all"'):
+            checked(TRACKER_SERVER_TIMING="some")
+
+    def test_the_toolbar_is_on_in_development_and_profile_only(self):
+        for name, expected in (("development", True), ("profile", True), ("default", True),
+                               ("testing", False), ("production", False)):
+            with self.subTest(name):
+                self.assertIs(create_app_config(name)["TOOLBAR_ENABLED"], expected)
 
     def test_sort_error_lists_the_allowed_keys(self):
         with self.assertRaisesRegex(ConfigError, "cumulative.*tottime"):
