@@ -130,6 +130,7 @@ class DemoToolbarTestCase(ToolbarCase, ProfiledAppTestCase):
 
         self.driver.back()
         self.open_panel()
+        self.app.extensions["tracker_tracking"].flush()  # the endpoint list comes from the store
         self.follow(self.part("#link-endpoint"))
         self.assertIn("endpoint=/words/slow", self.driver.current_url)
         self.assertEqual(self.driver.find_element(By.ID, "endpoint-filter")
