@@ -47,6 +47,12 @@ DEFAULTS = {
     "TRACKER_FLUSH_INTERVAL": 1.0,
     "TRACKER_SLOW_MS": 500,
     "TRACKER_MAINTENANCE_INTERVAL": 60.0,
+    # The database inside the profile (tracker_07/sql): queries of the watched engines.
+    "TRACKER_SQL_ENABLED": True,
+    "TRACKER_SQL_PARAMS": False,
+    "TRACKER_SLOW_QUERY_MS": 100,
+    "TRACKER_N_PLUS_ONE_MIN": 5,
+    "TRACKER_SQL_MAX_QUERIES": 10_000,
 }
 
 
@@ -194,6 +200,11 @@ CHECKS = {
     "TRACKER_FLUSH_INTERVAL": _number(0.001),
     "TRACKER_SLOW_MS": _number(0),
     "TRACKER_MAINTENANCE_INTERVAL": _number(0),
+    "TRACKER_SQL_ENABLED": _flag,
+    "TRACKER_SQL_PARAMS": _flag,
+    "TRACKER_SLOW_QUERY_MS": _number(0),
+    "TRACKER_N_PLUS_ONE_MIN": _number(2, integer=True),
+    "TRACKER_SQL_MAX_QUERIES": _number(0, integer=True),
 }
 
 #: Where ``app.extensions`` keeps what :func:`apply` settled, so it runs once per app.

@@ -34,6 +34,8 @@ from pstats import Stats
 
 from werkzeug.middleware import profiler as werkzeug_profiler
 
+from ..sql import analysis as sql_analysis
+from ..sql.capture import ENVIRON_KEY as SQL_KEY
 from . import files, index
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
@@ -134,6 +136,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             "time": round(started_at, 3),
             "overlapped": overlapped,
         }
+        add_queries(request, environ.get(SQL_KEY))
         if self._profile_dir is not None and elapsed_ms >= self._min_ms:
             self._save(profile, stats, request, environ, elapsed_ms)
         if self._stream is not None:
@@ -224,6 +227,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         stats.sort_stats(*self._sort_by)
         stats.print_stats(*self._restrictions)
         print(f"{'-' * 80}\n", file=report)
+        if request.get("sql"):  # the database block, only when queries ran
+            print(sql_analysis.console_block(request["sql"], request["elapsed_ms"]), file=report)
         with self._report_lock:
             self._stream.write(report.getvalue())
             self._stream.flush()
@@ -232,3 +237,13 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         """Add one to a counter shown by the CLI and the dashboard."""
         with self._counts_lock:
             self.counts[name] += 1
+
+
+def add_queries(request, queries):
+    """Add a request's database queries (when capture is on) to its record: ``queries`` and
+    ``sql_ms`` for the list, and ``sql`` (statements and findings) when any ran."""
+    if queries is None:
+        return
+    request.update(queries=queries.count, sql_ms=round(queries.total_ms, 3))
+    if queries.count:
+        request["sql"] = sql_analysis.summarise(queries)
