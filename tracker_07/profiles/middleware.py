@@ -36,6 +36,7 @@ from werkzeug.middleware import profiler as werkzeug_profiler
 
 from ..sql import analysis as sql_analysis
 from ..sql.capture import ENVIRON_KEY as SQL_KEY
+from ..sql.capture import is_captured
 from . import files, index
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
@@ -136,7 +137,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             "time": round(started_at, 3),
             "overlapped": overlapped,
         }
-        add_queries(request, environ.get(SQL_KEY))
+        if is_captured(environ):
+            add_queries(request, environ[SQL_KEY])
         if self._profile_dir is not None and elapsed_ms >= self._min_ms:
             self._save(profile, stats, request, environ, elapsed_ms)
         if self._stream is not None:
@@ -240,10 +242,10 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
 
 
 def add_queries(request, queries):
-    """Add a request's database queries (when capture is on) to its record: ``queries`` and
-    ``sql_ms`` for the list, and ``sql`` (statements and findings) when any ran."""
+    """Add a captured request's database queries to its record: ``queries`` and ``sql_ms``
+    for the list, and ``sql`` (statements and findings) when any ran (``queries`` None)."""
     if queries is None:
+        request.update(queries=0, sql_ms=0.0)
         return
     request.update(queries=queries.count, sql_ms=round(queries.total_ms, 3))
-    if queries.count:
-        request["sql"] = sql_analysis.summarise(queries)
+    request["sql"] = sql_analysis.summarise(queries)

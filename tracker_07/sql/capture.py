@@ -1,8 +1,9 @@
 """Capture: the queries each request runs on the engines Tracker watches.
 
-:class:`QueryCapture` wraps the app's WSGI callable and gives each request a
-:class:`RequestQueries` in a context variable (and in the environ, where tracking and
-profile mode read it).  :func:`watch` adds two listeners to an engine,
+:class:`QueryCapture` wraps the app's WSGI callable and puts each request's WSGI environ
+in a context variable; the request's first query creates its :class:`RequestQueries` in
+the environ, where tracking and profile mode read it (a request that runs no query costs
+one context variable set and reset, and allocates nothing).  :func:`watch` adds two listeners to an engine,
 ``before_cursor_execute`` and ``after_cursor_execute``: when a query runs outside a
 request (a script, the tracking writer) they return at once; inside one they time the
 driver's execute (one query is one ``execute`` or ``executemany``) and note the raw
@@ -21,9 +22,12 @@ from .callsite import display_file, find_site
 
 perf_counter = time.perf_counter
 
-#: Where a request's :class:`RequestQueries` is in the WSGI environ.
+#: Where a request's :class:`RequestQueries` is in the WSGI environ (None until a query).
 ENVIRON_KEY = "tracker.sql"
-CURRENT = contextvars.ContextVar("tracker_sql_queries", default=None)
+#: Where the app's :class:`CaptureOptions` are in the environ of a captured request.
+OPTIONS_KEY = "tracker.sql.options"
+#: The environ of the request being served in this context (None: capture nothing).
+CURRENT = contextvars.ContextVar("tracker_sql_environ", default=None)
 #: Engines with Tracker's listeners (weakly: an engine disposed of is forgotten).
 _watched = weakref.WeakSet()
 
@@ -109,14 +113,22 @@ def hash_params(parameters):
 
 
 def _before_cursor_execute(_conn, _cursor, _statement, _parameters, _context, _many):
-    queries = CURRENT.get()
-    if queries is not None:
-        queries.started = perf_counter()
+    environ = CURRENT.get()
+    if environ is None:
+        return
+    queries = environ[ENVIRON_KEY]
+    if queries is None:  # the request's first query
+        queries = environ[ENVIRON_KEY] = RequestQueries(
+            environ[OPTIONS_KEY], environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+    queries.started = perf_counter()
 
 
 def _after_cursor_execute(_conn, cursor, statement, parameters, _context, many):
     ended = perf_counter()
-    queries = CURRENT.get()
+    environ = CURRENT.get()
+    if environ is None:
+        return
+    queries = environ[ENVIRON_KEY]
     if queries is None or queries.started is None:
         return
     seconds = ended - queries.started
@@ -155,7 +167,7 @@ def is_watched(engine):
 
 
 class QueryCapture:
-    """WSGI wrapper that opens a :class:`RequestQueries` for each request."""
+    """WSGI wrapper that lets each request's queries be collected into its environ."""
 
     def __init__(self, wsgi_app, options, before_first=None):
         self.wsgi_app = wsgi_app
@@ -166,35 +178,41 @@ class QueryCapture:
         if self._before_first is not None:
             before_first, self._before_first = self._before_first, None
             before_first()
-        queries = RequestQueries(self.options, environ.get("REQUEST_METHOD", ""),
-                                 environ.get("PATH_INFO", ""))
-        environ[ENVIRON_KEY] = queries
-        token = CURRENT.set(queries)
+        environ[ENVIRON_KEY] = None
+        environ[OPTIONS_KEY] = self.options
+        token = CURRENT.set(environ)
         try:
             return self.wsgi_app(environ, start_response)
         finally:
             CURRENT.reset(token)
 
 
+def is_captured(environ):
+    """Tell whether a request went through :class:`QueryCapture` (so no queries means 0)."""
+    return OPTIONS_KEY in environ
+
+
 def collect(options=None):
     """Collect queries outside a request: ``with collect() as queries: ...`` (scripts, tests)."""
-    return _Collecting(RequestQueries(options or CaptureOptions()))
+    queries = RequestQueries(options or CaptureOptions())
+    return _Collecting({ENVIRON_KEY: queries, OPTIONS_KEY: queries.options}, queries)
 
 
 def paused():
     """Capture nothing inside ``with paused(): ...`` (set-up work that is not the page's)."""
-    return _Collecting(None)
+    return _Collecting(None, None)
 
 
 class _Collecting:
     """Context manager behind :func:`collect` and :func:`paused`."""
 
-    def __init__(self, queries):
+    def __init__(self, environ, queries):
+        self.environ = environ
         self.queries = queries
         self._token = None
 
     def __enter__(self):
-        self._token = CURRENT.set(self.queries)
+        self._token = CURRENT.set(self.environ)
         return self.queries
 
     def __exit__(self, *exc_info):

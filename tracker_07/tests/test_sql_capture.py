@@ -193,12 +193,27 @@ class EngineCaptureTest(unittest.TestCase):
         self.assertEqual((queries.count, len(queries.queries)), (5, 2))
         self.assertGreater(queries.total_ms, 0)
 
+    def test_a_request_without_queries_allocates_no_collector(self):
+        environ = {}
+        app = capture.QueryCapture(lambda environ, start_response: [b""], None)
+        app(environ, None)
+        self.assertIsNone(environ[capture.ENVIRON_KEY])
+        self.assertTrue(capture.is_captured(environ))
+        self.assertFalse(capture.is_captured({}))
+        self.assertIsNone(capture.CURRENT.get())
+
     def test_an_unfinished_query_is_not_counted(self):
         queries = capture.RequestQueries(capture.CaptureOptions())
-        token = capture.CURRENT.set(queries)
+        token = capture.CURRENT.set({capture.ENVIRON_KEY: queries})
         try:
             capture._after_cursor_execute(  # pylint: disable=protected-access  # the listener
                 None, object(), "SELECT 1", (), None, False)
         finally:
             capture.CURRENT.reset(token)
         self.assertEqual(queries.count, 0)
+        token = capture.CURRENT.set({capture.ENVIRON_KEY: None})
+        try:
+            capture._after_cursor_execute(  # pylint: disable=protected-access  # the listener
+                None, object(), "SELECT 1", (), None, False)
+        finally:
+            capture.CURRENT.reset(token)
