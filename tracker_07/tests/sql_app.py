@@ -119,8 +119,8 @@ def _routes(app, engine):  # pylint: disable=too-many-locals  # one view per sha
         counts = []
         with engine.connect() as conn:
             for number in range(1, ITEMS + 1):
-                counts.append(conn.execute(select(Comment.id).where(
-                    Comment.post_id == number)).all())  # site: per-item
+                statement = select(Comment.id).where(Comment.post_id == number)
+                counts.append(conn.execute(statement).all())  # site: per-item
         return jsonify(len(counts))
 
     @app.route("/template")

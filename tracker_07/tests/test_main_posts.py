@@ -1,8 +1,11 @@
 """The demo's database pages (tracker_07/main/models.py, views): an N+1 page and its
-eager-loading twin, found and not found by Tracker; the cached words page and its CLI."""
+eager-loading twin, found and not found by Tracker (on SQLite and, with
+TRACKER_TEST_DATABASE_URL set, on the real PostgreSQL server); the cached words page and
+its CLI."""
 import os
 import pstats
 import re
+import unittest
 import warnings
 
 from tracker_07.main import models
@@ -60,6 +63,37 @@ class PostsPagesTestCase(ProfiledAppTestCase):
         fast = self.client.get("/posts/fast").get_data(as_text=True)
         items = re.compile(r'<ol id="posts">(.*)</ol>', re.S)
         self.assertEqual(items.search(slow).group(1), items.search(fast).group(1))
+
+
+@unittest.skipUnless(os.environ.get("TRACKER_TEST_DATABASE_URL"),
+                     "set TRACKER_TEST_DATABASE_URL (see .ci/postgres-start)")
+class PostgresPostsTestCase(ProfiledAppTestCase):
+    """The demo's data on the real PostgreSQL server."""
+
+    def make_app(self, config_name="profile", **settings):
+        settings.setdefault("SQLALCHEMY_DATABASE_URI", os.environ["TRACKER_TEST_DATABASE_URL"])
+        return super().make_app(config_name, **settings)
+
+    def tearDown(self):
+        # The test's app context is the requests' too, so its session is still open.
+        models.db.session.remove()
+        models.db.drop_all()
+        models.db.engine.dispose()
+        models._ready.clear()  # pylint: disable=protected-access  # the tables are gone
+        super().tearDown()
+
+    def test_n_plus_one_on_the_slow_page_and_not_on_the_fast_one(self):
+        for path in ("/posts/fast", "/posts/slow", "/posts/fast"):
+            self.assertEqual(self.client.get(path).status_code, 200)
+        _first, slow, fast = index.read_index(self.profile_dir)
+        self.assertEqual((fast["queries"], fast["sql"]["findings"]), (4, []))
+        self.assertEqual(slow["queries"], 110)
+        self.assertEqual(sorted((finding["kind"], finding["site"]["file"], finding["count"])
+                                for finding in slow["sql"]["findings"]),
+                         [("n_plus_one", "tracker_07/main/templates/main/posts.html", count)
+                          for count in (16, 43, 50)])
+        rows = {item["count"]: item["rows"] for item in slow["sql"]["queries"]["statements"]}
+        self.assertEqual(rows[50], 50 * models.COMMENTS_PER_POST)  # PostgreSQL counts rows
 
 
 class CachedWordsTestCase(ProfiledAppTestCase):

@@ -67,6 +67,26 @@ class CaptureMixin:
                     self.assertNotIn("sql", record)
                     self.assertEqual(record["sql_ms"], 0)
 
+    def test_findings_on_every_n_plus_one_shape_and_none_on_the_clean_ones(self):
+        shapes = {"/lazy-loop": [("lazy-loop", ITEMS)], "/query-per-item": [("per-item", ITEMS)],
+                  "/nested": [("nested-inner", 2 * ITEMS), ("nested-outer", ITEMS)]}
+        for path, expected in shapes.items():
+            with self.subTest(path=path):
+                findings = self.record(path)["sql"]["findings"]
+                self.assertEqual([(finding["kind"], finding["site"]["line"], finding["count"])
+                                  for finding in findings],
+                                 [("n_plus_one", site_line(name), count)
+                                  for name, count in expected])
+        template = self.record("/template")["sql"]["findings"]
+        self.assertEqual([(finding["kind"], finding["site"]["line"]) for finding in template],
+                         [("n_plus_one", template_line("template"))])
+        for path in ("/one-query-loop", "/loop-one-query", "/batch-in"):
+            with self.subTest(path=path):
+                self.assertEqual(self.record(path)["sql"]["findings"], [])
+        duplicate = self.record("/duplicate")["sql"]["findings"]
+        self.assertEqual([(finding["kind"], finding["count"], finding["site"]["line"])
+                          for finding in duplicate], [("duplicate", 3, site_line("dup"))])
+
     def test_tracking_stores_each_requests_queries_and_findings(self):
         for path in ("/lazy-loop", "/nested", "/batch-in", "/nothing"):
             get(self.client, path)
