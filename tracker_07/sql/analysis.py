@@ -3,8 +3,8 @@ blocks that show them.
 
 * **N+1**: one normalised statement run at least ``n_plus_one`` times (5) from one call
   site in one request (an ``executemany`` is one query of many rows, never an N+1: the
-  ORM sends a flush's inserts that way, in batches).  A loop nested in a loop gives one finding per level, as each level
-  is its own statement at its own line.
+  ORM sends a flush's inserts that way, in batches).  A loop nested in a loop gives one
+  finding per level, as each level is its own statement at its own line.
 * **duplicate**: one statement run more than once with the same parameters (not
   counting ``executemany`` batches).
 * **slow**: a query that took at least ``slow_ms`` (``TRACKER_SLOW_QUERY_MS``, 100 ms),

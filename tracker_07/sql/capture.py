@@ -3,16 +3,17 @@
 :class:`QueryCapture` wraps the app's WSGI callable and puts each request's WSGI environ
 in a context variable; the request's first query creates its :class:`RequestQueries` in
 the environ, where tracking and profile mode read it (a request that runs no query costs
-one context variable set and reset, and allocates nothing).  :func:`watch` adds two listeners to an engine,
-``before_cursor_execute`` and ``after_cursor_execute``: when a query runs outside a
-request (a script, the tracking writer) they return at once; inside one they time the
-driver's execute (one query is one ``execute`` or ``executemany``) and note the raw
-statement, the rows where the driver knows them, the app's call site and a hash of the
-parameters (their values only with ``TRACKER_SQL_PARAMS``).  Normalising, grouping and
-findings wait until someone reads them (:mod:`.analysis`).
+one context variable set and reset, and allocates nothing).  :func:`watch` adds two
+listeners to an engine, ``before_cursor_execute`` and ``after_cursor_execute``: when a
+query runs outside a request (a script, the tracking writer) they return at once; inside
+one they time the driver's execute (one query is one ``execute`` or ``executemany``) and
+note the raw statement, the rows where the driver knows them, the app's call site and a
+hash of the parameters (their values only with ``TRACKER_SQL_PARAMS``).  Normalising,
+grouping and findings wait until someone reads them (:mod:`.analysis`).
 """
 import contextvars
 import logging
+import threading
 import time
 import weakref
 
@@ -30,6 +31,8 @@ OPTIONS_KEY = "tracker.sql.options"
 CURRENT = contextvars.ContextVar("tracker_sql_environ", default=None)
 #: Engines with Tracker's listeners (weakly: an engine disposed of is forgotten).
 _watched = weakref.WeakSet()
+#: Held while listeners are added or removed, so two first requests never add them twice.
+_watch_lock = threading.Lock()
 
 
 class Query:
@@ -143,22 +146,24 @@ def watch(engine):
 
     :return: True if the engine was not watched before.
     """
-    if engine in _watched:
-        return False
-    event.listen(engine, "before_cursor_execute", _before_cursor_execute)
-    event.listen(engine, "after_cursor_execute", _after_cursor_execute)
-    _watched.add(engine)
-    return True
+    with _watch_lock:
+        if engine in _watched:
+            return False
+        event.listen(engine, "before_cursor_execute", _before_cursor_execute)
+        event.listen(engine, "after_cursor_execute", _after_cursor_execute)
+        _watched.add(engine)
+        return True
 
 
 def unwatch(engine):
     """Stop capturing ``engine``'s queries."""
-    if engine not in _watched:
-        return False
-    event.remove(engine, "before_cursor_execute", _before_cursor_execute)
-    event.remove(engine, "after_cursor_execute", _after_cursor_execute)
-    _watched.discard(engine)
-    return True
+    with _watch_lock:
+        if engine not in _watched:
+            return False
+        event.remove(engine, "before_cursor_execute", _before_cursor_execute)
+        event.remove(engine, "after_cursor_execute", _after_cursor_execute)
+        _watched.discard(engine)
+        return True
 
 
 def is_watched(engine):

@@ -5,6 +5,7 @@ TRACKER_TEST_DATABASE_URL set, on the real PostgreSQL server."""
 import logging
 import os
 import tempfile
+import threading
 import unittest
 
 from sqlalchemy import create_engine, text
@@ -203,6 +204,16 @@ class EngineCaptureTest(unittest.TestCase):
         self.assertTrue(queries.queries[1].many)
         self.assertIsInstance(capture.hash_params([{"x": 1}]), int)
         self.assertEqual(capture.hash_params({"a": 1}), capture.hash_params({"a": 1}))
+
+    def test_watching_from_several_threads_at_once_adds_the_listeners_once(self):
+        threads = [threading.Thread(target=capture.watch, args=(self.engine,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with self.engine.connect() as conn, capture.collect() as queries:
+            conn.execute(text("SELECT 1"))
+        self.assertEqual(queries.count, 1)
 
     def test_the_query_cap_keeps_the_totals_exact(self):
         capture.watch(self.engine)
