@@ -18,10 +18,11 @@ import re
 from .callsite import display_file
 
 N_PLUS_ONE_MIN = 5
-#: How much of a statement the profile keeps (whole statements stay in the app's log).
-STATEMENT_LENGTH = 2000
+#: How much of a statement the profile keeps (whole statements stay in the app's log); the
+#: profile's line in the folder's index holds them, and the list reads every line.
+STATEMENT_LENGTH = 1000
 #: How many statement groups a profile keeps (the busiest by time; the totals stay exact).
-MAX_STATEMENTS = 50
+MAX_STATEMENTS = 25
 
 _PLACEHOLDER = r"(?:\?|%s|%\(\w+\)s|:\w+|\$\d+)"
 _LIST_OF_PLACEHOLDERS = re.compile(
