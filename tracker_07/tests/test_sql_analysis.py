@@ -129,8 +129,9 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(len(summary), 2)
         self.assertEqual(analysis.statements([kept])[0]["params"], "(7,)")
         long_statement = "SELECT " + ", ".join(f"c{n}" for n in range(500)) + " FROM t"
-        (item,) = analysis.statements([query(long_statement)])
-        self.assertEqual(item["statement"], long_statement[:analysis.STATEMENT_LENGTH])
+        items = analysis.statements([query(long_statement)])
+        self.assertEqual([item["statement"] for item in items],
+                         [long_statement[:analysis.STATEMENT_LENGTH]])
 
     def test_console_block(self):
         queries = [query("SELECT a WHERE id = ?", params=(n,)) for n in range(5)]
