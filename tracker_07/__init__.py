@@ -10,7 +10,7 @@ from flask import Flask
 from . import config as configuration
 from .app_utils import check_system
 from .extension import Tracker
-from .main import bp as main_bp
+from . import main
 
 __all__ = ["Tracker", "create_app"]
 
@@ -28,6 +28,6 @@ def create_app(config_name="default", **settings):
     app.config.from_prefixed_env()
     app.config.update(settings, CONFIG_NAME=config_name)
     configuration.finalize(app)
-    app.register_blueprint(main_bp)
+    main.init_app(app)
     Tracker(app)
     return app

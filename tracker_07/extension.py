@@ -21,6 +21,8 @@ import weakref
 
 from . import dashboard, profiler, settings, toolbar
 from .profiles import cli as profiles_cli
+from .sql.extension import EXTENSION_KEY as SQL_KEY
+from .sql.extension import SqlCapture
 from .tracking.cli import EXTENSION_KEY as TRACKING_KEY
 from .tracking.cli import tracker_cli
 from .tracking.extension import Tracking
@@ -49,8 +51,11 @@ class Tracker:
         config = settings.apply(app, {**self.overrides, **overrides})
         if config["DASHBOARD_ENABLED"]:
             dashboard.init_app(app)
+        store_engine = None
         if config["TRACKER_ENABLED"]:
-            Tracking(app)
+            store_engine = Tracking(app).engine
+        if config["TRACKER_SQL_ENABLED"]:  # tracking and profile mode read it from the environ
+            SqlCapture(app, store_engine)
         if config["PROFILER_ENABLED"]:  # outermost, so a profile includes tracking's cost
             profiler.init_app(app)
         toolbar.init_app(app)  # outermost of all: it reads what the profiler saved
@@ -58,6 +63,24 @@ class Tracker:
         app.cli.add_command(tracker_cli)
         app.extensions[EXTENSION_KEY] = self
         self._apps.add(app)
+
+    def watch_engine(self, engine, app=None):
+        """Capture the queries of a SQLAlchemy ``engine`` in each request's profile and
+        tracking (Flask-SQLAlchemy's engines are found without this).
+
+        :param app: the app whose requests use it; needed only when this instance serves
+            several apps.
+        :return: the engine.
+        :raise RuntimeError: if no app with query capture (``TRACKER_SQL_ENABLED``) is attached.
+        :raise ValueError: for Tracker's own store engine.
+        """
+        apps = [app] if app is not None else list(self._apps)
+        captures = [each.extensions[SQL_KEY] for each in apps if SQL_KEY in each.extensions]
+        if not captures:
+            raise RuntimeError("Attach Tracker to an app with TRACKER_SQL_ENABLED on first.")
+        for sql_capture in captures:
+            sql_capture.watch_engine(engine)
+        return engine
 
     def flush(self, app=None, timeout=5.0):
         """Store every request record queued so far (for tests and scripts).

@@ -53,6 +53,12 @@ DEFAULTS = {
     # The toolbar on HTML pages: off unless asked for (the demo's development and profile).
     "TOOLBAR_ENABLED": False,
     "TOOLBAR_TOP_FUNCTIONS": 5,
+    # The database inside the profile (tracker_07/sql): queries of the watched engines.
+    "TRACKER_SQL_ENABLED": True,
+    "TRACKER_SQL_PARAMS": False,
+    "TRACKER_SLOW_QUERY_MS": 100,
+    "TRACKER_N_PLUS_ONE_MIN": 5,
+    "TRACKER_SQL_MAX_QUERIES": 10_000,
 }
 
 
@@ -210,6 +216,11 @@ CHECKS = {
     "TRACKER_SERVER_TIMING": _server_timing,
     "TOOLBAR_ENABLED": _flag,
     "TOOLBAR_TOP_FUNCTIONS": _number(1, 50, integer=True),
+    "TRACKER_SQL_ENABLED": _flag,
+    "TRACKER_SQL_PARAMS": _flag,
+    "TRACKER_SLOW_QUERY_MS": _number(0),
+    "TRACKER_N_PLUS_ONE_MIN": _number(2, integer=True),
+    "TRACKER_SQL_MAX_QUERIES": _number(0, integer=True),
 }
 
 #: Where ``app.extensions`` keeps what :func:`apply` settled, so it runs once per app.

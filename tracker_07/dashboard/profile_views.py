@@ -115,9 +115,18 @@ def profile_page(reference):
             abort(404, str(error))
     return render_template(
         "dashboard/profile.html", record=record, reference=reference, table=table,
+        database=database(record),
         options=options, sort_name=TABLE_SORTS[options["sort"]], tree=tree, rects=rects,
         flame_height=charts.flame_height(rects), flame_width=charts.FLAME_WIDTH,
         selected=selected, limits=TABLE_LIMITS, args=request.args)
+
+
+def database(record):
+    """A profile's ``queries`` and ``findings`` (None and [] when none were captured)."""
+    sql = record.get("sql")
+    if not isinstance(sql, dict) or not isinstance(sql.get("queries"), dict):
+        return {"queries": None, "findings": []}
+    return {"queries": sql["queries"], "findings": sql.get("findings") or []}
 
 
 @bp.route("/profiles/<profile_id>")
@@ -138,10 +147,13 @@ def route_profile():
 
 @bp.route("/api/profiles/<profile_id>")
 def profile_json(profile_id):
-    """Return one profile's header, table and flame tree as JSON."""
+    """Return one profile's header, table, flame tree, queries and findings as JSON."""
     stats, record = load_profile(profile_id)
     table = stats_table(stats, table_options())
-    return jsonify(record=record, table=table, flame=analysis.flame_tree(stats))
+    sql = database(record)
+    record = {key: value for key, value in record.items() if key != "sql"}
+    return jsonify(record=record, table=table, flame=analysis.flame_tree(stats),
+                   queries=sql["queries"], findings=sql["findings"])
 
 
 @bp.route("/api/profiles/<profile_id>/functions/<func_id>")

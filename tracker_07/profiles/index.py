@@ -30,6 +30,8 @@ FIELD_TYPES = {
     "time": (int, float),
     "calls": int,
     "overlapped": int,
+    "queries": int,
+    "sql_ms": (int, float),
 }
 
 

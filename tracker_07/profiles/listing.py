@@ -21,7 +21,8 @@ from .errors import ProfileNotFound
 from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
 
 #: Columns the list can be sorted by (index record keys).
-SORT_KEYS = ("method", "path", "status", "elapsed_ms", "time", "calls", "overlapped")
+SORT_KEYS = ("method", "path", "status", "elapsed_ms", "time", "calls", "overlapped", "queries",
+             "sql_ms")
 MAX_PER_PAGE = 1000
 #: The most profiles ``prune`` may be told to keep, and the oldest age in days it accepts:
 #: far beyond any real folder, yet small enough for exact arithmetic on times.
@@ -34,7 +35,8 @@ WERKZEUG_NAME_RE = re.compile(
 )
 
 #: Fields only the index knows; a record read from a file name has them as None.
-INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python")
+INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python",
+                     "queries", "sql_ms")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +205,9 @@ def list_profiles(  # pylint: disable=too-many-arguments  # one keyword per list
     page = min(max(1, page), pages)
     start = (page - 1) * per_page
     return ProfilePage(
-        items=[dict(record) for record in records[start : start + per_page]],
+        # The database detail ("sql") is the profile page's; the list keeps its two numbers.
+        items=[{key: value for key, value in record.items() if key != "sql"}
+               for record in records[start : start + per_page]],
         total=len(records),
         page=page,
         pages=pages,

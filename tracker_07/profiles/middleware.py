@@ -37,6 +37,9 @@ from pstats import Stats
 
 from werkzeug.middleware import profiler as werkzeug_profiler
 
+from ..sql import analysis as sql_analysis
+from ..sql.capture import ENVIRON_KEY as SQL_KEY
+from ..sql.capture import is_captured
 from . import files, index
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
@@ -183,6 +186,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             "time": round(started_at, 3),
             "overlapped": self._overlapped(overlap_start),
         }
+        if is_captured(environ):
+            add_queries(request, environ[SQL_KEY])
         outcome = environ[OUTCOME_KEY] = self._keep(profile, request, environ, elapsed_ms)
         if self._stream is not None:
             self._print(outcome.stats, request, environ, outcome.profile_id)
@@ -311,6 +316,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         stats.sort_stats(*self._sort_by)
         stats.print_stats(*self._restrictions)
         print(f"{'-' * 80}\n", file=report)
+        if request.get("sql"):  # the database block, only when queries ran
+            print(sql_analysis.console_block(request["sql"], request["elapsed_ms"]), file=report)
         with self._report_lock:
             self._stream.write(report.getvalue())
             self._stream.flush()
@@ -319,3 +326,13 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         """Add one to a counter shown by the CLI and the dashboard."""
         with self._counts_lock:
             self.counts[name] += 1
+
+
+def add_queries(request, queries):
+    """Add a captured request's database queries to its record: ``queries`` and ``sql_ms``
+    for the list, and ``sql`` (statements and findings) when any ran (``queries`` None)."""
+    if queries is None:
+        request.update(queries=0, sql_ms=0.0)
+        return
+    request.update(queries=queries.count, sql_ms=round(queries.total_ms, 3))
+    request["sql"] = sql_analysis.summarise(queries)

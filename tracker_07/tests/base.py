@@ -42,6 +42,8 @@ class AppTestCase(unittest.TestCase):
     def make_app(self, config_name="testing", **settings):
         """Build an app whose files (tracking store, profiles) live in this test's folder."""
         settings.setdefault("TRACKER_DATABASE_URL", self.database_url())
+        settings.setdefault("SQLALCHEMY_DATABASE_URI",
+                            "sqlite:///" + os.path.join(self.tmp, "demo.sqlite3"))
         app = create_app(config_name, **settings)
         app.instance_path = os.path.join(self.tmp, "instance")
         self.apps.append(app)

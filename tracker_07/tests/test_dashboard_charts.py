@@ -138,3 +138,20 @@ class ChartGeometryTestCase(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SqlFramesTest(unittest.TestCase):
+    """Frames of the database driver's execute are marked as SQL in the icicle graph."""
+
+    def test_driver_execute_frames_are_sql(self):
+        sql = ("/venv/site-packages/sqlalchemy/engine/default.py:942(do_execute)",
+               "/venv/site-packages/sqlalchemy/engine/default.py:938(do_executemany)",
+               "/venv/site-packages/psycopg/cursor.py:97(execute)",
+               "{method 'execute' of 'sqlite3.Cursor' objects}")
+        other = ("app/views.py:10(execute)", "{method 'count' of 'list' objects}",
+                 "/venv/site-packages/sqlalchemy/engine/base.py:1400(execute)")
+        self.assertEqual([charts.is_sql(label) for label in sql + other],
+                         [True] * len(sql) + [False] * len(other))
+        rects = charts.flame_rects([{"label": sql[0], "name": "do_execute", "virtual": False,
+                                     "width": 300, "depth": 1}])
+        self.assertTrue(rects[0]["sql"])

@@ -91,6 +91,24 @@ class EndpointsPageTestCase(AppTestCase):
                          len(self.traffic) + 1)
         self.assertGreaterEqual(data["tracker"]["written"], len(self.traffic) + 1)
         self.assertEqual(data["tracker"]["dropped"], 0)
+        self.assertEqual((by_endpoint["/index"]["queries"], by_endpoint["/index"]["queries_max"],
+                          by_endpoint["/index"]["sql_ms"]), (0, 0, 0))
+
+    def test_queries_per_endpoint_in_the_json_and_the_table(self):
+        for path in ("/posts/fast", "/posts/fast", "/posts/slow"):
+            self.client.get(path).close()
+        self.assertTrue(self.tracking.flush(10))
+        data = self.client.get("/dashboard/api/endpoints?range=24h").get_json()
+        by_endpoint = {row["endpoint"]: row for row in data["summary"]}
+        fast, slow = by_endpoint["/posts/fast"], by_endpoint["/posts/slow"]
+        self.assertEqual((fast["queries"], fast["queries_max"], fast["findings"]), (4, 4, 0))
+        self.assertGreater(slow["queries"], 100)
+        self.assertEqual(slow["findings"], 3)
+        self.assertGreater(slow["sql_ms"], 0)
+        self.assertTrue(0 < slow["sql_share"] < 1)
+        rows = {row[0]: row for row in self.rows("?range=24h")}
+        self.assertEqual(rows["/posts/fast"][10:13], ["4.0 (4)", rows["/posts/fast"][11], "0"])
+        self.assertEqual(rows["/posts/slow"][12], "3")
 
     def test_page_shows_charts_cost_and_drops(self):
         text = self.client.get("/dashboard/").get_data(as_text=True)

@@ -296,3 +296,54 @@ class FolderIsAFileTestCase(AppTestCase):
                 self.assertEqual(response.status_code, 503)
                 self.assertIn("PROFILER_DIR is not a folder", response.get_data(as_text=True))
                 self.assertNotIn(self.tmp, response.get_data(as_text=True))
+
+
+class DatabasePanelTestCase(DashboardTestCase):
+    """The Database panel of a profile, its JSON, and the list's query columns."""
+
+    def test_slow_posts_profile_shows_the_panel_with_findings_on_top(self):
+        (record,) = self.save_profiles("/posts/slow")
+        text = self.page(f"/dashboard/profiles/{record['id']}")
+        panel = text.split('<section id="database">', 1)[1].split("</section>", 1)[0]
+        self.assertIn(f"{record['queries']} queries in", panel)
+        self.assertRegex(panel, r'<span id="sql-share">\d+%</span> of the request')
+        self.assertLess(panel.index('class="finding n_plus_one"'),
+                        panel.index('id="queries-table"'))
+        self.assertEqual(panel.count('class="finding n_plus_one"'), 3)
+        self.assertIn("tracker_07/main/templates/main/posts.html:", panel)
+        self.assertIn("selectinload", panel)
+        self.assertLess(text.index('id="database"'), text.index('id="flame"'))
+
+    def test_profile_json_carries_queries_and_findings(self):
+        slow, fast, plain = self.save_profiles("/posts/slow", "/posts/fast", "/words/fast")
+        data = self.client.get("/dashboard/api/profiles/" + slow["id"]).get_json()
+        self.assertEqual(set(data["queries"]), {"count", "total_ms", "statements"})
+        self.assertEqual(data["queries"]["count"], slow["queries"])
+        self.assertEqual(sum(item["count"] for item in data["queries"]["statements"]),
+                         slow["queries"])
+        for item in data["queries"]["statements"]:
+            self.assertLessEqual({"statement", "count", "total_ms", "max_ms", "site"}, set(item))
+            self.assertEqual(set(item["site"]), {"file", "line", "function"})
+        self.assertEqual({finding["kind"] for finding in data["findings"]}, {"n_plus_one"})
+        for finding in data["findings"]:
+            self.assertEqual(set(finding),
+                             {"kind", "statement", "count", "total_ms", "site", "advice"})
+        self.assertNotIn("sql", data["record"])
+        fast_data = self.client.get("/dashboard/api/profiles/" + fast["id"]).get_json()
+        self.assertEqual((fast_data["queries"]["count"], fast_data["findings"]), (4, []))
+        plain_data = self.client.get("/dashboard/api/profiles/" + plain["id"]).get_json()
+        self.assertEqual((plain_data["queries"], plain_data["findings"]), (None, []))
+        self.assertNotIn('id="database"', self.page(f"/dashboard/profiles/{plain['id']}"))
+
+    def test_list_json_and_page_give_queries_and_sql_ms(self):
+        slow, plain = self.save_profiles("/posts/slow", "/words/fast")
+        items = {item["id"]: item for item in
+                 self.client.get("/dashboard/api/profiles").get_json()["items"]}
+        self.assertEqual(items[slow["id"]]["queries"], slow["queries"])
+        self.assertAlmostEqual(items[slow["id"]]["sql_ms"], slow["sql_ms"])
+        self.assertNotIn("sql", items[slow["id"]])
+        self.assertEqual((items[plain["id"]]["queries"], items[plain["id"]]["sql_ms"]), (0, 0))
+        ordered = self.client.get("/dashboard/api/profiles?sort=queries").get_json()["items"]
+        self.assertEqual(ordered[0]["id"], slow["id"])
+        self.assertRegex(self.page("/dashboard/profiles/"),
+                         rf'<td class="num queries">{slow["queries"]}</td>')

@@ -98,7 +98,8 @@ class AttachTestCase(TrackerTestCase):
         self.assertFalse(any("dashboard" in pattern for pattern in ignored))
 
     def test_each_feature_follows_its_own_switch(self):
-        app = self.shop_app(DASHBOARD_ENABLED=False, TRACKER_ENABLED=False)
+        app = self.shop_app(DASHBOARD_ENABLED=False, TRACKER_ENABLED=False,
+                            TRACKER_SQL_ENABLED=False)
         Tracker(app)
         self.assertEqual(app.test_client().get("/dashboard/").status_code, 404)
         self.assertNotIn("tracker_tracking", app.extensions)

@@ -34,6 +34,9 @@ class SettingChecksTestCase(unittest.TestCase):
         self.assertEqual(config["PROFILER_RESTRICTIONS"], (30,))
         self.assertEqual(config["PROFILER_SORT_BY"], ("tottime", "calls"))
         self.assertEqual(config["PROFILER_IGNORE"], (r"^/static/", r"^/favicon\.ico$"))
+        self.assertEqual((config["TRACKER_SQL_ENABLED"], config["TRACKER_SQL_PARAMS"],
+                          config["TRACKER_SLOW_QUERY_MS"], config["TRACKER_N_PLUS_ONE_MIN"],
+                          config["TRACKER_SQL_MAX_QUERIES"]), (True, False, 100, 5, 10_000))
 
     def test_single_values_become_tuples(self):
         config = checked(PROFILER_RESTRICTIONS=10, PROFILER_SORT_BY="cumulative",
@@ -66,6 +69,11 @@ class SettingChecksTestCase(unittest.TestCase):
             "TRACKER_SERVER_TIMING": ["yes", 1, "ALL"],
             "TOOLBAR_ENABLED": ["true", None],
             "TOOLBAR_TOP_FUNCTIONS": [0, 51, 2.5],
+            "TRACKER_SQL_ENABLED": ["on"],
+            "TRACKER_SQL_PARAMS": [1],
+            "TRACKER_SLOW_QUERY_MS": [-1, "100"],
+            "TRACKER_N_PLUS_ONE_MIN": [1, 2.5],
+            "TRACKER_SQL_MAX_QUERIES": [-1, None],
         }
         for key, values in cases.items():
             for value in values:

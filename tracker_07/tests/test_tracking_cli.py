@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import re
 import unittest
 from unittest import mock
 
@@ -58,6 +59,9 @@ class CliTest(TrackedAppCase):
             ["/a", "GET", "2"], ["/a", "POST", "1"], ["/b/<int:id>", "GET", "1"],
         ])
         self.assertIn("20.00", lines[1])  # mean of 10 and 30 ms
+        self.assertEqual(re.split(r"\s{2,}", lines[0])[10:15],
+                         ["queries", "max q", "sql ms", "sql %", "findings"])
+        self.assertEqual(re.split(r"\s{2,}", lines[1])[10:15], ["0.0", "0", "0.00", "0", "0"])
         self.assertIn("2024-05-01 21:40:00", lines[2])  # last seen of POST /a
 
     def test_stats_json_with_filters_and_sort(self):

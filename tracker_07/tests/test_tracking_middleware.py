@@ -113,7 +113,7 @@ class RecordingTest(TrackedAppCase):
                 self.assertEqual(list(body), chunks)
                 body.close()
                 self.assertEqual(len(wrapper.queue), 1)
-                self.assertEqual(wrapper.queue[0][2:], (None, "GET", "500"))
+                self.assertEqual(wrapper.queue[0][2:], (None, "GET", "500", None))
 
     def test_closing_twice_records_once(self):
         app, tracking = self.tracked_app()

@@ -117,3 +117,28 @@ class BucketTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OlderStoreTest(unittest.TestCase):
+    """A store made before the database columns existed gets them, with 0 in old rows."""
+
+    def test_missing_columns_are_added_and_old_rows_read_as_zero(self):
+        with tempfile.TemporaryDirectory() as tmpdir:
+            engine = sqlite_engine(tmpdir)
+            self.addCleanup(engine.dispose)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "CREATE TABLE tracker_requests (id INTEGER PRIMARY KEY, started_at FLOAT "
+                    "NOT NULL, endpoint VARCHAR(200) NOT NULL, method VARCHAR(16) NOT NULL, "
+                    "status SMALLINT NOT NULL, duration_ms FLOAT NOT NULL, "
+                    "bucket SMALLINT NOT NULL)")
+                conn.exec_driver_sql("INSERT INTO tracker_requests (started_at, endpoint, method,"
+                                     " status, duration_ms, bucket) VALUES (1.0, '/', 'GET', "
+                                     "200, 2.0, 5)")
+            store.create_schema(engine)
+            columns = {column["name"] for column in inspect(engine).get_columns("tracker_requests")}
+            self.assertLessEqual({"queries", "sql_ms", "findings"}, columns)
+            with engine.begin() as conn:
+                self.assertEqual(store.add_missing_columns(conn), [])
+                (row,) = reads.export_rows(conn)
+            self.assertEqual((row["queries"], row["sql_ms"], row["findings"]), (0, 0, 0))

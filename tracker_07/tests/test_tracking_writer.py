@@ -151,7 +151,7 @@ class WriterTest(TrackedAppCase):
 
     def test_unparseable_status_is_stored_as_zero(self):
         _, tracking = self.tracked_app()
-        rows = tracking.writer.rows_from([(1.0, 1.002, None, "GET", "bad status")])
+        rows = tracking.writer.rows_from([(1.0, 1.002, None, "GET", "bad status", None)])
         self.assertEqual(rows[0][1:4], ("<0>", "GET", 0))
         self.assertAlmostEqual(rows[0][4], 2.0)
 
@@ -160,11 +160,12 @@ class WriterTest(TrackedAppCase):
         durations_ms = [0.0, 0.004, store.MIN_BUCKET_MS, 0.0123, 1.0, 1.1892, 63.0, 999.9,
                         12_345.6, 1e7, 1e9]
         long_rule = "/" + "x" * 300
-        batch = [(10.0, 10.0 + ms / 1000, long_rule, "GET", "200 OK") for ms in durations_ms]
+        batch = [(10.0, 10.0 + ms / 1000, long_rule, "GET", "200 OK", None)
+                 for ms in durations_ms]
         rows = tracking.writer.rows_from(batch)
-        self.assertEqual([row[5] for row in rows],
+        self.assertEqual([row[-1] for row in rows],
                          [store.bucket_of(row[4]) for row in rows])
-        self.assertEqual((rows[0][5], rows[-1][5]), (0, store.BUCKET_COUNT - 1))
+        self.assertEqual((rows[0][-1], rows[-1][-1]), (0, store.BUCKET_COUNT - 1))
         self.assertEqual({row[1] for row in rows}, {long_rule[:store.ENDPOINT_LENGTH]})
 
 

@@ -18,6 +18,7 @@ class WritesMixin(StoreMixin):
 
     def test_insert_rows_in_several_statements(self):
         rows = [(*row, store.bucket_of(row[4])) for row in self.rows[:20]]
+        self.assertEqual(len(rows[0]), len(writes.INSERT_COLUMNS))
         with mock.patch.object(writes, "ROWS_PER_INSERT", 7), self.engine.begin() as conn:
             self.assertEqual(writes.insert_rows(conn, rows), 20)
         with self.engine.connect() as conn:

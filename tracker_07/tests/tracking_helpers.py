@@ -127,16 +127,22 @@ class TrackedAppCase(unittest.TestCase):
 def sample_rows(count=3000, seed=7, start=BASE_TIME, span=5 * HOUR):
     """Deterministic requests over a few hours, several endpoints, methods and statuses."""
     generator = random.Random(seed)
+    database = random.Random(seed + 1)  # the queries, drawn apart so the rest stays the same
     endpoints = ("/a", "/b/<int:id>", "/c")
     statuses = (200, 200, 200, 201, 302, 404, 500, 503)
     rows = []
     for _ in range(count):
+        duration = generator.lognormvariate(1.5, 1.2)
+        queries = database.choice((0, 0, 1, 3, 12, 120))
         rows.append((
             start + generator.random() * span,
             generator.choice(endpoints),
             generator.choice(("GET", "GET", "POST")),
             generator.choice(statuses),
-            generator.lognormvariate(1.5, 1.2),
+            duration,
+            queries,
+            duration * database.random() if queries else 0.0,
+            database.choice((0, 1, 2)) if queries >= 12 else 0,
         ))
     return rows
 
@@ -150,18 +156,24 @@ def nearest_rank(values, quantile):
 def expected_summary(rows, since, until, **filters):
     """What ``reads.summary`` must report, computed straight from the rows."""
     groups = {}
-    for started, endpoint, method, status, duration in rows:
+    for started, endpoint, method, status, duration, *sql in rows:
         if not since <= started < until:
             continue
         if filters.get("endpoint") not in (None, endpoint):
             continue
         if filters.get("method") not in (None, method):
             continue
-        groups.setdefault((endpoint, method), []).append((started, status, duration))
+        groups.setdefault((endpoint, method), []).append((started, status, duration,
+                                                          *(sql or (0, 0.0, 0))))
     result = {}
     for key, items in groups.items():
         durations = [item[2] for item in items]
         result[key] = {
+            "queries": sum(item[3] for item in items) / len(items),
+            "queries_max": max(item[3] for item in items),
+            "sql_ms": sum(item[4] for item in items) / len(items),
+            "sql_share": sum(item[4] for item in items) / sum(durations),
+            "findings": sum(item[5] for item in items),
             "count": len(items),
             "mean": sum(durations) / len(items),
             "max": max(durations),
@@ -211,9 +223,9 @@ class StoreMixin:
         self.assertEqual({(row["endpoint"], row["method"]) for row in actual}, set(expected))
         for row in actual:
             wanted = expected[(row["endpoint"], row["method"])]
-            for key in ("count", "count_4xx", "count_5xx"):
+            for key in ("count", "count_4xx", "count_5xx", "queries_max", "findings"):
                 self.assertEqual(row[key], wanted[key], key)
-            for key in ("mean", "max", "last_seen"):
+            for key in ("mean", "max", "last_seen", "queries", "sql_ms", "sql_share"):
                 self.assertAlmostEqual(row[key], wanted[key], places=6, msg=key)
             for key in ("p50", "p95", "p99"):
                 self.assertLessEqual(abs(row[key] - wanted[key]),

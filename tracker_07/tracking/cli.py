@@ -100,13 +100,16 @@ def _format_time(epoch):
 def format_table(rows):
     """Summary rows as an aligned plain-text table."""
     headers = ("endpoint", "method", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms",
-               "max ms", "4xx", "5xx", "last seen (UTC)")
+               "max ms", "4xx", "5xx", "queries", "max q", "sql ms", "sql %", "findings",
+               "last seen (UTC)")
     lines = [headers]
     for row in rows:
         lines.append((
             row["endpoint"], row["method"], str(row["count"]),
             *(f"{row[key]:.2f}" for key in ("mean", "p50", "p95", "p99", "max")),
-            str(row["count_4xx"]), str(row["count_5xx"]), _format_time(row["last_seen"]),
+            str(row["count_4xx"]), str(row["count_5xx"]), f"{row['queries']:.1f}",
+            str(row["queries_max"]), f"{row['sql_ms']:.2f}", f"{100 * row['sql_share']:.0f}",
+            str(row["findings"]), _format_time(row["last_seen"]),
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     text = []
@@ -126,7 +129,11 @@ def format_table(rows):
 @click.option("--ascending", is_flag=True, help="Sort smallest first (default: largest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats_command(since, until, endpoint, method, status, sort, ascending, as_json):
-    """Show per-endpoint counts and latency percentiles (ms) for a time range."""
+    """Show per-endpoint counts, latency percentiles (ms) and database queries for a time range.
+
+    queries: mean per request (max q the most in one); sql ms: mean per request; sql %:
+    SQL time's share of the request time; findings: N+1, duplicate and slow queries found.
+    """
     chosen = make_filters(endpoint=endpoint, method=method, status=status, since=since,
                           until=filters.now() + 1 if until is None else until)
     with database() as conn:

@@ -1,7 +1,8 @@
 """The request path of endpoint tracking: a WSGI wrapper that queues one tuple per request.
 
 It reads the clock twice, notes the status and the matched URL rule when the application
-starts its response, and appends one tuple of strings and floats to a bounded
+starts its response, and appends one tuple of strings and floats (and the request's
+database queries, when they are captured: :mod:`tracker_07.sql`) to a bounded
 ``collections.deque`` when the server closes the body (an atomic operation under the GIL,
 so no lock).  Everything else happens in the writer thread (:mod:`.writer`).
 """
@@ -13,6 +14,8 @@ from collections import deque
 from random import random
 
 from werkzeug.wsgi import ClosingIterator
+
+from ..sql.capture import ENVIRON_KEY as SQL_KEY
 
 perf_counter = time.perf_counter
 
@@ -105,8 +108,9 @@ class RequestRecord:
         queue = middleware.queue
         queued = len(queue)
         if queued < middleware.capacity:
-            queue.append((started, ended, self.endpoint,
-                          self._environ.get("REQUEST_METHOD", ""), self.status))
+            environ = self._environ
+            queue.append((started, ended, self.endpoint, environ.get("REQUEST_METHOD", ""),
+                          self.status, environ.get(SQL_KEY)))
             if queued >= middleware.batch_size and not middleware.wake.is_set():
                 middleware.wake.set()
         else:

@@ -38,9 +38,11 @@ from .writes import DROPPED_KEY, ROLLED_UP_KEY, meta_value
 
 SUMMARY_SORT_KEYS = (
     "endpoint", "method", "count", "mean", "p50", "p95", "p99", "max",
-    "count_4xx", "count_5xx", "last_seen",
+    "count_4xx", "count_5xx", "last_seen", "queries", "queries_max", "sql_ms", "sql_share",
+    "findings",
 )
-EXPORT_COLUMNS = ("id", "started_at", "endpoint", "method", "status", "duration_ms")
+EXPORT_COLUMNS = ("id", "started_at", "endpoint", "method", "status", "duration_ms",
+                  "queries", "sql_ms", "findings")
 #: Reads with no filters: every request, at any time.
 EVERYTHING = Filters()
 
@@ -61,6 +63,10 @@ def _part(table, keys, count, where):
         func.sum(columns.duration_ms if is_raw else columns.sum_ms).label("total"),
         func.max(columns.duration_ms if is_raw else columns.max_ms).label("top"),
         func.max(columns.started_at if is_raw else columns.last_at).label("last"),
+        func.sum(columns.queries if is_raw else columns.queries_sum).label("queries"),
+        func.max(columns.queries if is_raw else columns.queries_max).label("queries_max"),
+        func.sum(columns.sql_ms if is_raw else columns.sql_ms_sum).label("sql_ms"),
+        func.sum(columns.findings if is_raw else columns.findings_sum).label("findings"),
     ).where(*where).group_by(*keys)
 
 
@@ -120,10 +126,11 @@ def _grouped_rows(conn, filters, group=("endpoint", "method", "status"), time_in
     ))
 
 
-class _Aggregate:
+class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per summary column
     """Running totals for one group: exact count, sum, max, 4xx/5xx, last; bucket counts."""
 
-    __slots__ = ("buckets", "count", "total_ms", "max_ms", "count_4xx", "count_5xx", "last")
+    __slots__ = ("buckets", "count", "total_ms", "max_ms", "count_4xx", "count_5xx", "last",
+                 "queries", "queries_max", "sql_ms", "findings")
 
     def __init__(self):
         self.buckets = {}
@@ -133,10 +140,19 @@ class _Aggregate:
         self.count_4xx = 0
         self.count_5xx = 0
         self.last = 0.0
+        self.queries = 0
+        self.queries_max = 0
+        self.sql_ms = 0.0
+        self.findings = 0
 
-    def add(self, status, bucket, count, total_ms, max_ms, last):
+    def add(self, status, bucket, count, total_ms, max_ms, last,  # pylint: disable=too-many-arguments,too-many-positional-arguments  # one per column
+            queries=0, queries_max=0, sql_ms=0.0, findings=0):
         """Fold in one grouped row."""
         count = int(count)
+        self.queries += int(queries)
+        self.queries_max = max(self.queries_max, int(queries_max))
+        self.sql_ms += sql_ms
+        self.findings += int(findings)
         self.buckets[bucket] = self.buckets.get(bucket, 0) + count
         self.count += count
         self.total_ms += total_ms
@@ -163,8 +179,11 @@ def summary(conn, filters, sort="count", descending=True):
 
     ``filters`` must have ``since`` and ``until`` (as for every read but the export).
     Returns a list of dicts with ``endpoint``, ``method``, ``count``, ``mean``, ``p50``,
-    ``p95``, ``p99``, ``max`` (ms), ``count_4xx``, ``count_5xx`` and ``last_seen``
-    (epoch seconds), sorted by ``sort`` (one of ``SUMMARY_SORT_KEYS``).
+    ``p95``, ``p99``, ``max`` (ms), ``count_4xx``, ``count_5xx``, ``last_seen``
+    (epoch seconds), and the database's share: ``queries`` (mean per request),
+    ``queries_max``, ``sql_ms`` (mean per request), ``sql_share`` (SQL time over request
+    time, 0 to 1) and ``findings`` (N+1, duplicate and slow findings, in all), sorted by
+    ``sort`` (one of ``SUMMARY_SORT_KEYS``).
     """
     if sort not in SUMMARY_SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SUMMARY_SORT_KEYS)}; got {sort!r}")
@@ -181,6 +200,10 @@ def summary(conn, filters, sort="count", descending=True):
             "p95": group.percentile(0.95), "p99": group.percentile(0.99),
             "max": group.max_ms, "count_4xx": group.count_4xx,
             "count_5xx": group.count_5xx, "last_seen": group.last,
+            "queries": group.queries / group.count, "queries_max": group.queries_max,
+            "sql_ms": group.sql_ms / group.count,
+            "sql_share": group.sql_ms / group.total_ms if group.total_ms else 0.0,
+            "findings": group.findings,
         }
         for key, group in groups.items()
     ]

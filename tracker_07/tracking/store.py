@@ -3,7 +3,9 @@
 Three tables, created by :func:`create_schema` (never at import time):
 
 ``tracker_requests``
-    One row per tracked request (kept for export and exact per-request data).
+    One row per tracked request (kept for export and exact per-request data), with the
+    number of database queries it ran, their time and the number of findings (N+1,
+    duplicate, slow) they gave.
 ``tracker_rollup_hourly`` and ``tracker_rollup_daily``
     Per hour (day) x endpoint x method x status x latency bucket: count, sum, max and
     the last start time.  The writer folds new raw rows into both every minute, so
@@ -25,6 +27,7 @@ import os
 
 from sqlalchemy import (
     BigInteger,
+    inspect,
     Column,
     Double,
     Index,
@@ -70,6 +73,9 @@ requests_table = Table(
     Column("status", SmallInteger, nullable=False),
     Column("duration_ms", Double, nullable=False),
     Column("bucket", SmallInteger, nullable=False),
+    Column("queries", Integer, nullable=False, server_default="0"),
+    Column("sql_ms", Double, nullable=False, server_default="0"),
+    Column("findings", SmallInteger, nullable=False, server_default="0"),
     Index("ix_tracker_requests_started_at", "started_at"),
 )
 
@@ -89,6 +95,10 @@ def _rollup(name, period, key):
         Column("sum_ms", Double, nullable=False),
         Column("max_ms", Double, nullable=False),
         Column("last_at", Double, nullable=False),
+        Column("queries_sum", BigInteger, nullable=False, server_default="0"),
+        Column("queries_max", Integer, nullable=False, server_default="0"),
+        Column("sql_ms_sum", Double, nullable=False, server_default="0"),
+        Column("findings_sum", BigInteger, nullable=False, server_default="0"),
         PrimaryKeyConstraint(*key),
         # SQLite stores the rows in key order, so reads in that order need no sorting.
         sqlite_with_rowid=False,
@@ -216,15 +226,36 @@ def _configure_sqlite(engine, wal):
 
 
 def create_schema(engine, attempts=3):
-    """Create the tracking tables and indexes if they are missing (safe to repeat)."""
+    """Create the tracking tables and indexes if they are missing, and add the columns a
+    store made by an older Tracker lacks (safe to repeat)."""
     for attempt in range(attempts):
         try:
             with engine.connect() as connection:
                 connection.execution_options(**{IMMEDIATE: True})
                 with connection.begin():
                     metadata.create_all(connection, checkfirst=True)
+                    add_missing_columns(connection)
             return
         except DBAPIError:
             # Another process may have created the same tables between our check and CREATE.
             if attempt == attempts - 1:
                 raise
+
+
+def add_missing_columns(connection):
+    """``ALTER TABLE ... ADD COLUMN`` for every column of ours a table lacks (each such
+    column has a server default, so the rows already there get 0)."""
+    inspector = inspect(connection)
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL "
+                    f"DEFAULT {column.server_default.arg}")
+                added.append(f"{table.name}.{column.name}")
+    return added

@@ -12,6 +12,7 @@ import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..sql.analysis import findings_count
 from . import filters, writes
 from .store import (
     BUCKET_COUNT,
@@ -22,6 +23,7 @@ from .store import (
     MIN_BUCKET_MS,
     create_schema,
 )
+from .writes import NO_SQL
 
 perf_counter = time.perf_counter
 
@@ -133,17 +135,21 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         finally:
             self.busy = False
 
-    def rows_from(self, batch):
+    def rows_from(self, batch):  # pylint: disable=too-many-locals  # one pass, all local for speed
         """Turn queued tuples into rows in ``writes.INSERT_COLUMNS`` order; also where
-        slow requests are reported.  One pass with no call per row but ``math.log``:
-        this loop is most of what the writer spends in Python for every request."""
+        slow requests are reported and a request's queries become its three numbers.  One
+        pass with no call per row but ``math.log`` (and the findings of a request that ran
+        queries): this loop is most of what the writer spends in Python for every request."""
         offset = time.time() - perf_counter()
         slow_ms = self.settings.slow_ms or math.inf
         log = math.log
         rows = []
         append = rows.append
-        for started, ended, endpoint, method, status in batch:
+        for started, ended, endpoint, method, status, sql in batch:
             duration_ms = (ended - started) * 1000.0
+            # A request that ran queries: how many, their time, and the findings they give.
+            numbers = NO_SQL if sql is None or not sql.count else (
+                sql.count, sql.seconds * 1000.0, findings_count(sql))
             code = status_code(status)
             if endpoint is None:
                 endpoint = f"<{code}>"
@@ -157,7 +163,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                 bucket = int((log(duration_ms) - LOG_MIN_BUCKET) * INVERSE_LOG_GROWTH) + 1
                 if bucket >= BUCKET_COUNT:
                     bucket = BUCKET_COUNT - 1
-            append((started + offset, endpoint, method, code, duration_ms, bucket))
+            append((started + offset, endpoint, method, code, duration_ms, *numbers, bucket))
             if duration_ms >= slow_ms:
                 self.logger.warning(
                     "Slow request: %s %s returned %d in %.1f ms",

@@ -30,12 +30,16 @@ from .store import (
 ROLLED_UP_KEY = "rolled_up_id"
 DROPPED_KEY = "dropped"
 ROW_FIELDS = ("started_at", "endpoint", "method", "status", "duration_ms")
-INSERT_COLUMNS = (*ROW_FIELDS, "bucket")
+#: What a request's database queries add to its row: how many, their ms, their findings.
+SQL_FIELDS = ("queries", "sql_ms", "findings")
+INSERT_COLUMNS = (*ROW_FIELDS, *SQL_FIELDS, "bucket")
+NO_SQL = (0, 0.0, 0)
 #: Rows per INSERT statement: few statements mean few GIL hand-overs for the writer.
 #: 6 parameters a row stay under SQLite's limit (999 before 3.32, 32766 since).
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 166
 _INSERT_SQL = {}
-ROLLUP_COLUMNS = (*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at")
+ROLLUP_COLUMNS = (*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at",
+                  "queries_sum", "queries_max", "sql_ms_sum", "findings_sum")
 
 
 def _insert_sql(rows_in_statement):
@@ -52,8 +56,10 @@ def _insert_sql(rows_in_statement):
 
 def insert_batch(conn, rows):
     """Store ``rows``, tuples ``(started_at, endpoint, method, status, duration_ms)``
-    (see ``ROW_FIELDS``), adding each one's latency bucket.  Returns the number stored."""
-    return insert_rows(conn, [(*row, bucket_of(row[4])) for row in rows])
+    (see ``ROW_FIELDS``), optionally followed by ``(queries, sql_ms, findings)``, adding
+    each one's latency bucket.  Returns the number stored."""
+    return insert_rows(conn, [(*row, *(() if len(row) > len(ROW_FIELDS) else NO_SQL),
+                               bucket_of(row[4])) for row in rows])
 
 
 def insert_rows(conn, rows):
@@ -135,24 +141,33 @@ def roll_up(conn):
             raw.bucket)
     hours = conn.execute(
         select(*keys, func.count(), func.sum(raw.duration_ms), func.max(raw.duration_ms),
-               func.max(raw.started_at))
+               func.max(raw.started_at), func.sum(raw.queries), func.max(raw.queries),
+               func.sum(raw.sql_ms), func.sum(raw.findings))
         .where(raw.id > done, raw.id <= top).group_by(*keys)
     ).all()
     days = {}
-    for hour, *key, count, sum_ms, max_ms, last_at in hours:
-        day_key = (hour - hour % DAY, *key)
-        known = days.get(day_key)
-        if known is None:
-            days[day_key] = [count, sum_ms, max_ms, last_at]
-        else:
-            known[0] += count
-            known[1] += sum_ms
-            known[2] = max(known[2], max_ms)
-            known[3] = max(known[3], last_at)
+    for group in hours:  # (hour, *key, count, sum, max, last, queries, max, SQL ms, findings)
+        hour = group[0]
+        _fold_day(days, (hour - hour % DAY, *group[1:5]), group[5:])
     _merge_groups(conn, hourly_table, [tuple(group) for group in hours])
     _merge_groups(conn, daily_table, [(*key, *totals) for key, totals in days.items()])
     _set_meta(conn, ROLLED_UP_KEY, top)
     return sum(group[5] for group in hours)
+
+
+#: Which of a group's totals are maxima (max ms, last start, most queries); the rest add up.
+_MAXIMA = (2, 3, 5)
+
+
+def _fold_day(days, day_key, totals):
+    """Add one hour's totals (count, sum, max, last, queries sum and max, SQL ms, findings)
+    to its day's."""
+    known = days.get(day_key)
+    if known is None:
+        days[day_key] = list(totals)
+        return
+    for index, value in enumerate(totals):
+        known[index] = max(known[index], value) if index in _MAXIMA else known[index] + value
 
 
 def _merge_groups(conn, table, groups):
@@ -169,6 +184,11 @@ def _merge_groups(conn, table, groups):
                 "sum_ms": old.sum_ms + new.sum_ms,
                 "max_ms": case((new.max_ms > old.max_ms, new.max_ms), else_=old.max_ms),
                 "last_at": case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+                "queries_sum": old.queries_sum + new.queries_sum,
+                "queries_max": case((new.queries_max > old.queries_max, new.queries_max),
+                                    else_=old.queries_max),
+                "sql_ms_sum": old.sql_ms_sum + new.sql_ms_sum,
+                "findings_sum": old.findings_sum + new.findings_sum,
             },
         ),
         [dict(zip(ROLLUP_COLUMNS, group)) for group in groups],
