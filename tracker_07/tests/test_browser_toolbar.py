@@ -112,6 +112,17 @@ class DemoToolbarTestCase(ToolbarCase, ProfiledAppTestCase):
         self.assertIn(slow, self.driver.page_source)
         self.assertEqual(self.driver.find_elements(By.ID, "tracker-toolbar"), [])
 
+    def test_the_n_plus_one_page_is_marked_and_its_twin_is_not(self):
+        self.open("/posts/slow")
+        self.assertRegex(self.part("#queries").text, r"^\d+ q$")
+        self.assertIn("n plus one", self.part("#finding").get_attribute("title"))
+        self.open_panel()
+        self.assertIn("n plus one", self.part("#database").text)
+        screenshot(self.driver, "toolbar-open-posts-slow")
+        self.open("/posts/fast")
+        self.assertRegex(self.part("#queries").text, r"^\d+ q$")
+        self.assertEqual(self.root().find_elements(By.CSS_SELECTOR, "#finding"), [])
+
     def test_the_route_compare_and_endpoint_links(self):
         self.open("/words/slow")
         self.open("/words/slow")

@@ -8,6 +8,7 @@ import unittest
 from unittest import mock
 
 from flask import Flask, Response, current_app, jsonify, send_file, stream_with_context
+from sqlalchemy import create_engine, text
 
 from tracker_07 import Tracker, toolbar
 from tracker_07.tests.base import ProfiledAppTestCase
@@ -224,8 +225,9 @@ class WiringTestCase(HostAppTestCase):
         app = self.make(TRACKER_ENABLED=False, TRACKER_SERVER_TIMING=True)
         response = app.test_client().get("/page")
         self.assert_untouched(response)
-        self.assertEqual([name for name, _ in parse(response.headers["Server-Timing"])],
-                         ["total"])
+        metrics = dict(parse(response.headers["Server-Timing"]))
+        self.assertEqual(list(metrics), ["total", "sql"])  # its queries are captured: none
+        self.assertEqual(metrics["sql"], {"dur": 0.0, "desc": "0 queries"})
 
     def test_server_timing_can_be_turned_off_under_the_toolbar(self):
         app = self.make(TOOLBAR_ENABLED=True, TRACKER_ENABLED=False, TRACKER_SERVER_TIMING=False)
@@ -379,6 +381,45 @@ def mock_busy(middleware):
     """Make the profiler refuse the next requests, as when another request holds it."""
     return mock.patch.object(middleware, "_start_profile", return_value=None)
 
+
+
+class DatabaseFiguresTestCase(unittest.TestCase):
+    """With the database inside the profile, the tab and the header tell the queries."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tracker-toolbar-sql-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.app = Flask(__name__, instance_path=os.path.join(self.tmp, "instance"))
+        tracker = Tracker(self.app, TOOLBAR_ENABLED=True, TRACKER_ENABLED=False)
+        engine = tracker.watch_engine(create_engine(f"sqlite:///{self.tmp}/app.sqlite3"))
+        self.addCleanup(engine.dispose)
+
+        def run(times):
+            with engine.connect() as conn:
+                for number in range(times):
+                    conn.execute(text("SELECT :n"), {"n": number})
+            return PAGE
+
+        self.app.add_url_rule("/one", "one", lambda: run(1))
+        self.app.add_url_rule("/loop", "loop", lambda: run(6))
+
+    def test_the_header_has_the_sql_time_and_the_query_count(self):
+        for path, count in (("/one", "1 query"), ("/loop", "6 queries")):
+            with self.subTest(path=path):
+                response = self.app.test_client().get(path)
+                metrics = dict(parse(response.headers["Server-Timing"]))
+                self.assertEqual(metrics["sql"]["desc"], count)
+                self.assertLessEqual(metrics["sql"]["dur"], metrics["total"]["dur"])
+
+    def test_the_tab_counts_the_queries_and_marks_a_finding(self):
+        one = self.app.test_client().get("/one").get_data(as_text=True)
+        self.assertIn('id="queries"', one)
+        self.assertRegex(one, r'id="queries"[^>]*>1 q<')
+        self.assertNotIn('id="finding"', one)
+        loop = self.app.test_client().get("/loop").get_data(as_text=True)
+        self.assertRegex(loop, r'id="queries"[^>]*>6 q<')
+        self.assertRegex(loop, r'id="finding" title="Database findings: [^"]*n plus one')
+        self.assertIn("6 database queries in", loop)
 
 if __name__ == "__main__":
     unittest.main()

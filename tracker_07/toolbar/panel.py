@@ -16,6 +16,9 @@ from ..profiles import listing
 from ..profiles.analysis import function_label
 from ..profiles.errors import ProfileNotFound
 from ..profiles.middleware import OUTCOME_KEY
+from ..sql.analysis import findings
+from ..sql.capture import ENVIRON_KEY as SQL_KEY
+from ..sql.capture import OPTIONS_KEY as SQL_OPTIONS_KEY
 
 #: The session cookie the toolbar's script sets to hide the toolbar; its value is ``hidden``.
 HIDE_COOKIE = "tracker_toolbar"
@@ -61,6 +64,20 @@ def top_functions(stats, count, own_root):
             "percent": entry[2] / total * 100.0 if total else 0.0,
         })
     return rows
+
+
+def database(environ):
+    """The request's queries for the toolbar (count, SQL ms, finding kinds), or None when its
+    queries were not captured."""
+    if SQL_OPTIONS_KEY not in environ:
+        return None
+    queries = environ[SQL_KEY]
+    if queries is None:
+        return {"count": 0, "ms": 0.0, "findings": []}
+    options = queries.options
+    found = findings(queries.queries, options.slow_ms, options.n_plus_one)
+    return {"count": queries.count, "ms": queries.total_ms,
+            "findings": sorted({finding["kind"].replace("_", " ") for finding in found})}
 
 
 class Panel:
@@ -146,6 +163,6 @@ class Panel:
         return self.template.render(
             method=method, path=path, status=status, total_ms=total_ms, outcome=outcome,
             reason=reason, functions=functions, header=header, links=links,
-            has_previous=previous is not None,
+            has_previous=previous is not None, database=database(environ),
             css_url=adapter.build("dashboard.static", {"filename": "toolbar.css"}),
             js_url=adapter.build("dashboard.static", {"filename": "toolbar.js"}))

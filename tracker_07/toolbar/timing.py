@@ -7,6 +7,8 @@ reads it; descriptions keep to printable ASCII.
 import re
 
 from ..profiles.middleware import OUTCOME_KEY
+from ..sql.capture import ENVIRON_KEY as SQL_KEY
+from ..sql.capture import OPTIONS_KEY as SQL_OPTIONS_KEY
 
 HEADER = "Server-Timing"
 #: The header that names the request's saved profile (local clients or credentials only).
@@ -41,6 +43,7 @@ _TOTAL = ';desc=' + quoted("Request, as Tracker saw it")
 _PROFILE = ';desc=' + quoted("Under the profiler")
 _PROFILER = ';desc=' + quoted("Profiler report and .prof file")
 _TOOLBAR = ';desc=' + quoted("Tracker toolbar")
+_NO_SQL = "sql;dur=0.00;desc=" + quoted("0 queries")
 _NOT_PROFILED_METRICS = {
     state: metric("profile", desc=text) for state, text in NOT_PROFILED.items()
 }
@@ -48,7 +51,8 @@ _NOT_PROFILED_METRICS = {
 
 def server_timing(environ, total_ms, toolbar_ms=None):
     """The header's value for one request: its total time, the profiler's share when it was
-    profiled (or why not), and the time taken to build the toolbar when one was added."""
+    profiled (or why not), its SQL time and query count when its queries were captured, and
+    the time taken to build the toolbar when one was added."""
     value = f"total;dur={total_ms:.2f}{_TOTAL}"
     outcome = environ.get(OUTCOME_KEY)
     if outcome is not None:
@@ -57,6 +61,14 @@ def server_timing(environ, total_ms, toolbar_ms=None):
                       f", profiler;dur={outcome.profiler_ms:.2f}{_PROFILER}")
         else:
             value += ", " + _NOT_PROFILED_METRICS[outcome.state]
+    if SQL_OPTIONS_KEY in environ:
+        queries = environ[SQL_KEY]
+        if queries is None:
+            value += ", " + _NO_SQL
+        else:
+            count = queries.count
+            value += (f', sql;dur={queries.total_ms:.2f};desc="{count} '
+                      f'{"query" if count == 1 else "queries"}"')
     if toolbar_ms is not None:
         value += f", toolbar;dur={toolbar_ms:.2f}{_TOOLBAR}"
     return value
