@@ -34,6 +34,8 @@ import tempfile
 import threading
 import time
 
+from baseline import checkout
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 ROUTE = "/words/fast"
@@ -105,19 +107,6 @@ def _wait_for_background(threads, timeout=60):
     deadline = time.monotonic() + timeout
     while threading.active_count() > threads and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-@contextlib.contextmanager
-def checkout(revision):
-    """``revision`` of this repository in a temporary git worktree."""
-    folder = tempfile.mkdtemp(prefix="bench-baseline-")
-    subprocess.run(["git", "-C", REPO_ROOT, "worktree", "add", "--detach", folder, revision],
-                   check=True, capture_output=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["git", "-C", REPO_ROOT, "worktree", "remove", "--force", folder],
-                       check=False, capture_output=True)
 
 
 def measure(variant, root, args):

@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from baseline import checkout
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 VENV = os.path.join(HERE, ".venv-compare")
@@ -204,19 +206,6 @@ def child_env(variant, data_dir):
                 PYTHONPATH=os.pathsep.join((HERE, BASELINES.get(variant, REPO_ROOT))))
 
 
-@contextlib.contextmanager
-def baseline_checkout(revision):
-    """Check ``revision`` out into a temporary git worktree, for a before/after run."""
-    folder = tempfile.mkdtemp(prefix="bench-baseline-")
-    subprocess.run(["git", "-C", REPO_ROOT, "worktree", "add", "--detach", folder, revision],
-                   check=True, capture_output=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["git", "-C", REPO_ROOT, "worktree", "remove", "--force", folder],
-                       check=False, capture_output=True)
-
-
 def free_port():
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as probe:
@@ -299,7 +288,7 @@ def main():
     with contextlib.ExitStack() as stack:
         if args.baseline:
             variant = f"tracker@{args.baseline}"
-            BASELINES[variant] = stack.enter_context(baseline_checkout(args.baseline))
+            BASELINES[variant] = stack.enter_context(checkout(args.baseline))
             variants += (variant,)
         measure(args, variants)
 

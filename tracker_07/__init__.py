@@ -10,7 +10,6 @@ from flask import Flask
 from . import config as configuration
 from .app_utils import check_system
 from .extension import Tracker
-from . import main
 
 __all__ = ["Tracker", "create_app"]
 
@@ -28,6 +27,9 @@ def create_app(config_name="default", **settings):
     app.config.from_prefixed_env()
     app.config.update(settings, CONFIG_NAME=config_name)
     configuration.finalize(app)
+    # The demo needs Flask-SQLAlchemy and Flask-Caching; ``Tracker`` on your app does not.
+    from . import main  # pylint: disable=import-outside-toplevel
+
     main.init_app(app)
     Tracker(app)
     return app

@@ -3,6 +3,8 @@ import contextlib
 import io
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -141,6 +143,21 @@ class AttachTestCase(TrackerTestCase):
         with self.assertRaisesRegex(ConfigError, "PROFILER_DIR .* cannot be the profile folder"):
             Tracker(app, PROFILER_ENABLED=True, PROFILER_DIR=blocker)
 
+
+
+class ImportTestCase(unittest.TestCase):
+    """``from tracker_07 import Tracker`` needs only Tracker's own dependencies."""
+
+    def test_the_demos_dependencies_are_not_imported_by_tracker(self):
+        script = ("import sys; from flask import Flask; from tracker_07 import Tracker; "
+                  "Tracker(Flask('x'), TRACKER_ENABLED=False); "
+                  "print(sorted(m for m in ('flask_caching', 'flask_sqlalchemy') "
+                  "if m in sys.modules))")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        output = subprocess.run([sys.executable, "-c", script], cwd=tempfile.gettempdir(),
+                                env=dict(os.environ, PYTHONPATH=root), check=True,
+                                capture_output=True, text=True).stdout
+        self.assertEqual(output.strip(), "[]")
 
 if __name__ == "__main__":
     unittest.main()
