@@ -78,6 +78,12 @@ class PanelCase(unittest.TestCase):
 class PanelTestCase(PanelCase):
     """Render the panel in each state a request can be in."""
 
+    def test_a_share_under_one_percent_reads_less_than_one_not_zero(self):
+        html = self.render(self.environ(saved_outcome("GET.items.3.1ms.1.1-1.prof")))
+        shares = re.findall(r"<td>(&lt;1|\d+)</td><td>", html)
+        self.assertIn("&lt;1", shares)
+        self.assertNotIn("0", shares)
+
     def test_a_saved_profile_shows_its_top_functions_and_links(self):
         html = self.render(self.environ(saved_outcome("GET.items.3.12ms.1.1-1.prof")))
         rows = re.findall(r'<tr(?: class="own")?><td class="fn"', html)
