@@ -5,8 +5,8 @@ Run from the repository root::
     python benchmarks/bench_profiles.py                     # 5,000 functions, 10,000 files
     python benchmarks/bench_profiles.py --quick             # a quick smoke run
     python benchmarks/bench_profiles.py --functions 5000 --profiles 10000 --runs 7
-    python benchmarks/bench_profiles.py --scale             # issue 9: 20,000 functions, 50,000 files,
-                                                            # the dashboard pages only
+    python benchmarks/bench_profiles.py --scale             # 20,000 functions, 50,000 files,
+                                                            # the dashboard pages only (issue 9)
 
 The fixture (built once in a temporary folder, removed at the end):
 
@@ -19,8 +19,8 @@ The fixture (built once in a temporary folder, removed at the end):
   index lines point to deleted files, to exercise reconciling).
 
 Every case is timed ``--runs`` times and reported as the median and the minimum in ms, in
-a markdown table; a case's setup (such as saving one new profile) is not timed.  To time more (e.g. the dashboard pages through the Flask test client),
-write a function ``fixture -> [(name, callable), ...]`` and pass it to
+a markdown table; a case's setup (such as saving one new profile) is not timed.  To time
+more, write a function ``fixture -> [(name, callable[, untimed setup]), ...]`` and pass it to
 ``main(extra_cases=...)``, or append it to ``CASE_BUILDERS``.
 """
 import argparse
@@ -312,7 +312,7 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, default=7, help="timed runs per case")
     parser.add_argument("--quick", action="store_true", help="500 functions, 500 files, 3 runs")
     parser.add_argument("--scale", action="store_true",
-                        help="issue 9's sizes: 20,000 functions, 50,000 files, dashboard pages only")
+                        help="20,000 functions, 50,000 files, dashboard pages only")
     args = parser.parse_args(argv)
     if args.quick:
         args.functions, args.profiles, args.runs = 500, 500, 3
