@@ -73,13 +73,22 @@ def read_index(folder):
     return [record for record in parse_index_lines(lines) if FILENAME_RE.match(record["id"])]
 
 
+#: The exact types each field may have (what json.loads gives), for a quick check first.
+EXACT_FIELD_TYPES = tuple(
+    (field, frozenset(kind if isinstance(kind, tuple) else (kind,)))
+    for field, kind in FIELD_TYPES.items()
+)
+
+
 def normalise_record(record):
     """Copy an index record, blanking fields of the wrong type so sorting never fails."""
     record = dict(record, indexed=True)
-    for field, kind in FIELD_TYPES.items():
-        value = record.get(field)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            record[field] = None
+    get = record.get
+    for field, kinds in EXACT_FIELD_TYPES:
+        if type(get(field)) not in kinds:  # exact types: json.loads makes no subclasses
+            value = get(field)
+            if not isinstance(value, FIELD_TYPES[field]) or isinstance(value, bool):
+                record[field] = None
     return record
 
 
@@ -126,7 +135,9 @@ def indexed_records(folder):
     lines = complete.decode("ascii", "replace").splitlines()
     offset = snapshot.offset + len(complete)
     records = [normalise_record(record) for record in parse_index_lines(lines)]
-    snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records + records)
+    # Extended in place: the same list object tells a reader that lines were only appended.
+    snapshot.records.extend(records)
+    snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
     _index_snapshots.clear()
     _index_snapshots[path] = snapshot
     return snapshot.records
