@@ -82,7 +82,12 @@ EXACT_FIELD_TYPES = tuple(
 
 def normalise_record(record):
     """Copy an index record, blanking fields of the wrong type so sorting never fails."""
-    record = dict(record, indexed=True)
+    return _normalise_in_place(dict(record))
+
+
+def _normalise_in_place(record):
+    """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy)."""
+    record["indexed"] = True
     get = record.get
     for field, kinds in EXACT_FIELD_TYPES:
         if type(get(field)) not in kinds:  # exact types: json.loads makes no subclasses
@@ -134,7 +139,7 @@ def indexed_records(folder):
     complete = chunk[: chunk.rfind(b"\n") + 1]
     lines = complete.decode("ascii", "replace").splitlines()
     offset = snapshot.offset + len(complete)
-    records = [normalise_record(record) for record in parse_index_lines(lines)]
+    records = [_normalise_in_place(record) for record in parse_index_lines(lines)]
     # Extended in place: the same list object tells a reader that lines were only appended.
     snapshot.records.extend(records)
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)

@@ -12,6 +12,7 @@ with the fields only the index knows left as ``None``.
 """
 import dataclasses
 import math
+import operator
 import os
 import time
 
@@ -94,7 +95,7 @@ def sort_records(records, sort="time", descending=True):
     unknown = [record for record in records if record.get(sort) is None]
     # Newest first (then id) as a stable tie-break, whatever the direction.
     known.sort(key=lambda record: (-(record.get("time") or 0.0), record["id"]))
-    known.sort(key=lambda record: record[sort], reverse=descending)
+    known.sort(key=operator.itemgetter(sort), reverse=descending)
     unknown.sort(key=lambda record: (-(record.get("time") or 0.0), record["id"]))
     return known + unknown
 
