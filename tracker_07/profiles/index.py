@@ -148,6 +148,37 @@ def indexed_records(folder):
     return snapshot.records
 
 
+def find_indexed(folder, profile_id):
+    """Return the last index record of one profile, or None, parsing only its line if it can.
+
+    A process that has read the index answers from memory.  Otherwise the raw
+    file is searched for the id as ``append_index`` writes it; when it occurs
+    exactly once, in a complete line, only that line is parsed (a profile page
+    opened first must not parse 50,000 lines).  Anything else reads the index.
+    """
+    path = os.path.join(folder, INDEX_NAME)
+    if path not in _index_snapshots:
+        try:
+            with open(path, "rb") as index:
+                content = index.read()
+        except FileNotFoundError:
+            return None
+        quoted = json.dumps(profile_id, ensure_ascii=True).encode("ascii")
+        if quoted not in content:
+            return None
+        at = content.find(b'"id":' + quoted)
+        end = content.find(b"\n", at)
+        if at >= 0 and end >= 0 and content.count(quoted) == 1:
+            start = content.rfind(b"\n", 0, at) + 1
+            found = parse_index_lines([content[start:end].decode("ascii", "replace")])
+            if found and found[0]["id"] == profile_id:
+                return _normalise_in_place(found[0])
+    for record in reversed(indexed_records(folder)):
+        if record["id"] == profile_id:
+            return dict(record)
+    return None
+
+
 def _is_appended_to(snapshot, info, head):
     """Tell whether the index is the snapshot's file with only lines added after it."""
     return (

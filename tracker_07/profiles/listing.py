@@ -156,10 +156,7 @@ def _page_records(folder, sort, descending, filters, page, per_page):
 def find_record(folder, profile_id):
     """Return one profile's record (from the index if indexed) or raise ProfileNotFound."""
     profile_path(folder, profile_id)
-    for record in reversed(index.indexed_records(folder)):
-        if record["id"] == profile_id:
-            return dict(record)
-    return record_from_name(profile_id)
+    return index.find_indexed(folder, profile_id) or record_from_name(profile_id)
 
 
 def profile_path(folder, profile_id):

@@ -112,3 +112,34 @@ class KeptCatalogTest(fx.TempFolderTestCase):
         self.save(99)
         with mock.patch.object(catalog, "RESCAN_SECONDS", -1.0):
             self.assertEqual(self.listed()[1:], (11, 1))
+
+
+class FindIndexedTest(fx.TempFolderTestCase):
+    """A profile page opened first parses only its own index line."""
+
+    def setUp(self):
+        """Index three profiles (the second twice) and forget any parsed index."""
+        super().setUp()
+        index.forget_snapshots()
+        self.addCleanup(index.forget_snapshots)
+        self.ids = [fx.fake_name(seq=number) for number in range(3)]
+        for number, name in enumerate(self.ids):
+            fx.write_raw(self.folder, name, {})
+            index.append_index(self.folder, fx.index_entry(name, status=200 + number))
+        index.append_index(self.folder, fx.index_entry(self.ids[1], status=299))
+
+    def test_only_its_line_is_parsed(self):
+        """A once-indexed id is read from its one line; the index is not parsed whole."""
+        with mock.patch.object(index, "parse_index_lines",
+                               wraps=index.parse_index_lines) as parse:
+            record = listing.find_record(self.folder, self.ids[2])
+        self.assertEqual([len(call.args[0]) for call in parse.call_args_list], [1])
+        self.assertEqual((record["status"], record["indexed"]), (202, True))
+
+    def test_duplicate_and_unindexed_ids(self):
+        """The last of two lines wins; an id without a line is read from its name."""
+        self.assertEqual(listing.find_record(self.folder, self.ids[1])["status"], 299)
+        other = fx.fake_name(seq=9)
+        fx.write_raw(self.folder, other, {})
+        self.assertEqual(listing.find_record(self.folder, other)["indexed"], False)
+        self.assertEqual(listing.find_record(self.folder, self.ids[0])["status"], 200)
