@@ -49,12 +49,13 @@ def parse_index_lines(lines):
     All lines are parsed with one ``json.loads`` (about twice as fast as line
     by line); only if that fails are they parsed one by one.
     """
-    lines = [line for line in lines if line.strip()]
-    try:
-        values = json.loads("[" + ",".join(lines) + "]")
+    try:  # blank lines make this fail too, so they are dropped only when there are some
+        values = json.loads("[" + ",".join(lines) + "]") if lines else []
     except ValueError:
         values = []
         for line in lines:
+            if not line.strip():
+                continue
             try:
                 values.append(json.loads(line))
             except ValueError:
@@ -73,11 +74,13 @@ def read_index(folder):
     return [record for record in parse_index_lines(lines) if FILENAME_RE.match(record["id"])]
 
 
-#: The exact types each field may have (what json.loads gives), for a quick check first.
+#: The exact types each field may keep as it is (what json.loads gives, or null), for a
+#: quick check first.
 EXACT_FIELD_TYPES = tuple(
-    (field, frozenset(kind if isinstance(kind, tuple) else (kind,)))
+    (field, frozenset((*(kind if isinstance(kind, tuple) else (kind,)), type(None))))
     for field, kind in FIELD_TYPES.items()
 )
+_MISSING = object()
 
 
 def normalise_record(record):
@@ -90,8 +93,8 @@ def _normalise_in_place(record):
     record["indexed"] = True
     get = record.get
     for field, kinds in EXACT_FIELD_TYPES:
-        if type(get(field)) not in kinds:  # exact types: json.loads makes no subclasses
-            value = get(field)
+        value = get(field, _MISSING)
+        if type(value) not in kinds:  # exact types: json.loads makes no subclasses
             if not isinstance(value, FIELD_TYPES[field]) or isinstance(value, bool):
                 record[field] = None
     return record
