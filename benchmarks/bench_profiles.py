@@ -5,6 +5,8 @@ Run from the repository root::
     python benchmarks/bench_profiles.py                     # 5,000 functions, 10,000 files
     python benchmarks/bench_profiles.py --quick             # a quick smoke run
     python benchmarks/bench_profiles.py --functions 5000 --profiles 10000 --runs 7
+    python benchmarks/bench_profiles.py --scale             # 20,000 functions, 50,000 files,
+                                                            # the dashboard pages only (issue 9)
 
 The fixture (built once in a temporary folder, removed at the end):
 
@@ -17,8 +19,8 @@ The fixture (built once in a temporary folder, removed at the end):
   index lines point to deleted files, to exercise reconciling).
 
 Every case is timed ``--runs`` times and reported as the median and the minimum in ms, in
-a markdown table.  To time more (e.g. the dashboard pages through the Flask test client),
-write a function ``fixture -> [(name, callable), ...]`` and pass it to
+a markdown table; a case's setup (such as saving one new profile) is not timed.  To time
+more, write a function ``fixture -> [(name, callable[, untimed setup]), ...]`` and pass it to
 ``main(extra_cases=...)``, or append it to ``CASE_BUILDERS``.
 """
 import argparse
@@ -61,6 +63,7 @@ class Fixture:
     big_stats: pstats.Stats
     folder: str
     profile_count: int
+    small_bytes: bytes
 
 
 def function_source(number, functions):
@@ -110,10 +113,9 @@ def make_small_profile_bytes():
         os.remove(path)
 
 
-def make_folder(folder, count):
+def make_folder(folder, count, data):
     """Fill ``folder`` with ``count`` profiles and index lines, some of them out of step."""
     os.makedirs(folder, exist_ok=True)
-    data = make_small_profile_bytes()
     start = 1_700_000_000.0
     for number in range(count):
         method = ("GET", "POST", "PUT")[number % 3]
@@ -156,9 +158,11 @@ def build_fixture(functions, profiles):
     root = tempfile.mkdtemp(prefix="tracker07-bench-profiles-")
     big_profile = make_big_profile(root, functions)
     folder = os.path.join(root, "profiles")
-    make_folder(folder, profiles)
+    small_bytes = make_small_profile_bytes()
+    make_folder(folder, profiles, small_bytes)
     settle_folder(folder)
-    return Fixture(root, big_profile, saved_stats.load_stats(big_profile), folder, profiles)
+    return Fixture(root, big_profile, saved_stats.load_stats(big_profile), folder, profiles,
+                   small_bytes)
 
 
 def analysis_cases(fixture):
@@ -234,9 +238,25 @@ def page_cases(fixture):
             raise RuntimeError(f"{url}: HTTP {response.status_code}")
         return response.data
 
+    def save_new_profile():
+        """Save one more profile as profile mode does: a new file, then its index line."""
+        started = time.time()
+        name = files.profile_filename("GET", "/new/profile", 12.0, started)
+        pathlib.Path(fixture.folder, name).write_bytes(fixture.small_bytes)
+        index.append_index(fixture.folder, index_record(name, "GET", "/new/profile", 12.0,
+                                                        started))
+        return name
+
+    def first_listed():
+        """Start from a fresh process's state: nothing listed, nothing parsed."""
+        listing.clear_listing_cache(index_too=True)
+
     profile_url = f"/dashboard/profiles/{big_id}"
     return [
-        ("page: one profile (table + icicle graph), file not cached", lambda: get(profile_url, True)),
+        ("page: one profile (table + icicle graph), file not cached",
+         lambda: get(profile_url), saved_stats.clear_cache),
+        ("page: one profile, file not cached, index not read yet (a new process)",
+         lambda: get(profile_url, True)),
         ("page: one profile (table + icicle graph), cached", lambda: get(profile_url)),
         ("page: one profile, a function's callers and callees",
          lambda: get(profile_url + "?fn=" + analysis.function_id(max(fixture.big_stats.stats)))),
@@ -244,16 +264,24 @@ def page_cases(fixture):
         ("page: profiles list, warm", lambda: get("/dashboard/profiles/")),
         ("page: profiles list sorted by ms, page 40",
          lambda: get("/dashboard/profiles/?sort=elapsed_ms&page=40")),
+        ("JSON: profiles list, first listing", lambda: get("/dashboard/api/profiles"),
+         first_listed),
+        ("page: profiles list, after one new profile (file + index line)",
+         lambda: get("/dashboard/profiles/"), save_new_profile),
+        ("JSON: profiles list, after one new profile (file + index line)",
+         lambda: get("/dashboard/api/profiles"), save_new_profile),
     ]
 
 
 CASE_BUILDERS = [analysis_cases, listing_cases, page_cases]
 
 
-def time_case(function, runs):
-    """Run ``function`` ``runs`` times; return the median and the minimum in ms."""
+def time_case(function, runs, setup=None):
+    """Run ``function`` ``runs`` times (``setup`` untimed before each); return median and min ms."""
     durations = []
     for _ in range(runs):
+        if setup is not None:
+            setup()
         started = time.perf_counter()
         function()
         durations.append((time.perf_counter() - started) * 1000)
@@ -264,8 +292,8 @@ def run_cases(fixture, builders, runs):
     """Time every case of every builder; return ``(name, median ms, min ms)`` rows."""
     rows = []
     for builder in builders:
-        for name, function in builder(fixture):
-            rows.append((name, *time_case(function, runs)))
+        for name, function, *setup in builder(fixture):
+            rows.append((name, *time_case(function, runs, *setup)))
     return rows
 
 
@@ -283,9 +311,14 @@ def parse_args(argv):
     parser.add_argument("--profiles", type=int, default=10_000, help="files in the big folder")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per case")
     parser.add_argument("--quick", action="store_true", help="500 functions, 500 files, 3 runs")
+    parser.add_argument("--scale", action="store_true",
+                        help="20,000 functions, 50,000 files, dashboard pages only")
     args = parser.parse_args(argv)
     if args.quick:
         args.functions, args.profiles, args.runs = 500, 500, 3
+    args.builders = [page_cases] if args.scale else CASE_BUILDERS
+    if args.scale:
+        args.functions, args.profiles = 20_000, 50_000
     return args
 
 
@@ -294,7 +327,7 @@ def main(argv=None, extra_cases=()):
     args = parse_args(argv)
     fixture = build_fixture(args.functions, args.profiles)
     try:
-        rows = run_cases(fixture, [*CASE_BUILDERS, *extra_cases], args.runs)
+        rows = run_cases(fixture, [*args.builders, *extra_cases], args.runs)
         functions = len(fixture.big_stats.stats)
         listed = listing.list_profiles(fixture.folder).total
         print(

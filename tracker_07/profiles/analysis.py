@@ -17,6 +17,7 @@ through the same few key and edge helpers, and none of it touches Flask or files
 """
 import collections
 import hashlib
+import heapq
 import itertools
 import pstats
 
@@ -105,20 +106,39 @@ def function_row(func, entry):
     }
 
 
+#: How to read each table sort key straight from a ``(func, entry)`` pair, without a row.
+ENTRY_SORT_KEYS = {
+    "ncalls": lambda func, entry: entry[1],
+    "calls": lambda func, entry: entry[1],
+    "primitive_calls": lambda func, entry: entry[0],
+    "tottime": lambda func, entry: entry[2],
+    "tottime_percall": lambda func, entry: entry[2] / entry[1] if entry[1] else 0.0,
+    "cumtime": lambda func, entry: entry[3],
+    "cumtime_percall": lambda func, entry: entry[3] / entry[0] if entry[0] else 0.0,
+    "lineno": lambda func, entry: func[1],
+}
+
+
 def table(stats, *, sort="tottime", descending=True, limit=30, text=None):
     """Return pstats' table as rows, sorted by any column, filtered by label text and limited.
 
     ``total`` is the number of functions, ``matched`` the number left by
-    ``text``; pstats would say "List reduced from total to len(rows)".
+    ``text``; pstats would say "List reduced from total to len(rows)".  Rows
+    are built only for the functions shown: with a numeric sort and a limit,
+    the shown ones (and their ties) are picked from the raw entries first.
     """
     if sort not in TABLE_SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r}; allowed: {', '.join(TABLE_SORT_KEYS)}")
     data = stats_dict(stats)
-    rows = [function_row(func, entry) for func, entry in data.items()]
+    items = data.items()
     if text:
         needle = text.casefold()
-        rows = [row for row in rows if needle in row["label"].casefold()]
-    matched = len(rows)
+        items = [(func, entry) for func, entry in items
+                 if needle in function_label(func).casefold()]
+    matched = len(items)
+    if limit is not None and sort in ENTRY_SORT_KEYS:
+        items = _top_entries(items, ENTRY_SORT_KEYS[sort], descending, max(0, limit))
+    rows = [function_row(func, entry) for func, entry in items]
     rows.sort(key=lambda row: row["label"])
     rows.sort(key=TABLE_SORT_KEYS[sort], reverse=descending)
     if limit is not None:
@@ -131,6 +151,24 @@ def table(stats, *, sort="tottime", descending=True, limit=30, text=None):
         "descending": descending,
         "header": header(data),
     }
+
+
+def _top_entries(items, key, descending, limit):
+    """Pick the ``limit`` first entries by a numeric key, with every entry tied with the last.
+
+    Ties are kept because their order depends on the label, which is made
+    only for the entries picked here.
+    """
+    if limit == 0:
+        return []
+    values = [key(func, entry) for func, entry in items]
+    if len(values) <= limit:
+        return list(items)
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    bound = pick(limit, values)[-1]
+    if descending:
+        return [item for item, value in zip(items, values) if value >= bound]
+    return [item for item, value in zip(items, values) if value <= bound]
 
 
 def find_function(stats, func_id):
@@ -191,12 +229,11 @@ def callers_callees(stats, func_id):
 
 def callees_index(data):
     """Invert the callers dicts: for each function, its ``(callee, edge)`` pairs."""
-    callees = {func: [] for func in data}
+    callees = collections.defaultdict(list)
     for callee, entry in data.items():
         for caller, edge in entry[4].items():
-            if caller in callees:
-                callees[caller].append((callee, edge))
-    return callees
+            callees[caller].append((callee, edge))
+    return {func: callees.get(func, []) for func in data}
 
 
 def other_callers(data, func):
@@ -206,7 +243,8 @@ def other_callers(data, func):
 
 def root_functions(data):
     """Return the functions nobody called: the starts of every call path in the profile."""
-    return [func for func in data if not other_callers(data, func)]
+    return [func for func, entry in data.items()
+            if not entry[4] or (len(entry[4]) == 1 and func in entry[4])]
 
 
 def _edge_times(data, func, edge):

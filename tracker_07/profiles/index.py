@@ -49,12 +49,13 @@ def parse_index_lines(lines):
     All lines are parsed with one ``json.loads`` (about twice as fast as line
     by line); only if that fails are they parsed one by one.
     """
-    lines = [line for line in lines if line.strip()]
-    try:
-        values = json.loads("[" + ",".join(lines) + "]")
+    try:  # blank lines make this fail too, so they are dropped only when there are some
+        values = json.loads("[" + ",".join(lines) + "]") if lines else []
     except ValueError:
         values = []
         for line in lines:
+            if not line.strip():
+                continue
             try:
                 values.append(json.loads(line))
             except ValueError:
@@ -73,13 +74,29 @@ def read_index(folder):
     return [record for record in parse_index_lines(lines) if FILENAME_RE.match(record["id"])]
 
 
+#: The exact types each field may keep as it is (what json.loads gives, or null), for a
+#: quick check first.
+EXACT_FIELD_TYPES = tuple(
+    (field, frozenset((*(kind if isinstance(kind, tuple) else (kind,)), type(None))))
+    for field, kind in FIELD_TYPES.items()
+)
+_MISSING = object()
+
+
 def normalise_record(record):
     """Copy an index record, blanking fields of the wrong type so sorting never fails."""
-    record = dict(record, indexed=True)
-    for field, kind in FIELD_TYPES.items():
-        value = record.get(field)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            record[field] = None
+    return _normalise_in_place(dict(record))
+
+
+def _normalise_in_place(record):
+    """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy)."""
+    record["indexed"] = True
+    get = record.get
+    for field, kinds in EXACT_FIELD_TYPES:
+        value = get(field, _MISSING)
+        if type(value) not in kinds:  # exact types: json.loads makes no subclasses
+            if not isinstance(value, FIELD_TYPES[field]) or isinstance(value, bool):
+                record[field] = None
     return record
 
 
@@ -125,11 +142,44 @@ def indexed_records(folder):
     complete = chunk[: chunk.rfind(b"\n") + 1]
     lines = complete.decode("ascii", "replace").splitlines()
     offset = snapshot.offset + len(complete)
-    records = [normalise_record(record) for record in parse_index_lines(lines)]
-    snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records + records)
+    records = [_normalise_in_place(record) for record in parse_index_lines(lines)]
+    # Extended in place: the same list object tells a reader that lines were only appended.
+    snapshot.records.extend(records)
+    snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
     _index_snapshots.clear()
     _index_snapshots[path] = snapshot
     return snapshot.records
+
+
+def find_indexed(folder, profile_id):
+    """Return the last index record of one profile, or None, parsing only its line if it can.
+
+    A process that has read the index answers from memory.  Otherwise the raw
+    file is searched for the id as ``append_index`` writes it; when it occurs
+    exactly once, in a complete line, only that line is parsed (a profile page
+    opened first must not parse 50,000 lines).  Anything else reads the index.
+    """
+    path = os.path.join(folder, INDEX_NAME)
+    if path not in _index_snapshots:
+        try:
+            with open(path, "rb") as index:
+                content = index.read()
+        except FileNotFoundError:
+            return None
+        quoted = json.dumps(profile_id, ensure_ascii=True).encode("ascii")
+        if quoted not in content:
+            return None
+        at = content.find(b'"id":' + quoted)
+        end = content.find(b"\n", at)
+        if at >= 0 and end >= 0 and content.count(quoted) == 1:
+            start = content.rfind(b"\n", 0, at) + 1
+            found = parse_index_lines([content[start:end].decode("ascii", "replace")])
+            if found and found[0]["id"] == profile_id:
+                return _normalise_in_place(found[0])
+    for record in reversed(indexed_records(folder)):
+        if record["id"] == profile_id:
+            return dict(record)
+    return None
 
 
 def _is_appended_to(snapshot, info, head):

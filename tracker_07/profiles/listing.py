@@ -1,9 +1,9 @@
 """The profile folder as a list: find, sort, filter and page saved profiles, and pick what to prune.
 
-A page of the list is built from the index and one ``os.scandir`` of the
-folder, and never opens a ``.prof`` file.  Only index lines appended since the
-last listing are parsed, and an idle folder's listing is reused until the
-folder or its index changes.
+A page of the list is built from the index and the folder's file names, and
+never opens a ``.prof`` file.  The records and their sort orders are kept
+between listings and brought up to date by :mod:`tracker_07.profiles.catalog`,
+so a page is a slice of a kept order.
 
 The folder is the truth: index lines whose file is gone are dropped, and
 ``.prof`` files without an index line (a crash, a copy from elsewhere,
@@ -12,13 +12,19 @@ with the fields only the index knows left as ``None``.
 """
 import dataclasses
 import math
+import operator
 import os
-import re
 import time
 
-from . import index
+from . import catalog, index
+from .catalog import (INDEX_ONLY_FIELDS, WERKZEUG_NAME_RE, entry_mtime, folder_signature,
+                      reconcile, record_from_name)
 from .errors import ProfileNotFound
-from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
+from .files import is_safe_name, profile_entries
+
+#: Names that other modules and tests use from here, kept in one place since the split.
+__all__ = ["INDEX_ONLY_FIELDS", "WERKZEUG_NAME_RE", "entry_mtime", "folder_signature",
+           "record_from_name"]
 
 #: Columns the list can be sorted by (index record keys).
 SORT_KEYS = ("method", "path", "status", "elapsed_ms", "time", "calls", "overlapped", "queries",
@@ -28,15 +34,6 @@ MAX_PER_PAGE = 1000
 #: far beyond any real folder, yet small enough for exact arithmetic on times.
 MAX_KEEP = 10**9
 MAX_AGE_DAYS = 100_000
-
-#: Werkzeug's stock ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof`` names.
-WERKZEUG_NAME_RE = re.compile(
-    r"^(?P<method>[A-Z]{1,16})\.(?P<slug>.+)\.(?P<elapsed>\d+)ms\.(?P<time>\d{1,12})\.prof$"
-)
-
-#: Fields only the index knows; a record read from a file name has them as None.
-INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python",
-                     "queries", "sql_ms")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,82 +49,14 @@ class ProfilePage:
     descending: bool
 
 
-def record_from_name(name, mtime=None):
-    """Build a list record for a ``.prof`` file that has no index line."""
-    record = parse_filename(name) or _parse_werkzeug_name(name)
-    if record is None:
-        record = {"id": name, "method": None, "path": None, "elapsed_ms": None, "time": mtime}
-    record.update(dict.fromkeys(INDEX_ONLY_FIELDS), indexed=False)
-    return record
-
-
-def _parse_werkzeug_name(name):
-    """Read method, path, elapsed ms and time from Werkzeug's stock file name, or None."""
-    match = WERKZEUG_NAME_RE.match(name)
-    if match is None:
-        return None
-    slug = match["slug"]
-    return {
-        "id": name,
-        "method": match["method"],
-        "path": "/" if slug == "root" else "/" + slug.replace(".", "/"),
-        "elapsed_ms": float(match["elapsed"]),
-        "time": float(match["time"]),
-    }
-
-
-def entry_mtime(entry):
-    """Return a DirEntry's modification time, or None if it vanished meanwhile."""
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except OSError:
-        return None
-
-
 def scan_records(folder):
     """Reconcile index and folder: one record per profile file, index data where known."""
-    entries = profile_entries(folder)
-    records = {}
-    for record in index.indexed_records(folder):
-        if record["id"] in entries:
-            records[record["id"]] = record
-    for name, entry in entries.items():
-        if name not in records:
-            mtime = None if FILENAME_RE.fullmatch(name) else entry_mtime(entry)
-            records[name] = record_from_name(name, mtime)
-    return list(records.values())
-
-
-#: A folder or index changed less than this long ago may change again within the same
-#: file-system timestamp tick (FAT, some network file systems), so such a listing is
-#: never reused.
-CACHE_MIN_AGE_NS = 2_000_000_000
-_last_listing = {}
-
-
-def folder_signature(folder):
-    """Return what changes whenever a profile file or an index line is added or removed."""
-    try:
-        folder_stat = os.stat(folder)
-    except OSError:
-        return None
-    try:
-        index_stat = os.stat(os.path.join(folder, index.INDEX_NAME))
-        index_key = (index_stat.st_ino, index_stat.st_size, index_stat.st_mtime_ns)
-    except OSError:
-        index_key = None
-    return (os.path.realpath(folder), folder_stat.st_ino, folder_stat.st_mtime_ns, index_key)
-
-
-def _settled(signature):
-    """Tell whether neither the folder nor its index changed very recently."""
-    newest = max(signature[2], signature[3][2] if signature[3] else 0)
-    return time.time_ns() - newest >= CACHE_MIN_AGE_NS
+    return list(reconcile(index.indexed_records(folder), profile_entries(folder)).values())
 
 
 def clear_listing_cache(index_too=False):
-    """Forget the reused listing, and with ``index_too`` the parsed index (for benchmarks)."""
-    _last_listing.clear()
+    """Forget the kept listing, and with ``index_too`` the parsed index (for benchmarks)."""
+    catalog.forget()
     if index_too:
         index.forget_snapshots()
 
@@ -135,18 +64,14 @@ def clear_listing_cache(index_too=False):
 def catalog_records(folder):
     """Return one record per profile file in ``folder`` (shared: do not modify them).
 
-    The last folder's records are reused while neither the folder nor its index
-    has changed, so paging through an idle folder of 10,000 profiles does no I/O
-    beyond two ``stat`` calls; after a change only new index lines are parsed.
+    The records are kept between calls and brought up to date from new index
+    lines, or by a scan of the folder when the index does not explain a change
+    (see :mod:`tracker_07.profiles.catalog`).
     """
-    signature = folder_signature(folder)
-    cached = _last_listing.get("entry")
-    if signature is not None and cached is not None and cached[0] == signature:
-        return cached[1]
-    records = scan_records(folder)
-    if signature is not None and _settled(signature):
-        _last_listing["entry"] = (signature, records)
-    return records
+    kept = catalog.catalog(folder)
+    if kept is None:
+        return scan_records(folder)  # a missing folder is empty; a file in its place raises
+    return kept.as_list()
 
 
 def _matches(record, path_contains, method, status, min_ms):
@@ -170,7 +95,7 @@ def sort_records(records, sort="time", descending=True):
     unknown = [record for record in records if record.get(sort) is None]
     # Newest first (then id) as a stable tie-break, whatever the direction.
     known.sort(key=lambda record: (-(record.get("time") or 0.0), record["id"]))
-    known.sort(key=lambda record: record[sort], reverse=descending)
+    known.sort(key=operator.itemgetter(sort), reverse=descending)
     unknown.sort(key=lambda record: (-(record.get("time") or 0.0), record["id"]))
     return known + unknown
 
@@ -195,19 +120,16 @@ def list_profiles(  # pylint: disable=too-many-arguments  # one keyword per list
         raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}")
     if sort not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r}; allowed: {', '.join(SORT_KEYS)}")
-    records = [
-        record
-        for record in catalog_records(folder)
-        if _matches(record, path_contains, method, status, min_ms)
-    ]
-    records = sort_records(records, sort, descending)
+    filters = (path_contains, method, status, min_ms)
+    records, shown, page = _page_records(folder, sort, descending, filters, page, per_page)
+    if not catalog.all_exist(folder, shown):
+        # A file removed by hand without a trace in the index: scan the folder, once.
+        catalog.forget()
+        records, shown, page = _page_records(folder, sort, descending, filters, page, per_page)
     pages = max(1, math.ceil(len(records) / per_page))
-    page = min(max(1, page), pages)
-    start = (page - 1) * per_page
     return ProfilePage(
         # The database detail ("sql") is the profile page's; the list keeps its two numbers.
-        items=[{key: value for key, value in record.items() if key != "sql"}
-               for record in records[start : start + per_page]],
+        items=[{key: value for key, value in record.items() if key != "sql"} for record in shown],
         total=len(records),
         page=page,
         pages=pages,
@@ -217,13 +139,24 @@ def list_profiles(  # pylint: disable=too-many-arguments  # one keyword per list
     )
 
 
+def _page_records(folder, sort, descending, filters, page, per_page):
+    """Return the sorted, filtered records, the page's records and the page number (clamped)."""
+    kept = catalog.catalog(folder)
+    if kept is None:
+        records = sort_records(scan_records(folder), sort, descending)
+    else:
+        records = kept.ordered(sort, descending, sort_records)
+    if filters != (None, None, None, None):
+        records = [record for record in records if _matches(record, *filters)]
+    page = min(max(1, page), max(1, math.ceil(len(records) / per_page)))
+    start = (page - 1) * per_page
+    return records, records[start : start + per_page], page
+
+
 def find_record(folder, profile_id):
     """Return one profile's record (from the index if indexed) or raise ProfileNotFound."""
     profile_path(folder, profile_id)
-    for record in reversed(index.indexed_records(folder)):
-        if record["id"] == profile_id:
-            return dict(record)
-    return record_from_name(profile_id)
+    return index.find_indexed(folder, profile_id) or record_from_name(profile_id)
 
 
 def profile_path(folder, profile_id):

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from . import index, listing
+from . import catalog, index, listing
 from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class FolderRetention:
         except OSError as error:
             logger.warning("Could not remove old profile %s: %s", profile_id, error)
             return
+        catalog.note_removed(self.folder, (profile_id,))
         with self._known_lock:
             self.removed += 1
             self._dead_lines += 1

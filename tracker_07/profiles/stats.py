@@ -4,7 +4,9 @@ A profile folder may hold truncated, foreign or hand-made files; every kind
 of bad data becomes one CorruptProfile that names the file, never a traceback.
 """
 import functools
+import itertools
 import marshal
+import operator
 import os
 import pstats
 
@@ -21,7 +23,8 @@ def load_stats(path, stream=None):
     name = os.path.basename(path)
     try:
         with open(path, "rb") as file:
-            data = marshal.load(file)
+            # One read, then loads: marshal.load on a file reads it in many small pieces.
+            data = marshal.loads(file.read())
     except FileNotFoundError as error:
         raise ProfileNotFound(f"{name}: no such file") from error
     except (EOFError, ValueError, TypeError, OSError) as error:
@@ -68,8 +71,52 @@ def _reason(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: The exact types marshal gives pstats numbers (bools are not numbers here).
+NUMBER_TYPES = frozenset((int, float))
+
+
 def stats_problem(data):
-    """Describe why ``data`` is not a pstats dict, or return None if its shape is right."""
+    """Describe why ``data`` is not a pstats dict, or return None if its shape is right.
+
+    A whole-profile check made of set operations answers first; only data it
+    does not accept is walked entry by entry to name the problem.
+    """
+    if _surely_valid(data):
+        return None
+    return _first_problem(data)
+
+
+def _types(values):
+    """Return the set of the exact types of ``values`` (iterated at C speed)."""
+    return set(map(type, values))
+
+
+def _surely_valid(data):
+    """Tell, with set operations instead of a Python loop per edge, whether data is cProfile's."""
+    if not isinstance(data, dict):
+        return False
+    entries = list(data.values())
+    if not _types(entries) <= {tuple} or not set(map(len, entries)) <= {5}:
+        return False
+    # itemgetter columns, not zip(*...): zip would allocate an iterator per entry.
+    numbers = itertools.chain.from_iterable(map(operator.itemgetter(0, 1, 2, 3), entries))
+    callers = list(map(operator.itemgetter(4), entries))
+    if not _types(numbers) <= NUMBER_TYPES or not _types(callers) <= {dict}:
+        return False
+    funcs = set(data).union(*callers)
+    if not _types(funcs) <= {tuple} or not set(map(len, funcs)) <= {3}:
+        return False
+    if not (_types(map(operator.itemgetter(0), funcs)) <= {str}
+            and _types(map(operator.itemgetter(1), funcs)) <= {int}
+            and _types(map(operator.itemgetter(2), funcs)) <= {str}):
+        return False
+    edges = list(itertools.chain.from_iterable(caller.values() for caller in callers))
+    return (_types(edges) <= {tuple} and set(map(len, edges)) <= {4}
+            and _types(itertools.chain.from_iterable(edges)) <= NUMBER_TYPES)
+
+
+def _first_problem(data):
+    """Walk the data entry by entry and describe its first problem (or None)."""
     if not isinstance(data, dict):
         return f"expected a dict, found {type(data).__name__}"
     for func, value in data.items():

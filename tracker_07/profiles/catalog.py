@@ -1,0 +1,294 @@
+"""The profile folder's records, kept between listings and brought up to date cheaply.
+
+A listing reconciles the index with the folder (``os.scandir``): index lines
+whose file is gone are dropped, and ``.prof`` files without an index line get
+a record read from their name, with the fields only the index knows left as
+``None``.  That scan costs tens of milliseconds at 50,000 files, so the kept
+records are updated without it when the index tells what changed: profile
+mode writes the file, then appends its index line, so when the index was only
+appended to and the folder last changed no later than the index, the new
+lines name the new files (each is checked with one ``lstat``).  Any other
+change (a file removed or added by hand, a rewritten index, a folder changed
+after its index, a change too recent to trust the clock) scans the folder
+again, and so does a listing when the last scan is older than
+``RESCAN_SECONDS``.  Each sort order asked for is kept too; new records are
+put in place with ``bisect``.
+"""
+import bisect
+import dataclasses
+import functools
+import operator
+import os
+import re
+import stat
+import threading
+import time
+
+from . import index
+from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
+
+#: Werkzeug's stock ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof`` names.
+WERKZEUG_NAME_RE = re.compile(
+    r"^(?P<method>[A-Z]{1,16})\.(?P<slug>.+)\.(?P<elapsed>\d+)ms\.(?P<time>\d{1,12})\.prof$"
+)
+
+#: Fields only the index knows; a record read from a file name has them as None.
+INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python",
+                     "queries", "sql_ms")
+
+#: A folder or index changed less than this long ago may change again within the same
+#: file-system timestamp tick (FAT, some network file systems), so such a listing is
+#: never reused as it is.
+CACHE_MIN_AGE_NS = 2_000_000_000
+#: Changes made by hand that the index cannot tell (a file removed together with a new
+#: profile's save) are found by a full scan at least this often while the list is used.
+RESCAN_SECONDS = 30.0
+
+
+def record_from_name(name, mtime=None):
+    """Build a list record for a ``.prof`` file that has no index line."""
+    record = parse_filename(name) or _parse_werkzeug_name(name)
+    if record is None:
+        record = {"id": name, "method": None, "path": None, "elapsed_ms": None, "time": mtime}
+    record.update(dict.fromkeys(INDEX_ONLY_FIELDS), indexed=False)
+    return record
+
+
+def _parse_werkzeug_name(name):
+    """Read method, path, elapsed ms and time from Werkzeug's stock file name, or None."""
+    match = WERKZEUG_NAME_RE.match(name)
+    if match is None:
+        return None
+    slug = match["slug"]
+    return {
+        "id": name,
+        "method": match["method"],
+        "path": "/" if slug == "root" else "/" + slug.replace(".", "/"),
+        "elapsed_ms": float(match["elapsed"]),
+        "time": float(match["time"]),
+    }
+
+
+def entry_mtime(entry):
+    """Return a DirEntry's modification time, or None if it vanished meanwhile."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return None
+
+
+def reconcile(indexed, entries):
+    """Map each profile file's name to its record: index data where known (last line wins)."""
+    # dict(zip(...)) keeps the last line of an id; both run in C, unlike a comprehension.
+    records = dict(zip(map(operator.itemgetter("id"), indexed), indexed))
+    for name in records.keys() - entries.keys():
+        del records[name]
+    for name in entries.keys() - records.keys():
+        mtime = None if FILENAME_RE.fullmatch(name) else entry_mtime(entries[name])
+        records[name] = record_from_name(name, mtime)
+    return records
+
+
+def folder_signature(folder):
+    """Return what changes whenever a profile file or an index line is added or removed."""
+    try:
+        folder_stat = os.stat(folder)
+    except OSError:
+        return None
+    try:
+        index_stat = os.stat(os.path.join(folder, index.INDEX_NAME))
+        index_key = (index_stat.st_ino, index_stat.st_size, index_stat.st_mtime_ns)
+    except OSError:
+        index_key = None
+    return (os.path.realpath(folder), folder_stat.st_ino, folder_stat.st_mtime_ns, index_key)
+
+
+def settled(signature):
+    """Tell whether neither the folder nor its index changed very recently."""
+    newest = max(signature[2], signature[3][2] if signature[3] else 0)
+    return time.time_ns() - newest >= CACHE_MIN_AGE_NS
+
+
+def order_key(sort, descending):
+    """Return the total order of ``sort_records`` as a key (for ``bisect``): unknown values last.
+
+    Known values by the column (reversed for descending), then newest first,
+    then id; unknown values newest first, then id.
+    """
+    def key(record):
+        value = record.get(sort)
+        tie = (-(record.get("time") or 0.0), record["id"])
+        if value is None:
+            return (1, 0, tie)
+        return (0, _Reversed(value) if descending else value, tie)
+    return key
+
+
+@functools.total_ordering
+class _Reversed:
+    """Wrap a value so that it sorts in reverse (strings cannot be negated)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        """Keep the value."""
+        self.value = value
+
+    def __eq__(self, other):
+        """Equal when the values are equal."""
+        return self.value == other.value
+
+    def __lt__(self, other):
+        """Smaller when the value is larger."""
+        return other.value < self.value
+
+    __hash__ = None
+
+
+_catalogs = {}
+_lock = threading.Lock()
+
+
+@dataclasses.dataclass
+class Catalog:
+    """One folder's records as last reconciled, and the sort orders asked of them."""
+
+    signature: tuple
+    indexed: list
+    indexed_count: int
+    records: dict
+    scanned_at: float
+    orders: dict = dataclasses.field(default_factory=dict)
+    listed: list = None
+    #: The folder's modification time just after this process last removed a profile.
+    removed_ns: int = -1
+
+    def as_list(self):
+        """Return the records as a list (kept until they change)."""
+        if self.listed is None:
+            self.listed = list(self.records.values())
+        return self.listed
+
+    def ordered(self, sort, descending, build):
+        """Return the records in one sort order, built with ``build`` the first time."""
+        key = (sort, descending)
+        with _lock:
+            if key not in self.orders:
+                self.orders[key] = build(self.as_list(), sort, descending)
+            return self.orders[key]
+
+    def remove(self, profile_id):
+        """Drop one record from the records and from each kept order (caller holds the lock)."""
+        record = self.records.pop(profile_id, None)
+        if record is None:
+            return
+        self.listed = None
+        for (sort, descending), ordered in self.orders.items():
+            key = order_key(sort, descending)
+            position = bisect.bisect_left(ordered, key(record), key=key)
+            if position < len(ordered) and ordered[position] is record:
+                del ordered[position]
+            else:  # not where its key says (a value changed under it): rebuild on demand
+                self.orders.clear()
+                return
+
+    def add(self, records):
+        """Add or replace records, keeping each kept order sorted."""
+        replaced = [record for record in records if record["id"] in self.records]
+        for record in records:
+            self.records[record["id"]] = record
+        self.listed = None
+        if replaced:
+            self.orders.clear()
+            return
+        for (sort, descending), ordered in self.orders.items():
+            key = order_key(sort, descending)
+            for record in records:
+                bisect.insort(ordered, record, key=key)
+
+
+def forget():
+    """Forget the kept records (the next listing scans the folder)."""
+    with _lock:
+        _catalogs.clear()
+
+
+def note_removed(folder, profile_ids):
+    """Drop profiles this process deleted from the kept records, so no scan is needed."""
+    with _lock:
+        kept = _catalogs.get(os.path.realpath(folder))
+        if kept is not None:
+            for profile_id in profile_ids:
+                kept.remove(profile_id)
+            try:
+                kept.removed_ns = os.stat(folder).st_mtime_ns
+            except OSError:
+                kept.removed_ns = -1
+
+
+def all_exist(folder, records):
+    """Tell whether every record's file is still in the folder (one ``lstat`` each)."""
+    return all(_is_profile_file(folder, record) for record in records)
+
+
+def catalog(folder):
+    """Return the folder's Catalog, brought up to date, or None for a missing folder."""
+    with _lock:
+        signature = folder_signature(folder)
+        if signature is None:
+            return None
+        kept = _catalogs.get(signature[0])
+        if kept is not None and kept.signature == signature and settled(signature):
+            return kept
+        if kept is not None and _follow_appends(folder, kept, signature):
+            return kept
+        entries = profile_entries(folder)  # first: a file in the folder's place is NotAFolder
+        indexed = index.indexed_records(folder)
+        records = reconcile(indexed, entries)
+        fresh = Catalog(signature, indexed, len(indexed), records, time.monotonic())
+        _catalogs.clear()  # one folder kept, as one app lists one folder
+        _catalogs[signature[0]] = fresh
+        return fresh
+
+
+def _follow_appends(folder, kept, signature):
+    """Update ``kept`` from new index lines alone, if they explain every change; else False."""
+    if not _only_appended(kept, signature):
+        return False
+    indexed = index.indexed_records(folder)
+    if indexed is not kept.indexed or len(indexed) < kept.indexed_count:
+        return False
+    new = [record for record in indexed[kept.indexed_count:] if _is_profile_file(folder, record)]
+    kept.add(new)
+    kept.indexed_count = len(indexed)
+    kept.signature = signature
+    return True
+
+
+def _only_appended(kept, signature):
+    """Tell whether the index grew in place and the folder changed no later than it.
+
+    Removals by this process (``note_removed``) are known, so a folder changed
+    by them (and by nothing later) is explained too.
+    """
+    old_index, new_index = kept.signature[3], signature[3]
+    if time.monotonic() - kept.scanned_at > RESCAN_SECONDS or kept.signature == signature:
+        return False  # due for a scan, or unchanged yet too recent to trust the clock
+    if old_index is None or new_index is None or signature[1] != kept.signature[1]:
+        return False
+    if new_index[0] != old_index[0] or new_index[1] < old_index[1]:
+        return False  # rewritten or cut: read again
+    if new_index[1] == old_index[1]:  # no save: only this process's own removals explain it
+        return new_index == old_index and signature[2] == kept.removed_ns
+    return signature[2] <= max(new_index[2], kept.removed_ns)
+
+
+def _is_profile_file(folder, record):
+    """Tell whether an index line's file is a regular profile file in the folder (one lstat)."""
+    name = record["id"]
+    if not is_safe_name(name):
+        return False
+    try:
+        return stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
+    except OSError:
+        return False
