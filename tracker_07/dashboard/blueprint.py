@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from werkzeug.exceptions import HTTPException
 
 from ..profiles.errors import CorruptProfile, NotAFolder, ProfileNotFound
+from ..tracking.cli import EXTENSION_KEY as TRACKING_KEY
 from . import security
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")
@@ -43,7 +44,7 @@ def page_globals():
         "csrf_field": security.CSRF_FIELD,
         "profiles_saved": bool(config["PROFILER_DIR"]),
         "profiling": config["PROFILER_ENABLED"],
-        "tracking_on": "tracker_tracking" in current_app.extensions,
+        "tracking_on": TRACKING_KEY in current_app.extensions,
         "app_root": request.script_root + "/",
     }
 

@@ -12,8 +12,7 @@ from ..profiles import listing
 from ..tracking import reads
 from ..tracking.cli import EXTENSION_KEY
 from ..tracking.filters import Filters
-from ..tracking.store import BUCKET_ERROR
-from ..tracking.writer import first_line
+from ..tracking.store import BUCKET_ERROR, first_line
 from . import args, charts
 from .blueprint import bp, error_response
 

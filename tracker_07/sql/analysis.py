@@ -174,10 +174,15 @@ def summarise(request_queries, base=None):
     }
 
 
+def request_findings(request_queries):
+    """The findings of a request's queries with the thresholds of its capture options."""
+    options = request_queries.options
+    return findings(request_queries.queries, options.slow_ms, options.n_plus_one)
+
+
 def findings_count(request_queries):
     """How many findings a request's queries give (what tracking stores per request)."""
-    options = request_queries.options
-    return len(findings(request_queries.queries, options.slow_ms, options.n_plus_one))
+    return len(request_findings(request_queries))
 
 
 def where(site):

@@ -12,11 +12,12 @@ import os
 import jinja2
 from werkzeug.exceptions import HTTPException
 
+from ..dashboard.blueprint import format_ms as dashboard_ms
 from ..profiles import listing
 from ..profiles.analysis import function_label
 from ..profiles.errors import ProfileNotFound
 from ..profiles.middleware import OUTCOME_KEY
-from ..sql.analysis import findings
+from ..sql.analysis import request_findings
 from ..sql.capture import ENVIRON_KEY as SQL_KEY
 from ..sql.capture import OPTIONS_KEY as SQL_OPTIONS_KEY
 
@@ -36,10 +37,8 @@ _PROFILER_OFF = ("Profile mode is off: run the profile configuration or set PROF
 
 
 def format_ms(value):
-    """Milliseconds for a person: two decimals under 1 ms, one under 100 ms, none above."""
-    if value < 1:
-        return f"{value:.2f}"
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    """Milliseconds for a person: two decimals under 1 ms, then as the dashboard shows them."""
+    return f"{value:.2f}" if value < 1 else dashboard_ms(value)
 
 
 def top_functions(stats, count, own_root):
@@ -74,10 +73,8 @@ def database(environ):
     queries = environ[SQL_KEY]
     if queries is None:
         return {"count": 0, "ms": 0.0, "findings": []}
-    options = queries.options
-    found = findings(queries.queries, options.slow_ms, options.n_plus_one)
-    return {"count": queries.count, "ms": queries.total_ms,
-            "findings": sorted({finding["kind"].replace("_", " ") for finding in found})}
+    kinds = {finding["kind"].replace("_", " ") for finding in request_findings(queries)}
+    return {"count": queries.count, "ms": queries.total_ms, "findings": sorted(kinds)}
 
 
 class Panel:

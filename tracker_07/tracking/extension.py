@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from .cli import EXTENSION_KEY, tracker_cli
 from .middleware import TrackingMiddleware
 from .settings import read_settings
-from .store import create_store_engine
-from .writer import Writer, first_line
+from .store import create_store_engine, first_line
+from .writer import Writer
 
 
 class Tracking:

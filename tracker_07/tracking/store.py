@@ -259,3 +259,10 @@ def add_missing_columns(connection):
                     f"DEFAULT {column.server_default.arg}")
                 added.append(f"{table.name}.{column.name}")
     return added
+
+
+def first_line(error):
+    """A one-line description of a database error, for the log and the dashboard."""
+    detail = str(getattr(error, "orig", None) or error).strip()
+    name = type(error).__name__
+    return f"{name}: {detail.splitlines()[0]}" if detail else name

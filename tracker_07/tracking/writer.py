@@ -22,6 +22,7 @@ from .store import (
     LOG_MIN_BUCKET,
     MIN_BUCKET_MS,
     create_schema,
+    first_line,
 )
 from .writes import NO_SQL
 
@@ -265,10 +266,3 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             return 0
         finally:  # part of what tracking costs, so part of the cost shown per row
             self.cpu_seconds += time.thread_time() - cpu_before
-
-
-def first_line(error):
-    """A one-line description of a database error for the log."""
-    detail = str(getattr(error, "orig", None) or error).strip()
-    name = type(error).__name__
-    return f"{name}: {detail.splitlines()[0]}" if detail else name
