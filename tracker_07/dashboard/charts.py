@@ -3,14 +3,7 @@ import dataclasses
 import datetime
 import hashlib
 import math
-import re
 
-#: Functions whose time is the database driver's execute (SQLAlchemy's hook for every
-#: driver, and the drivers' own cursors): drawn as SQL in the icicle graph.
-SQL_FUNCTIONS = re.compile(
-    r"sqlalchemy[/\\]engine[/\\]default\.py:\d+\(do_execute(?:many|_no_params)?\)$"
-    r"|psycopg[/\\]cursor\.py:\d+\(execute(?:many)?\)$"
-    r"|^\{method 'execute(?:many)?' of '[\w.]*Cursor' objects\}$")
 FLAME_WIDTH = 1200
 FLAME_ROW = 20
 CHAR_WIDTH = 7.0
@@ -27,6 +20,7 @@ RECT_FIELDS = (
     "split_unknown",
     "recursive",
     "virtual",
+    "sql",
     "hidden_children",
     "hidden_time",
 )
@@ -91,13 +85,8 @@ def flame_rects(rects, row=FLAME_ROW):
         elif len(label) > chars:
             label = label[: chars - 1] + "…"
         placed.append(dict(rect, y=rect["depth"] * row, height=row - 1, text=label,
-                           hue=_hue(rect["label"]), sql=is_sql(rect["label"])))
+                           hue=_hue(rect["label"])))
     return placed
-
-
-def is_sql(label):
-    """Tell whether a function's time is spent in the database driver's execute."""
-    return SQL_FUNCTIONS.search(label) is not None
 
 
 def flame_height(rects, row=FLAME_ROW):

@@ -5,7 +5,7 @@ import os
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, errors, index, listing
+from ..profiles import analysis, errors, index, listing, paths, wrappers
 from ..profiles.stats import cached_stats, merge
 from . import args, charts
 from .blueprint import bp
@@ -69,7 +69,10 @@ def profiles_json():
 
 
 def load_profile(reference):
-    """Load one profile by id, or every profile of a route by ``route:METHOD:/path``."""
+    """Load one profile by id, or every profile of a route by ``route:METHOD:/path``.
+
+    Tracker's own wrapper frames are left out here, for every view of it.
+    """
     folder = profile_folder()
     if reference.startswith(ROUTE_PREFIX):
         method, _, path = reference[len(ROUTE_PREFIX):].partition(":")
@@ -77,9 +80,11 @@ def load_profile(reference):
         if not ids:
             raise errors.ProfileNotFound(f"no saved profiles of {method} {path}")
         stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
-        return stats, {"id": None, "method": method.upper(), "path": path, "merged": len(ids)}
-    stats = cached_stats(listing.profile_path(folder, reference))
-    return stats, dict(listing.find_record(folder, reference), merged=0)
+        record = {"id": None, "method": method.upper(), "path": path, "merged": len(ids)}
+    else:
+        stats = cached_stats(listing.profile_path(folder, reference))
+        record = dict(listing.find_record(folder, reference), merged=0)
+    return wrappers.without_wrappers(stats), record
 
 
 def table_options():
@@ -105,7 +110,7 @@ def profile_page(reference):
     stats, record = load_profile(reference)
     options = table_options()
     table = stats_table(stats, options)
-    tree = analysis.flame_tree(stats)
+    tree = paths.request_tree(stats, record)
     rects = charts.flame_rects(charts.flame_layout(tree, charts.FLAME_WIDTH, min_width=0.5))
     selected = None
     if request.args.get("fn"):
@@ -152,7 +157,7 @@ def profile_json(profile_id):
     table = stats_table(stats, table_options())
     sql = database(record)
     record = {key: value for key, value in record.items() if key != "sql"}
-    return jsonify(record=record, table=table, flame=analysis.flame_tree(stats),
+    return jsonify(record=record, table=table, flame=paths.request_tree(stats, record),
                    queries=sql["queries"], findings=sql["findings"])
 
 
@@ -180,10 +185,10 @@ def export(profile_id, export_format):
     stats, _record = load_profile(profile_id)
     stem = profile_id[: -len(".prof")] if profile_id.endswith(".prof") else profile_id
     if export_format == "collapsed":
-        body = "\n".join(analysis.collapsed_stacks(stats)) + "\n"
+        body = "\n".join(paths.collapsed_stacks(stats)) + "\n"
         mimetype, name = "text/plain; charset=utf-8", f"{stem}.collapsed.txt"
     elif export_format == "speedscope":
-        body = json.dumps(analysis.speedscope(stats, stem))
+        body = json.dumps(paths.speedscope(stats, stem))
         mimetype, name = "application/json", f"{stem}.speedscope.json"
     else:
         abort(404, "Export formats are collapsed and speedscope.")

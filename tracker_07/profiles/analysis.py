@@ -21,6 +21,8 @@ import heapq
 import itertools
 import pstats
 
+from . import kinds
+
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 EXPORTER = "tracker_07"
 
@@ -319,6 +321,7 @@ def _virtual_root(root_count, total):
         "split_unknown": False,
         "recursive": False,
         "virtual": True,
+        "sql": False,
         "children": [],
         "hidden_children": 0,
         "hidden_time": 0.0,
@@ -338,7 +341,8 @@ def _is_full(tree):
     return tree["max_nodes"] is not None and tree["node_count"] >= tree["max_nodes"]
 
 
-def flame_tree(stats, *, min_fraction=DEFAULT_MIN_FRACTION, max_nodes=DEFAULT_MAX_NODES):
+def flame_tree(stats, *, min_fraction=DEFAULT_MIN_FRACTION, max_nodes=DEFAULT_MAX_NODES,
+               start=None):
     """Build the call tree a flame graph may honestly draw from caller->callee totals.
 
     The virtual root ``all`` holds every function without callers.  A node is a
@@ -351,11 +355,16 @@ def flame_tree(stats, *, min_fraction=DEFAULT_MIN_FRACTION, max_nodes=DEFAULT_MA
     ``max_nodes`` nodes (None: no limit), are left out and counted in their
     parent's ``hidden_children`` / ``hidden_time`` and the tree's
     ``hidden_nodes`` / ``hidden_time`` (their own subtrees are never visited).
-    Node ids are ``n0`` (the root), ``n1``... in breadth-first order.
+    Node ids are ``n0`` (the root), ``n1``... in breadth-first order.  A node
+    is ``sql`` when it or a frame above it is the database driver's execute.
+    ``start`` (a function of the profile) makes that function, expanded, the
+    only root: the request's own view in a profile that mixes other threads in.
     """
     data = stats_dict(stats)
+    if start is not None and start not in data:
+        raise UnknownFunction(f"no function {function_label(start)} in this profile")
     callees = callees_index(data)
-    roots = root_functions(data)
+    roots = root_functions(data) if start is None else [start]
     root = _virtual_root(len(roots), sum(data[func][3] for func in roots))
     tree = {
         "root": root,
@@ -375,11 +384,14 @@ def flame_tree(stats, *, min_fraction=DEFAULT_MIN_FRACTION, max_nodes=DEFAULT_MA
                 _hide(tree, parent, candidate["cumtime"])
                 continue
             node = _tree_node(f"n{tree['node_count']}", data, candidate)
+            node["sql"] = parent["sql"] or kinds.is_sql(node["label"])
+            if start is not None and parent is root:
+                node["split_unknown"] = False
             tree["node_count"] += 1
             parent["children"].append(node)
             if not node["split_unknown"]:
-                func = candidate["func"]
-                queue.append((node, [pair for pair in callees[func] if pair[0] != func]))
+                queue.append((node, [pair for pair in callees[candidate["func"]]
+                                     if pair[0] != candidate["func"]]))
     return tree
 
 

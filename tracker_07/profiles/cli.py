@@ -20,9 +20,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tracker_07.profiles import analysis, listing
+from tracker_07.profiles import analysis, listing, paths
 from tracker_07.profiles.errors import NotAFolder, ProfileError, ProfileNotFound
 from tracker_07.profiles.stats import load_stats, merge
+from tracker_07.profiles.wrappers import without_wrappers
 
 PSTATS_SORT_KEYS = sorted(pstats.Stats.sort_arg_dict_default)
 #: Werkzeug's ProfilerMiddleware default order: "internal time, call count".
@@ -227,7 +228,7 @@ def show_command(profile_id, sort_keys, limit, text):
     unique prefix of one, or the path of any .prof file.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load_stats(path)
+    stats = without_wrappers(load_stats(path))
     path_info = record["path"] if record["path"] is not None else record["id"]
     report = console_report(stats, path_info, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)
@@ -267,8 +268,8 @@ def compare_command(before_id, after_id, key, limit):
     0.1 ms or 5% count as noise.  Both ids may be prefixes or .prof paths.
     """
     folder = profile_folder()
-    before = load_stats(resolve_profile(folder, before_id)[0])
-    after = load_stats(resolve_profile(folder, after_id)[0])
+    before = without_wrappers(load_stats(resolve_profile(folder, before_id)[0]))
+    after = without_wrappers(load_stats(resolve_profile(folder, after_id)[0]))
     result = analysis.diff(before, after, key=key)
     totals = result["totals"]
     click.echo(
@@ -310,15 +311,15 @@ def export_command(profile_id, export_format, output):
     The stacks never split a function's time between several callers.
     """
     path, record = resolve_profile(profile_folder(), profile_id)
-    stats = load_stats(path)
+    stats = without_wrappers(load_stats(path))
     if export_format == "prof":
         with open(path, "rb") as source, click.open_file(output, "wb") as target:
             shutil.copyfileobj(source, target)
         return
     if export_format == "collapsed":
-        text = "".join(line + "\n" for line in analysis.collapsed_stacks(stats))
+        text = "".join(line + "\n" for line in paths.collapsed_stacks(stats))
     else:
-        text = json.dumps(analysis.speedscope(stats, record["id"])) + "\n"
+        text = json.dumps(paths.speedscope(stats, record["id"])) + "\n"
     with click.open_file(output, "w") as target:
         target.write(text)
 
@@ -386,7 +387,7 @@ def merge_command(method, route_path, sort_keys, limit, text):
         raise click.ClickException(
             f"no profiles of {method.upper()} {printable(route_path)!r} in {folder}"
         )
-    stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
+    stats = without_wrappers(merge(listing.profile_path(folder, profile_id) for profile_id in ids))
     click.echo(f"MERGED: {len(ids)} profiles of {method.upper()} {route_path!r}")
     report = console_report(stats, route_path, sort_keys or DEFAULT_PSTATS_SORT, limit, text)
     click.echo(report, nl=False)

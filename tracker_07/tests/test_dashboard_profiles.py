@@ -8,6 +8,7 @@ import sys
 
 from tracker_07.dashboard import blueprint
 from tracker_07.profiles import analysis, index, listing
+from tracker_07.profiles.wrappers import without_wrappers
 from tracker_07.tests.base import AppTestCase, ProfiledAppTestCase
 
 
@@ -128,7 +129,9 @@ class ProfilePageTestCase(DashboardTestCase):
         super().setUp()
         (self.record,) = self.save_profiles("/words/slow")
         self.url = "/dashboard/profiles/" + self.record["id"]
-        self.stats = pstats.Stats(os.path.join(self.profile_dir, self.record["id"]))
+        # What the views show: the profile without Tracker's own wrapper frames.
+        self.stats = without_wrappers(
+            pstats.Stats(os.path.join(self.profile_dir, self.record["id"])))
 
     def table_labels(self, query=""):
         """Return the function labels of the pstats table in page order."""
@@ -223,7 +226,7 @@ class CompareTestCase(DashboardTestCase):
 
     def test_merged_routes(self):
         self.save_profiles("/words/fast", "/words/fast", "/index")
-        stats = [pstats.Stats(os.path.join(self.profile_dir, r["id"]))
+        stats = [without_wrappers(pstats.Stats(os.path.join(self.profile_dir, r["id"])))
                  for r in index.read_index(self.profile_dir) if r["path"] == "/words/fast"]
         text = self.page("/dashboard/profiles/route?method=GET&path=/words/fast")
         self.assertIn("2 profiles added together", text)

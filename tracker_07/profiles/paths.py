@@ -1,0 +1,191 @@
+"""Views that follow call paths, for either engine: the flame tree, collapsed stacks, speedscope.
+
+A sampled profile keeps whole stacks (:mod:`.sampled`), so its views are built
+from them: every tree node is one true call path, and a function reached
+through two paths shows each path's own time.  A cProfile profile keeps only
+caller->callee totals, so its views are :mod:`.analysis`'s honest ones.  Both
+trees have the same node shape, so the dashboard draws either.
+"""
+import collections
+
+from . import analysis, kinds, sampled
+
+
+def is_sampled(stats):
+    """Tell whether ``stats`` holds whole stacks (a sampled profile)."""
+    return sampled.engine_of(stats) == sampled.ENGINE
+
+
+def flame_tree(stats, *, min_fraction=analysis.DEFAULT_MIN_FRACTION,
+               max_nodes=analysis.DEFAULT_MAX_NODES, start=None):
+    """Build the flame tree of a profile of either engine (see :func:`stack_tree`).
+
+    ``start`` starts the tree at that function (its key); the tree then names it
+    in ``start``.
+    """
+    if is_sampled(stats):
+        tree = stack_tree(stats, min_fraction=min_fraction, max_nodes=max_nodes, start=start)
+    else:
+        tree = analysis.flame_tree(stats, min_fraction=min_fraction, max_nodes=max_nodes,
+                                   start=start)
+    tree["start"] = None if start is None else {
+        "func_id": analysis.function_id(start), "label": analysis.function_label(start)}
+    return tree
+
+
+def collapsed_stacks(stats):
+    """Return ``root;child;leaf <microseconds>`` lines: for a sampled profile one per stack."""
+    if not is_sampled(stats):
+        return analysis.collapsed_stacks(stats)
+    lines = []
+    for frames, seconds in stats.stacks:
+        microseconds = round(seconds * 1_000_000)
+        if frames and microseconds > 0:
+            labels = (analysis.frame_name(analysis.function_label(func)) for func in frames)
+            lines.append(f"{';'.join(labels)} {microseconds}")
+    return lines
+
+
+def speedscope(stats, name):
+    """Return the profile in speedscope's file format (a sampled one: its own stacks)."""
+    if not is_sampled(stats):
+        return analysis.speedscope(stats, name)
+    return sampled.to_speedscope(stats.stacks, name=name, interval=stats.interval)
+
+
+def _branches(stacks, start):
+    """Fold stacks into a tree of ``{"time", "self", "children": {func: branch}}``.
+
+    With ``start``, only stacks through it count, from its first frame on.
+    """
+    top = {"time": 0.0, "self": 0.0, "children": {}}
+    for frames, seconds in stacks:
+        if start is not None:
+            if start not in frames:
+                continue
+            frames = frames[frames.index(start):]
+        if not frames:
+            continue
+        top["time"] += seconds
+        branch = top
+        for func in frames:
+            branch = branch["children"].setdefault(
+                func, {"time": 0.0, "self": 0.0, "children": {}})
+            branch["time"] += seconds
+        branch["self"] += seconds
+    return top
+
+
+def _node(node_id, func, branch, parent, data):
+    """Make one flame tree node: ``func`` on one call path, with that path's times."""
+    label = analysis.function_label(func)
+    return {
+        "id": node_id,
+        "func_id": analysis.function_id(func),
+        "label": label,
+        "name": func[2],
+        "filename": func[0],
+        "lineno": func[1],
+        "calls": 0,
+        "time": branch["time"],
+        "self_time": branch["self"],
+        "callers": len(analysis.other_callers(data, func)),
+        "split_unknown": False,
+        "recursive": func == parent.get("func"),
+        "virtual": False,
+        "sql": parent["sql"] or kinds.is_sql(label),
+        "children": [],
+        "hidden_children": 0,
+        "hidden_time": 0.0,
+    }
+
+
+def _widest_first(branch):
+    """A branch's children as ``(func, branch)``, most time first, then by label."""
+    return sorted(branch["children"].items(),
+                  key=lambda item: (-item[1]["time"], analysis.function_label(item[0])))
+
+
+def _hide(tree, parent, time):
+    """Count a child left out of the tree on its parent and on the tree."""
+    parent["hidden_children"] += 1
+    parent["hidden_time"] += time
+    tree["hidden_nodes"] += 1
+    tree["hidden_time"] += time
+
+
+def stack_tree(stats, *, min_fraction=analysis.DEFAULT_MIN_FRACTION,
+               max_nodes=analysis.DEFAULT_MAX_NODES, start=None):
+    """Build a sampled profile's flame tree from its stacks: every node a true call path.
+
+    Same shape and hiding as :func:`analysis.flame_tree` (``min_fraction``,
+    ``max_nodes``, breadth-first ids ``n0``...), but no node is ever
+    ``split_unknown``; ``calls`` is 0 (a sampler does not count calls) and
+    ``recursive`` marks a function called by itself.
+    """
+    top = _branches(stats.stacks, start)
+    root = {"id": "n0", "func_id": None, "label": "all", "name": "all", "filename": "",
+            "lineno": 0, "calls": len(top["children"]), "time": top["time"],
+            "self_time": 0.0, "callers": 0, "split_unknown": False, "recursive": False,
+            "virtual": True, "sql": False, "children": [], "hidden_children": 0,
+            "hidden_time": 0.0}
+    tree = {"root": root, "total": root["time"], "node_count": 1, "hidden_nodes": 0,
+            "hidden_time": 0.0, "min_fraction": min_fraction, "max_nodes": max_nodes}
+    min_time = min_fraction * root["time"]
+    queue = collections.deque([(root, None, top)])
+    while queue:
+        parent, parent_func, branch = queue.popleft()
+        for func, child in _widest_first(branch):
+            if child["time"] < min_time or (
+                    max_nodes is not None and tree["node_count"] >= max_nodes):
+                _hide(tree, parent, child["time"])
+                continue
+            node = _node(f"n{tree['node_count']}", func, child,
+                         {"sql": parent["sql"], "func": parent_func}, stats.stats)
+            tree["node_count"] += 1
+            parent["children"].append(node)
+            queue.append((node, func, child))
+    return tree
+
+
+def request_tree(stats, record, **options):
+    """Build a saved request's flame tree, started at its view when other threads mixed in.
+
+    On Python 3.12+ one cProfile records every thread, so a profile taken while
+    other requests ran holds their calls too; its tree starts at the request's
+    view function (``record["view"]``, ``[file, line, name]``) when the profile
+    has it.  ``start_note`` says why the tree starts there, or why it could not.
+    """
+    start, note = _overlap_start(stats, record)
+    tree = flame_tree(stats, start=start, **options)
+    tree["start_note"] = note
+    return tree
+
+
+def _overlap_start(stats, record):
+    """Return ``(view function or None, note or None)`` for :func:`request_tree`."""
+    overlapped = record.get("overlapped")
+    if is_sampled(stats) or not overlapped or not _mixes_threads(record.get("python")):
+        return None, None
+    mixed = (f"{overlapped} other request(s) ran during this one, and on Python 3.12+ one "
+             "profiler records every thread, so their calls are mixed into this profile")
+    view = record.get("view")
+    if not (isinstance(view, list) and len(view) == 3):
+        return None, f"{mixed}; its view function was not recorded, so the tree shows them all."
+    func = tuple(view)
+    if func not in stats.stats:
+        return None, (f"{mixed}; its view function {analysis.function_label(func)} is not in "
+                      "the profile, so the tree shows them all.")
+    return func, (f"The call tree starts at the request's view function {func[2]}: {mixed}. "
+                  "Calls of the same view by those requests still add up in it.")
+
+
+def _mixes_threads(python):
+    """Tell whether a profile taken on this Python version records every thread (3.12+).
+
+    A record without a readable version is taken to, which only starts its tree at its view.
+    """
+    try:
+        return tuple(int(part) for part in str(python).split(".")[:2]) >= (3, 12)
+    except ValueError:
+        return True

@@ -1,0 +1,57 @@
+"""Tracker's own WSGI wrapper frames, left out of every view of a profile of either engine.
+
+The middlewares that sit between the server and the app (the profiler, query
+capture, tracking, the toolbar) would otherwise be the top frames of every
+icicle, table and export.  They are named by file and function, so no frame of
+the app itself (the demo in ``tracker_07/main`` included) is ever taken out.
+"""
+import pstats
+
+from . import sampled
+
+#: Tracker's files, by path from the package's parent, and their wrapper functions
+#: (None: every function of the file, which runs only as the profiler's own machinery).
+WRAPPER_FUNCTIONS = {
+    "tracker_07/profiles/middleware.py": None,
+    "tracker_07/sql/capture.py": frozenset({"__call__"}),
+    "tracker_07/tracking/middleware.py": frozenset({"__call__", "start_response", "__iter__",
+                                                    "close"}),
+    "tracker_07/toolbar/middleware.py": frozenset({"__call__", "start_response", "finish"}),
+}
+
+
+def is_wrapper(func):
+    """Tell whether a pstats function key is one of Tracker's wrapper frames."""
+    filename = func[0].replace("\\", "/")
+    for path, names in WRAPPER_FUNCTIONS.items():
+        if (filename == path or filename.endswith("/" + path)) and (
+                names is None or func[2] in names):
+            return True
+    return False
+
+
+def without_wrappers(stats):
+    """Return ``stats`` without Tracker's wrapper frames (``stats`` itself when it has none).
+
+    A cProfile profile loses those functions and their caller edges, so what
+    they called becomes a root and keeps its own totals; a sampled profile
+    loses them from every stack.  The result is a new ``pstats.Stats``: loaded
+    profiles are cached and shared, so they are never changed.
+    """
+    data = stats.stats
+    if not any(map(is_wrapper, data)):
+        return stats
+    if sampled.engine_of(stats) == sampled.ENGINE:
+        stacks = ((tuple(func for func in frames if not is_wrapper(func)), seconds)
+                  for frames, seconds in stats.stacks)
+        return sampled.stats_from_stacks([stack for stack in stacks if stack[0]],
+                                         interval=stats.interval)
+    kept = pstats.Stats()
+    kept.stats = {
+        func: entry[:4] + ({caller: edge for caller, edge in entry[4].items()
+                            if not is_wrapper(caller)},)
+        for func, entry in data.items() if not is_wrapper(func)
+    }
+    kept.files = list(stats.files)
+    kept.get_top_level_stats()
+    return kept
