@@ -4,6 +4,8 @@ import datetime
 import hashlib
 import math
 
+from ..profiles.kinds import is_sql
+
 FLAME_WIDTH = 1200
 FLAME_ROW = 20
 CHAR_WIDTH = 7.0
@@ -85,7 +87,8 @@ def flame_rects(rects, row=FLAME_ROW):
         elif len(label) > chars:
             label = label[: chars - 1] + "…"
         placed.append(dict(rect, y=rect["depth"] * row, height=row - 1, text=label,
-                           hue=_hue(rect["label"])))
+                           hue=_hue(rect["label"]),
+                           sql=rect.get("sql") or is_sql(rect["label"])))
     return placed
 
 
