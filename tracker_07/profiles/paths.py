@@ -157,9 +157,23 @@ def request_tree(stats, record, **options):
     has it.  ``start_note`` says why the tree starts there, or why it could not.
     """
     start, note = _overlap_start(stats, record)
+    if start is not None:
+        stats = single_caller_totals(analysis.stats_dict(stats))
     tree = flame_tree(stats, start=start, **options)
+    if start is not None and not _explained(tree["root"]["children"][0]):
+        note = (f"The call tree starts at the request's view function {start[2]} and cannot be "
+                f"drawn below it: {_mixed(record)}, and its callees' times are mixed with theirs. "
+                "Profile with PROFILER_ENGINE=sampling, or serve with --without-threads, for "
+                "its call tree.")
     tree["start_note"] = note
     return tree
+
+
+def _explained(node):
+    """Tell whether a node's drawn children, hidden ones and own time make up half its time."""
+    covered = node["self_time"] + node["hidden_time"] + sum(
+        child["time"] for child in node["children"])
+    return covered >= 0.5 * node["time"]
 
 
 def _overlap_start(stats, record):
@@ -167,17 +181,22 @@ def _overlap_start(stats, record):
     overlapped = record.get("overlapped")
     if is_sampled(stats) or not overlapped or not _mixes_threads(record.get("python")):
         return None, None
-    mixed = (f"{overlapped} other request(s) ran during this one, and on Python 3.12+ one "
-             "profiler records every thread, so their calls are mixed into this profile")
+    mixed = _mixed(record)
     view = record.get("view")
     if not (isinstance(view, list) and len(view) == 3):
         return None, f"{mixed}; its view function was not recorded, so the tree shows them all."
     func = tuple(view)
-    if func not in stats.stats:
+    if func not in analysis.stats_dict(stats):
         return None, (f"{mixed}; its view function {analysis.function_label(func)} is not in "
                       "the profile, so the tree shows them all.")
     return func, (f"The call tree starts at the request's view function {func[2]}: {mixed}. "
-                  "Calls of the same view by those requests still add up in it.")
+                  "Functions that those requests called too still add up their calls in it.")
+
+
+def _mixed(record):
+    """Say why an overlapped profile holds other requests' calls."""
+    return (f"{record['overlapped']} other request(s) ran during this one, and on Python 3.12+ "
+            "one profiler records every thread, so their calls are mixed into this profile")
 
 
 def _mixes_threads(python):
@@ -189,3 +208,23 @@ def _mixes_threads(python):
         return tuple(int(part) for part in str(python).split(".")[:2]) >= (3, 12)
     except ValueError:
         return True
+
+
+def single_caller_totals(data):
+    """Give each function with one caller (recursion aside) its own totals on that edge.
+
+    With every thread in one cProfile (3.12+), calls of several threads
+    interleave on its one call stack, and the edge times it records come out
+    wrong (often 0 calls, 0 s) while the callers themselves mostly hold.  A
+    function with a single caller spent all its time there, so its own totals
+    are that edge's; in a one-thread profile they are the same, recursion aside
+    (then the outer edge gets every level's calls and own time).
+    """
+    repaired = {}
+    for func, entry in data.items():
+        callers = analysis.other_callers(data, func)
+        if len(callers) == 1 and isinstance(entry[4][callers[0]], tuple):
+            own_edge = (entry[1], entry[0], entry[2], entry[3])  # an edge's order: calls first
+            entry = entry[:4] + ({**entry[4], callers[0]: own_edge},)
+        repaired[func] = entry
+    return repaired

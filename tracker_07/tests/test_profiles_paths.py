@@ -210,6 +210,46 @@ class RequestTreeTestCase(unittest.TestCase):
         self.assertEqual(tree["start"]["label"], analysis.function_label(self.view))
 
 
+V = ("v.py", 1, "view")
+W = ("w.py", 1, "other_view")
+F = ("f.py", 1, "f")
+G = ("g.py", 1, "g")
+SHARED = ("s.py", 1, "shared")
+ZERO = (0, 0, 0.0, 0.0)  # an edge as 3.12's cProfile records it when threads interleave
+
+
+class MixedThreadsTestCase(unittest.TestCase):
+    """A 3.12+ profile of several threads: callers hold, edge times do not."""
+
+    record = {"overlapped": 3, "python": "3.12.1", "view": list(V)}
+
+    def test_single_callers_get_their_own_totals(self):
+        data = {V: (1, 1, 0.001, 0.2, {}), F: (1, 1, 0.01, 0.19, {V: ZERO}),
+                G: (2, 2, 0.18, 0.18, {F: ZERO})}
+        repaired = paths.single_caller_totals(data)
+        self.assertEqual(repaired[G][4], {F: (2, 2, 0.18, 0.18)})
+        tree = paths.request_tree(data, self.record, min_fraction=0.0)
+        (view,) = tree["root"]["children"]
+        self.assertEqual([(n["name"], n["time"]) for n, _ in analysis.iter_tree(view)],
+                         [("view", 0.2), ("f", 0.19), ("g", 0.18)])
+        self.assertIn("starts at the request's view function view", tree["start_note"])
+
+    def test_one_thread_profiles_keep_their_edges(self):
+        data = fx.real_stats().stats
+        repaired = paths.single_caller_totals(data)
+        changed = {func[2] for func in data if repaired[func][4] != data[func][4]}
+        self.assertEqual(changed, {"countdown"})  # recursion: the outer edge gets every level
+
+    def test_a_view_whose_callees_are_shared_says_it_cannot(self):
+        data = {V: (1, 1, 0.001, 0.2, {}), W: (1, 1, 0.0, 0.1, {}),
+                SHARED: (2, 2, 0.3, 0.3, {V: ZERO, W: ZERO})}
+        tree = paths.request_tree(data, self.record)
+        self.assertEqual([n["name"] for n in tree["root"]["children"]], ["view"])
+        self.assertIn("starts at the request's view function view and cannot be drawn below it",
+                      tree["start_note"])
+        self.assertIn("PROFILER_ENGINE=sampling", tree["start_note"])
+
+
 class OverlappedPageTestCase(DashboardTestCase):
     """The dashboard draws an overlapped profile's icicle from its view and the JSON says why."""
 
