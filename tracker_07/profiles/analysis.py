@@ -10,7 +10,9 @@ cProfile keeps only these caller->callee edge totals, never whole call paths.
 So the flame tree below expands a function only when it has exactly one
 caller; a function with several callers is drawn with its edge time and marked
 ``split_unknown`` instead of guessing how its callees' time divides between
-the paths (tuna does the same; snakeviz guesses).
+the paths (tuna does the same; snakeviz guesses).  A sampled profile keeps
+whole stacks: :mod:`.paths` draws its tree and exports from them, and is what
+pages call for either engine.
 
 One module past 350 lines because every view here reads the same pstats tuples
 through the same few key and edge helpers, and none of it touches Flask or files.

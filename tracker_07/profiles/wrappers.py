@@ -36,15 +36,16 @@ def without_wrappers(stats):
 
     A cProfile profile loses those functions and their caller edges, so what
     they called becomes a root and keeps its own totals; a sampled profile
-    loses them from every stack.  The result is a new ``pstats.Stats``: loaded
-    profiles are cached and shared, so they are never changed.
+    loses them from every stack, with the server's frames above the outermost
+    one (a sampler sees the thread's whole stack).  The result is a new
+    ``pstats.Stats``: loaded profiles are cached and shared, so they are never
+    changed.
     """
     data = stats.stats
     if not any(map(is_wrapper, data)):
         return stats
     if sampled.engine_of(stats) == sampled.ENGINE:
-        stacks = ((tuple(func for func in frames if not is_wrapper(func)), seconds)
-                  for frames, seconds in stats.stacks)
+        stacks = ((request_frames(frames), seconds) for frames, seconds in stats.stacks)
         return sampled.stats_from_stacks([stack for stack in stacks if stack[0]],
                                          interval=stats.interval)
     kept = pstats.Stats()
@@ -56,3 +57,9 @@ def without_wrappers(stats):
     kept.files = list(stats.files)
     kept.get_top_level_stats()
     return kept
+
+
+def request_frames(frames):
+    """A stack's frames from Tracker's outermost wrapper on, without Tracker's wrappers."""
+    outermost = next((index for index, func in enumerate(frames) if is_wrapper(func)), 0)
+    return tuple(func for func in frames[outermost:] if not is_wrapper(func))

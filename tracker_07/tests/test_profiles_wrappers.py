@@ -41,6 +41,15 @@ class IsWrapperTestCase(unittest.TestCase):
         self.assertEqual(set(kept.stats), {FLASK, VIEW})
         self.assertEqual(len(stats.stacks), 3)  # the loaded (cached) profile is not changed
 
+    def test_server_frames_above_the_outermost_wrapper_go_too(self):
+        thread = ("/usr/lib/python3.12/threading.py", 1010, "_bootstrap")
+        serve = ("/srv/venv/site-packages/werkzeug/serving.py", 331, "run_wsgi")
+        stats = sampled.stats_from_stacks(
+            [((thread, serve, TRACKING, PROFILER, CAPTURE, FLASK, VIEW), 0.004),
+             ((thread, serve), 0.001)], interval=0.001)
+        self.assertEqual(wrappers.without_wrappers(stats).stacks,
+                         [((FLASK, VIEW), 0.004), ((thread, serve), 0.001)])
+
     def test_a_profile_without_wrappers_is_returned_as_it_is(self):
         stats = sampled.stats_from_stacks([((FLASK, VIEW), 0.001)], interval=0.001)
         self.assertIs(wrappers.without_wrappers(stats), stats)
