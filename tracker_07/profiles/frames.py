@@ -16,6 +16,10 @@ TRACKER_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRACKER_DEMO = os.path.join(TRACKER_PACKAGE, "main")
 
 
+#: Milliseconds from each bound up get this many decimals (about three significant digits).
+MS_DECIMALS = ((100, "{:,.0f}"), (10, "{:.1f}"), (1, "{:.2f}"), (0.1, "{:.3f}"))
+
+
 def format_ms(seconds):
     """Format seconds as milliseconds with about three significant digits (``<0.01`` when tiny)."""
     if seconds is None:
@@ -25,13 +29,8 @@ def format_ms(seconds):
         return "0"
     if ms < 0.01:
         return "<0.01"
-    if ms >= 100:
-        return f"{ms:,.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.2g}" if ms < 0.1 else f"{ms:.3f}".rstrip("0")
+    pattern = next((pattern for bound, pattern in MS_DECIMALS if ms >= bound), "{:.2g}")
+    return pattern.format(ms)
 
 
 def format_percent(fraction):

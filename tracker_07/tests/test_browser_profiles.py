@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tracker_07.profiles import index
+from tracker_07.profiles.index import read_index
 from tracker_07.tests import profile_fixtures
 
 from tracker_07.tests.base import ProfiledAppTestCase
@@ -88,8 +88,8 @@ class ProfilesInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         self.follow(self.driver.find_element(By.LINK_TEXT, "/words/slow"))
         self.follow(self.driver.find_element(By.CSS_SELECTOR,
                                              '#stats-table th a[data-sort="cumtime"]'))
-        cumtimes = [float(cell.get_attribute("data-seconds")) for cell in
-                    self.driver.find_elements(By.CSS_SELECTOR, "#stats-table tbody td:nth-child(5)")]
+        cells = self.driver.find_elements(By.CSS_SELECTOR, "#stats-table tbody td:nth-child(5)")
+        cumtimes = [float(cell.get_attribute("data-seconds")) for cell in cells]
         self.assertEqual(cumtimes, sorted(cumtimes, reverse=True))
         self.assertIn("sort=cumtime", self.driver.current_url)
 
@@ -124,7 +124,7 @@ class ProfileScriptInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         """The demo's slow page, and a fixture profile whose tree has siblings: workload ->
         a -> b and c -> d."""
         self.assertEqual(self.client.get("/words/slow").status_code, 200)
-        (self.slow,) = [record["id"] for record in index.read_index(self.profile_dir)]
+        (self.slow,) = [record["id"] for record in read_index(self.profile_dir)]
         self.fixture = profile_fixtures.write_profile(self.profile_dir, work=100_000)
 
     def open(self, profile_id, query=""):
@@ -134,7 +134,8 @@ class ProfileScriptInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
 
     def frame(self, name):
         """The icicle frame of a function by name."""
-        return self.driver.find_element(By.CSS_SELECTOR, f'#flame-graph .frame[data-name="{name}"]')
+        return self.driver.find_element(By.CSS_SELECTOR,
+                                        f'#flame-graph .frame[data-name="{name}"]')
 
     def geometry(self):
         """Every frame's node, parent, x, width and whether it is shown."""
@@ -244,8 +245,8 @@ class ProfileScriptInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         screenshot(self.driver, "profile-own-code")
         self.driver.execute_script("window.trackerSamePage = true;")
         self.frame("top_words_naive").find_element(By.TAG_NAME, "rect").click()
-        WebDriverWait(self.driver, 10).until(lambda driver: "top_words_naive" in driver.find_element(
-            By.ID, "selected-name").text)
+        WebDriverWait(self.driver, 10).until(
+            lambda driver: "top_words_naive" in driver.find_element(By.ID, "selected-name").text)
         self.assertEqual(self.frame("top_words_naive").find_element(
             By.TAG_NAME, "rect").get_attribute("width"), "1000.00")
         self.assertTrue(self.driver.execute_script("return window.trackerSamePage === true"))

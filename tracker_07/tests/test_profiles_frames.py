@@ -22,7 +22,7 @@ class FormatTestCase(unittest.TestCase):
 
     def test_milliseconds(self):
         cases = {0: "0", 0.000_004: "<0.01", 0.000_01: "0.01", 0.000_0123: "0.012",
-                 0.000_123_4: "0.123", 0.000_5: "0.5", 0.001_234_5: "1.23", 0.012_345: "12.3",
+                 0.000_123_4: "0.123", 0.000_5: "0.500", 0.001_234_5: "1.23", 0.012_345: "12.3",
                  0.222_4: "222", 12.345_6: "12,346", None: "—"}
         for seconds, text in cases.items():
             self.assertEqual(frames.format_ms(seconds), text, seconds)
@@ -104,6 +104,7 @@ class FoldTestCase(unittest.TestCase):
     """Own code only: library frames fold into their nearest own caller, twins merge."""
 
     def is_own(self, item):
+        """The test functions' own code is named ``app.*``."""
         return item["virtual"] or item["name"].startswith("app.")
 
     def test_library_time_goes_to_the_nearest_own_caller(self):
@@ -128,7 +129,8 @@ class FoldTestCase(unittest.TestCase):
             node("n2", "lib.b", 4, 0, [node("n4", "app.view", 4, 1, [
                 node("n6", "app.y", 3, 3)])])])}
         folded = frames.fold_to_own(tree, self.is_own)
-        (view,) = folded["root"]["children"]
+        self.assertEqual(len(folded["root"]["children"]), 1)
+        view = folded["root"]["children"][0]
         self.assertEqual((view["id"], view["time"], view["self_time"], view["calls"]),
                          ("n3", 9, 3, 2))
         self.assertEqual([(child["name"], child["time"]) for child in view["children"]],
