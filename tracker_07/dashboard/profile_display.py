@@ -14,7 +14,7 @@ MAX_CALLER_STEPS = 60
 def describe(classifier, filename, lineno, name):
     """Return a function's display fields: kind, short location and the full one."""
     kind, short, full = classifier.describe(filename, lineno)
-    if kind == frames.BUILTIN:  # as pstats prints it: {method 'count' of 'list' objects}
+    if (filename, lineno) == ("~", 0):  # as pstats prints it: {method 'count' of 'list' objects}
         name = analysis.function_label((filename, lineno, name))
     return {"kind": kind, "short": short, "full": full, "name": name}
 

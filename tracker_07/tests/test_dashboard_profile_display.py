@@ -36,6 +36,13 @@ class LabelTestCase(unittest.TestCase):
             if parts[0] != "~" and label.endswith(")"):
                 self.assertEqual(analysis.function_label(parts), label)
 
+    def test_builtins_read_as_pstats_prints_them(self):
+        self.assertEqual(display.describe(classifier(), *COUNT),
+                         {"kind": "builtin", "short": "", "full": "",
+                          "name": "{method 'count' of 'list' objects}"})
+        self.assertEqual(display.describe(classifier(), "<built-in>", 0, "list.count")["name"],
+                         "list.count")
+
     def test_frame_text_fits_the_width(self):
         self.assertEqual(display.frame_text("view", "12.3", "45%", 200), "view 12.3 ms 45%")
         self.assertEqual(display.frame_text("view", "12.3", "45%", 60), "view")
