@@ -1,13 +1,15 @@
 """Saved profiles in the browser: list, one profile (table, flame graph, callers), compare."""
+import functools
 import json
 import os
 
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, errors, index, listing, paths, wrappers
+from ..profiles import analysis, errors, frames, index, listing, paths, sampled, wrappers
 from ..profiles.stats import cached_stats, merge
 from . import args, charts
+from . import profile_display as display
 from .blueprint import bp
 
 LIST_SORTS = listing.SORT_KEYS
@@ -18,6 +20,10 @@ TABLE_SORTS = {"ncalls": "call count", "tottime": "internal time",
 TABLE_LIMITS = ("10", "30", "100", "500", "all")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ROUTE_PREFIX = "route:"
+#: The icicle's width in SVG units: the page draws it beside the callers/callees panel.
+FLAME_WIDTH = 1000
+KIND_NAMES = {frames.OWN: "your code", frames.LIBRARY: "library", frames.STDLIB: "standard library",
+              frames.BUILTIN: "built-in", "root": "all"}
 
 
 def profile_folder():
@@ -108,22 +114,61 @@ def stats_table(stats, options):
 def profile_page(reference):
     """Render one profile (or a merged route): header, table, flame graph and a function."""
     stats, record = load_profile(reference)
+    return render_profile(stats, record, reference)
+
+
+def classifier():
+    """Sort this app's files into own code, libraries and the standard library."""
+    return page_classifier(current_app.root_path)
+
+
+@functools.lru_cache(maxsize=8)
+def page_classifier(root_path):
+    """One classifier per app folder: it caches each file's kind and short name."""
+    return frames.Classifier([root_path])
+
+
+def render_profile(stats, record, reference):
+    """Render the profile page of ``stats`` (either engine) with its index ``record``."""
     options = table_options()
+    own_only = args.choice("own", ("0", "1"), "0") == "1"
     table = stats_table(stats, options)
+    files = classifier()
+    total = table["header"]["total_time"]
+    table["rows"] = [display.decorate_row(row, files, total) for row in table["rows"]]
     tree = paths.request_tree(stats, record)
-    rects = charts.flame_rects(charts.flame_layout(tree, charts.FLAME_WIDTH, min_width=0.5))
+    if own_only:
+        tree = frames.fold_to_own(tree, display.is_own_node(files))
+    nodes, parent_of = display.parents(tree)
+    rects = display.decorate_rects(
+        charts.flame_rects(charts.flame_layout(tree, FLAME_WIDTH, min_width=0.5)),
+        nodes, files, tree["root"]["time"])
     selected = None
     if request.args.get("fn"):
         try:
-            selected = analysis.callers_callees(stats, request.args["fn"])
+            selected = function_edges(stats, request.args["fn"], files, total)
         except analysis.UnknownFunction as error:
             abort(404, str(error))
     return render_template(
         "dashboard/profile.html", record=record, reference=reference, table=table,
-        database=database(record),
+        database=database(record), sampled=sampled.engine_of(stats) == sampled.ENGINE,
+        interval=getattr(stats, "interval", None), total=total,
+        hottest=display.hottest(stats, files, total), own_only=own_only,
         options=options, sort_name=TABLE_SORTS[options["sort"]], tree=tree, rects=rects,
-        flame_height=charts.flame_height(rects), flame_width=charts.FLAME_WIDTH,
-        selected=selected, limits=TABLE_LIMITS, args=request.args)
+        parent_of=parent_of, flame_height=charts.flame_height(rects), flame_width=FLAME_WIDTH,
+        selected=selected, limits=TABLE_LIMITS, args=request.args, fmt_ms=frames.format_ms,
+        fmt_pct=frames.format_percent, kind_names=KIND_NAMES, char_width=charts.CHAR_WIDTH)
+
+
+def function_edges(stats, func_id, files, total):
+    """A function's callers and callees, each with its kind, short name and share of the total."""
+    edges = analysis.callers_callees(stats, func_id)
+    return {
+        "function": display.decorate_row(edges["function"], files, total),
+        "callers": [display.decorate_row(row, files, total) for row in edges["callers"]],
+        "callees": [display.decorate_row(row, files, total) for row in edges["callees"]],
+        "total": total,
+    }
 
 
 def database(record):
@@ -166,7 +211,8 @@ def function_json(profile_id, func_id):
     """Return one function's callers and callees with the time of each edge, as JSON."""
     stats, _record = load_profile(profile_id)
     try:
-        return jsonify(analysis.callers_callees(stats, func_id))
+        return jsonify(function_edges(stats, func_id, classifier(),
+                                      analysis.header(stats)["total_time"]))
     except analysis.UnknownFunction as error:
         abort(404, str(error))
 
