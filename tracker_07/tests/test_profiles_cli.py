@@ -211,12 +211,17 @@ class CompareExportTest(CliTestCase):
         self.assertRegex(lines[-1], r"^\.\.\. \d+ more functions\.$")
 
     def test_compare_cumtime_and_only_one_side(self):
-        """Functions present on one side are labelled; all rows fit under a big limit."""
+        """Functions present on one side are new or gone; all rows fit under a big limit."""
         other = fx.write_raw(self.folder, "other.prof", fx.synthetic_stats())
         result = self.run_cli("compare", self.fast, other, "--key", "cumtime", "--limit", "100")
         self.assertEqual(result.exit_code, 0, result.output)
-        self.assertIn("(only after)", result.output)
-        self.assertIn("(only before)", result.output)
+        statuses = {line.split()[-1]: line.split()[0] for line in result.output.splitlines()[2:]}
+        self.assertEqual(statuses["app.py:1(main)"], "new")  # only in other.prof, the after side
+        self.assertEqual(statuses["x.py:1(deeper)"], "new")
+        self.assertTrue(any(label.endswith(":53(workload)") and status == "gone"
+                            for label, status in statuses.items()), result.output)
+        self.assertNotIn("slower", result.output)
+        self.assertNotRegex(result.output, r"(?m)^(regressed|improved) .*(main|workload)\)$")
         self.assertNotIn("more functions", result.output)
 
     def test_compare_missing(self):
