@@ -149,6 +149,12 @@ _tables = {}
 _lock = threading.Lock()
 
 
+def forget():
+    """Forget the kept summaries (the next call builds them from all records)."""
+    with _lock:
+        _tables.clear()
+
+
 def route_table(folder):
     """Return the folder's RouteTable, brought up to date with its catalog."""
     kept = catalog.catalog(folder)
