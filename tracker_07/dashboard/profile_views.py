@@ -55,9 +55,9 @@ def list_page(filters):
 
 
 def route_summaries(filters):
-    """Summarise the routes the list's method and path filters keep, with their action links."""
+    """Summarise the routes the list's filters keep (call it after the listing), and link bases."""
     summaries = routes.route_summaries(profile_folder(), method=filters["method"],
-                                       path_contains=filters["path_contains"])
+                                       path_contains=filters["path_contains"], listed=True)
     return summaries, url_for("dashboard.route_profile"), url_for("dashboard.compare")
 
 

@@ -155,9 +155,15 @@ def forget():
         _tables.clear()
 
 
-def route_table(folder):
-    """Return the folder's RouteTable, brought up to date with its catalog."""
-    kept = catalog.catalog(folder)
+def route_table(folder, listed=False):
+    """Return the folder's RouteTable, brought up to date with its catalog.
+
+    ``listed`` says the folder was just listed, so the catalog that listing
+    left is current (see :func:`tracker_07.profiles.catalog.kept_catalog`).
+    """
+    kept = catalog.kept_catalog(folder) if listed else None
+    if kept is None:
+        kept = catalog.catalog(folder)
     if kept is None:
         return RouteTable(None, listing.scan_records(folder))
     with _lock:
@@ -170,13 +176,14 @@ def route_table(folder):
         return table
 
 
-def route_summaries(folder, *, method=None, path_contains=None):
+def route_summaries(folder, *, method=None, path_contains=None, listed=False):
     """Summarise the folder's profiles by method and route, with requests served unprofiled.
 
     Routes only served unprofiled are listed too (with a count of 0).  ``method``
-    and ``path_contains`` keep the routes the list's filters keep.
+    and ``path_contains`` keep the routes the list's filters keep; ``listed``
+    as for :func:`route_table`.
     """
-    table = route_table(folder)
+    table = route_table(folder, listed)
     unprofiled = {}
     for (request_method, path), served in index.unprofiled_counts(folder).items():
         key = (request_method, table.path_routes.get((request_method, path), path))

@@ -125,6 +125,18 @@ class RouteSummaryTest(RouteFolderTestCase):
         self.assertEqual(kept, routes.route_summaries(self.folder))
         self.assertEqual(self.by_route()[("GET", "/b")]["max_ms"], 999.5)
 
+    def test_right_after_a_listing_the_folder_is_not_scanned_again(self):
+        """The list page's summary reuses the catalog its listing just brought up to date."""
+        self.settle()
+        listing.list_profiles(self.folder)
+        routes.route_summaries(self.folder, listed=True)
+        self.save("/b", 999.5)
+        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+            listing.list_profiles(self.folder)
+            summaries = routes.route_summaries(self.folder, listed=True)
+        self.assertEqual(scandir.call_count, 0)
+        self.assertEqual(next(s for s in summaries if s["path"] == "/b")["max_ms"], 999.5)
+
     def test_removal_and_replacement_build_again(self):
         self.settle()
         routes.route_summaries(self.folder)
