@@ -63,16 +63,17 @@ def route_summaries(filters):
 
 def with_actions(summary, merge_url, compare_url):
     """Add a route's links: merge all, compare the last two, compare slowest with fastest."""
-    def link(base, **params):
-        return f"{base}?{urllib.parse.urlencode(params)}"
-    method, path = summary["method"], summary["path"]
+    quote = urllib.parse.quote
+    method, path = summary["method"], quote(summary["path"], safe="")
+    previous, newest = summary["previous_id"], summary["newest_id"]
+    fastest, slowest = summary["fastest_id"], summary["slowest_id"]
     return dict(
         summary,
-        merge_url=link(merge_url, method=method, path=path) if summary["count"] else None,
-        compare_last_two_url=(link(compare_url, a=summary["previous_id"], b=summary["newest_id"])
-                              if summary["previous_id"] else None),
-        compare_extremes_url=(link(compare_url, a=summary["fastest_id"], b=summary["slowest_id"])
-                              if summary["slowest_id"] else None),
+        merge_url=f"{merge_url}?method={method}&path={path}" if summary["count"] else None,
+        compare_last_two_url=(f"{compare_url}?a={quote(previous, safe='')}"
+                              f"&b={quote(newest, safe='')}" if previous else None),
+        compare_extremes_url=(f"{compare_url}?a={quote(fastest, safe='')}"
+                              f"&b={quote(slowest, safe='')}" if slowest else None),
     )
 
 

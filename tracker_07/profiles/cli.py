@@ -206,6 +206,10 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms, 
     folder = profile_folder()
     if by_route:
         summaries = routes.route_summaries(folder, method=method, path_contains=path_contains)
+        if not summaries:
+            click.echo(f"No routes in {folder}." if method or path_contains
+                       else no_profiles_yet(folder))
+            return
         for line in route_lines(summaries[:limit]):
             click.echo(line)
         click.echo(f"{min(limit, len(summaries))} of {len(summaries)} routes, most time first.")

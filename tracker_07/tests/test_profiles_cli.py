@@ -126,6 +126,7 @@ class ListCommandTest(CliTestCase):
 
     def test_routes_summary(self):
         """--routes prints count, median, p95, slowest and not profiled per route."""
+        self.assertIn("No profiles in", self.run_cli("list", "--routes").output)
         for number, elapsed in enumerate((4.0, 1.0, 2.0, 30.0)):
             name = fx.fake_name(slug="r", seq=number)
             fx.write_raw(self.folder, name, {})
@@ -146,6 +147,8 @@ class ListCommandTest(CliTestCase):
         self.assertEqual(only_post.output.splitlines()[1:],
                          ["POST         1      7.5      7.5      7.5      0  /p",
                           "1 of 1 routes, most time first."])
+        self.assertEqual(self.run_cli("list", "--routes", "--path", "nothing").output,
+                         f"No routes in {self.folder}.\n")
 
     def test_bad_sort_is_a_usage_error(self):
         """A sort key outside the list is refused by click."""
