@@ -53,6 +53,16 @@ class RouteSummaryInChromiumTestCase(BrowserTestCase, ProfiledAppTestCase):
         self.assertTrue(self.driver.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr"))
         screenshot(self.driver, "compare-slowest-fastest")
 
+    def test_merge_all_shows_sums_and_means(self):
+        self.driver.get(self.server.url + "/dashboard/profiles/")
+        self.follow(self.route_row("/words/fast").find_element(By.LINK_TEXT, "merge all"))
+        self.assertEqual(self.driver.find_element(By.ID, "merged-requests").text, "3 requests")
+        first = self.driver.find_elements(By.CSS_SELECTOR, "#means-table tbody tr")[0]
+        calls, mean = (float(cell.text) for cell in
+                       first.find_elements(By.CSS_SELECTOR, "td.num")[:2])
+        self.assertAlmostEqual(mean, round(calls / 3, 1))
+        screenshot(self.driver, "merged-route")
+
 
 if __name__ == "__main__":
     unittest.main()
