@@ -156,16 +156,18 @@ def forget():
 
 
 def route_table(folder, listed=False):
-    """Return the folder's RouteTable, brought up to date with its catalog.
+    """Return the folder's summaries and its paths grouped under another route, up to date.
 
     ``listed`` says the folder was just listed, so the catalog that listing
     left is current (see :func:`tracker_07.profiles.catalog.kept_catalog`).
+    The summaries are built under the lock, so none is made of a route half updated.
     """
     kept = catalog.kept_catalog(folder) if listed else None
     if kept is None:
         kept = catalog.catalog(folder)
     if kept is None:
-        return RouteTable(None, listing.scan_records(folder))
+        table = RouteTable(None, listing.scan_records(folder))
+        return table.summaries(), table.path_routes
     with _lock:
         key = os.path.realpath(folder)
         table = _tables.get(key)
@@ -173,7 +175,7 @@ def route_table(folder, listed=False):
             table = RouteTable(kept, kept.as_list())
             _tables.clear()  # one folder kept, as for the catalog
             _tables[key] = table
-        return table
+        return table.summaries(), table.path_routes  # read-only outside: only added to
 
 
 def route_summaries(folder, *, method=None, path_contains=None, listed=False):
@@ -183,13 +185,13 @@ def route_summaries(folder, *, method=None, path_contains=None, listed=False):
     and ``path_contains`` keep the routes the list's filters keep; ``listed``
     as for :func:`route_table`.
     """
-    table = route_table(folder, listed)
+    kept_summaries, path_routes = route_table(folder, listed)
     unprofiled = {}
     for (request_method, path), served in index.unprofiled_counts(folder).items():
-        key = (request_method, table.path_routes.get((request_method, path), path))
+        key = (request_method, path_routes.get((request_method, path), path))
         unprofiled[key] = unprofiled.get(key, 0) + served
     summaries = []
-    for summary in table.summaries():
+    for summary in kept_summaries:
         served = unprofiled.pop((summary["method"], summary["path"]), 0)
         summaries.append(dict(summary, unprofiled=served) if served else summary)
     summaries.extend(
