@@ -84,11 +84,14 @@ def profiles():
     page = list_page(filters)
     summaries, merge_url, compare_url = route_summaries(filters)
     show_all = args.choice("routes", ("top", "all"), "top") == "all"
-    shown = summaries if show_all else summaries[:ROUTES_SHOWN]
+    # Past the top routes, those with requests served unprofiled are still shown: nothing hidden.
+    shown = summaries if show_all else [
+        summary for number, summary in enumerate(summaries)
+        if number < ROUTES_SHOWN or summary["unprofiled"]]
     return render_template(
         "dashboard/profiles.html", page=page, filters=filters, methods=METHODS, args=request.args,
         route_rows=[with_actions(summary, merge_url, compare_url) for summary in shown],
-        route_total=len(summaries))
+        route_total=len(summaries), routes_shown=ROUTES_SHOWN)
 
 
 @bp.route("/api/profiles")

@@ -95,12 +95,19 @@ class RouteSummaryPageTestCase(DashboardTestCase):
         self.save_profiles(*(f"/missing/{number}" for number in range(10)))
         text = self.page("/dashboard/profiles/")
         self.assertEqual(len(summary_rows(text)), 10)
-        self.assertIn("the 10 with the most time of 13", text)
+        self.assertIn("10 of 13: those with the most time", text)
         link = html.unescape(re.search(r'href="([^"]+)" id="all-routes"', text).group(1))
         self.assertEqual(urllib.parse.parse_qs(urllib.parse.urlsplit(link).query),
                          {"routes": ["all"]})
         self.assertEqual(len(summary_rows(self.page(link))), 13)
         self.assertIn("routes must be one of", self.page("/dashboard/profiles/?routes=x", 400))
+        with mock.patch.object(index, "unprofiled_counts",
+                               return_value={("GET", "/never/profiled"): 1}):
+            text = self.page("/dashboard/profiles/")
+        rows = summary_rows(text)
+        self.assertEqual(len(rows), 11)  # the top ten, and the route never profiled
+        self.assertEqual(rows[("GET", "/never/profiled")][0]["unprofiled"], "1")
+        self.assertIn("11 of 14: those with the most time and any not profiled", text)
 
     def test_filters_and_escaping(self):
         self.client.get("/<b>x</b>")
