@@ -46,6 +46,7 @@ charts = importlib.import_module("tracker_07.dashboard.charts")
 files = importlib.import_module("tracker_07.profiles.files")
 index = importlib.import_module("tracker_07.profiles.index")
 listing = importlib.import_module("tracker_07.profiles.listing")
+routes = importlib.import_module("tracker_07.profiles.routes")
 saved_stats = importlib.import_module("tracker_07.profiles.stats")
 
 FANOUT = 4
@@ -262,6 +263,8 @@ def page_cases(fixture):
          lambda: get(profile_url + "?fn=" + analysis.function_id(max(fixture.big_stats.stats)))),
         ("page: profiles list, first listing", lambda: get("/dashboard/profiles/", True)),
         ("page: profiles list, warm", lambda: get("/dashboard/profiles/")),
+        ("route summary of every profile, built again (first listing, rescan)",
+         lambda: routes.route_summaries(fixture.folder), routes.forget),
         ("page: profiles list sorted by ms, page 40",
          lambda: get("/dashboard/profiles/?sort=elapsed_ms&page=40")),
         ("JSON: profiles list, first listing", lambda: get("/dashboard/api/profiles"),

@@ -1,5 +1,5 @@
 """The dashboard: endpoint timings and saved profiles in the browser, with no extra install."""
-from . import endpoint_views, profile_views  # pylint: disable=unused-import  # they add the routes
+from . import compare_views, endpoint_views, profile_views  # pylint: disable=unused-import  # they add the routes
 from .blueprint import bp
 
 

@@ -2,11 +2,12 @@
 import functools
 import json
 import os
+import urllib.parse
 
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, errors, frames, index, listing, paths, sampled, wrappers
+from ..profiles import analysis, errors, frames, index, listing, paths, routes, sampled, wrappers
 from ..profiles.stats import cached_stats, merge
 from . import args, charts
 from . import profile_display as display
@@ -24,6 +25,8 @@ ROUTE_PREFIX = "route:"
 FLAME_WIDTH = 1000
 KIND_NAMES = {frames.OWN: "your code", frames.LIBRARY: "library", frames.STDLIB: "standard library",
               frames.BUILTIN: "built-in", "root": "all"}
+#: Routes the list's summary shows before "all routes" is asked for.
+ROUTES_SHOWN = 10
 
 
 def profile_folder():
@@ -57,21 +60,55 @@ def list_page(filters):
         **filters)
 
 
+def route_summaries(filters):
+    """Summarise the routes the list's filters keep (call it after the listing), and link bases."""
+    summaries = routes.route_summaries(profile_folder(), method=filters["method"],
+                                       path_contains=filters["path_contains"], listed=True)
+    return summaries, url_for("dashboard.route_profile"), url_for("dashboard.compare")
+
+
+def with_actions(summary, merge_url, compare_url):
+    """Add a route's links: merge all, compare the last two, compare slowest with fastest."""
+    quote = urllib.parse.quote
+    method, path = summary["method"], quote(summary["path"], safe="")
+    previous, newest = summary["previous_id"], summary["newest_id"]
+    fastest, slowest = summary["fastest_id"], summary["slowest_id"]
+    return dict(
+        summary,
+        merge_url=f"{merge_url}?method={method}&path={path}" if summary["count"] else None,
+        compare_last_two_url=(f"{compare_url}?a={quote(previous, safe='')}"
+                              f"&b={quote(newest, safe='')}" if previous else None),
+        compare_extremes_url=(f"{compare_url}?a={quote(fastest, safe='')}"
+                              f"&b={quote(slowest, safe='')}" if slowest else None),
+    )
+
+
 @bp.route("/profiles/")
 def profiles():
     """List saved profiles, sortable by every column and filtered by path, method, status, time."""
     filters = list_filters()
     page = list_page(filters)
-    routes = sorted({(item["method"], item["path"]) for item in page.items if item["path"]})
-    return render_template("dashboard/profiles.html", page=page, filters=filters,
-                           methods=METHODS, routes=routes, args=request.args)
+    summaries, merge_url, compare_url = route_summaries(filters)
+    show_all = args.choice("routes", ("top", "all"), "top") == "all"
+    # Past the top routes, those with requests served unprofiled are still shown: nothing hidden.
+    shown = summaries if show_all else [
+        summary for number, summary in enumerate(summaries)
+        if number < ROUTES_SHOWN or summary["unprofiled"]]
+    return render_template(
+        "dashboard/profiles.html", page=page, filters=filters, methods=METHODS, args=request.args,
+        route_rows=[with_actions(summary, merge_url, compare_url) for summary in shown],
+        route_total=len(summaries), routes_shown=ROUTES_SHOWN)
 
 
 @bp.route("/api/profiles")
 def profiles_json():
-    """Return what the profiles list shows, as JSON."""
-    page = list_page(list_filters())
-    return jsonify(items=page.items, total=page.total, page=page.page, pages=page.pages)
+    """Return what the profiles list shows, as JSON: a page of profiles and every route."""
+    filters = list_filters()
+    page = list_page(filters)
+    summaries, merge_url, compare_url = route_summaries(filters)
+    return jsonify(items=page.items, total=page.total, page=page.page, pages=page.pages,
+                   routes=[with_actions(summary, merge_url, compare_url)
+                           for summary in summaries])
 
 
 def load_profile(reference):
@@ -111,6 +148,22 @@ def stats_table(stats, options):
                           text=options["text"])
 
 
+#: The table columns a merged view also shows per request.
+MEAN_FIELDS = ("calls", "tottime", "cumtime")
+
+
+def with_means(table, requests):
+    """Add per-request means (each sum divided by the number of merged profiles) to a table."""
+    header = table["header"]
+    return dict(
+        table,
+        rows=[dict(row, **{f"{field}_mean": row[field] / requests for field in MEAN_FIELDS})
+              for row in table["rows"]],
+        header=dict(header, requests=requests, calls_mean=header["calls"] / requests,
+                    total_time_mean=header["total_time"] / requests),
+    )
+
+
 def profile_page(reference):
     """Render one profile (or a merged route): header, table, flame graph and a function."""
     stats, record = load_profile(reference)
@@ -133,6 +186,8 @@ def render_profile(stats, record, reference):
     options = table_options()
     own_only = args.choice("own", ("0", "1"), "0") == "1"
     table = stats_table(stats, options)
+    if record["merged"]:
+        table = with_means(table, record["merged"])
     files = classifier()
     total = table["header"]["total_time"]
     table["rows"] = [display.decorate_row(row, files, total) for row in table["rows"]]
@@ -150,7 +205,8 @@ def render_profile(stats, record, reference):
         except analysis.UnknownFunction as error:
             abort(404, str(error))
     return render_template(
-        "dashboard/profile.html", record=record, reference=reference, table=table,
+        "dashboard/merged.html" if record["merged"] else "dashboard/profile.html",
+        record=record, reference=reference, table=table,
         database=database(record), sampled=sampled.engine_of(stats) == sampled.ENGINE,
         interval=getattr(stats, "interval", None), total=total,
         hottest=display.hottest(stats, files, total), own_only=own_only,
@@ -188,11 +244,16 @@ def profile(profile_id):
 @bp.route("/profiles/route")
 def route_profile():
     """Show every saved profile of one route added together."""
+    return profile_page(route_reference())
+
+
+def route_reference():
+    """Read a method and path from the query string as a ``route:METHOD:/path`` reference."""
     method = request.args.get("method", "GET").upper()
     path = request.args.get("path", "")
     if method not in METHODS or not path.startswith("/"):
         abort(400, "Give a method and a path starting with /.")
-    return profile_page(f"{ROUTE_PREFIX}{method}:{path}")
+    return f"{ROUTE_PREFIX}{method}:{path}"
 
 
 @bp.route("/api/profiles/<profile_id>")
@@ -200,10 +261,18 @@ def profile_json(profile_id):
     """Return one profile's header, table, flame tree, queries and findings as JSON."""
     stats, record = load_profile(profile_id)
     table = stats_table(stats, table_options())
+    if record["merged"]:
+        table = with_means(table, record["merged"])
     sql = database(record)
     record = {key: value for key, value in record.items() if key != "sql"}
     return jsonify(record=record, table=table, flame=paths.request_tree(stats, record),
                    queries=sql["queries"], findings=sql["findings"])
+
+
+@bp.route("/api/profiles/route")
+def route_profile_json():
+    """Return every saved profile of one route added together, with per-request means, as JSON."""
+    return profile_json(route_reference())
 
 
 @bp.route("/api/profiles/<profile_id>/functions/<func_id>")
@@ -241,26 +310,6 @@ def export(profile_id, export_format):
     response = current_app.response_class(body, mimetype=mimetype)
     response.headers.set("Content-Disposition", "attachment", filename=name)
     return response
-
-
-@bp.route("/profiles/compare")
-def compare():
-    """Compare two profiles (or two merged routes): before, after and the difference."""
-    before, after = request.args.get("a", ""), request.args.get("b", "")
-    key = args.choice("key", analysis.DIFF_KEYS, "tottime")
-    limit = args.number("limit", 50, low=1, high=5000)
-    result = records = None
-    if before and after:
-        before_stats, before_record = load_profile(before)
-        after_stats, after_record = load_profile(after)
-        result = analysis.diff(before_stats, after_stats, key=key)
-        result["rows"] = result["rows"][:limit]
-        records = (before_record, after_record)
-    recent = listing.list_profiles(profile_folder(), per_page=200).items
-    routes = sorted({(item["method"], item["path"]) for item in recent if item["path"]})
-    return render_template("dashboard/compare.html", result=result, records=records,
-                           before=before, after=after, key=key, limit=limit, recent=recent,
-                           routes=routes, route_prefix=ROUTE_PREFIX)
 
 
 @bp.route("/profiles/prune", methods=["POST"])

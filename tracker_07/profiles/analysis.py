@@ -51,6 +51,8 @@ TABLE_SORT_KEYS = {
     "name": lambda row: row["name"],
 }
 DIFF_KEYS = ("tottime", "cumtime")
+#: A compared function found on one side only is new (after only) or gone (before only).
+ONE_SIDE_STATUS = {"after": "new", "before": "gone"}
 
 
 class UnknownFunction(LookupError):
@@ -449,8 +451,8 @@ def diff(before, after, *, key="tottime"):
     """Compare two profiles function by function, biggest change of ``key`` first.
 
     Each row is marked ``improved``/``regressed``/``same`` by ``key`` (see
-    NOISE_SECONDS and NOISE_RATIO) and ``only_in`` names the side a function
-    appears on when it is missing from the other (else None).
+    NOISE_SECONDS and NOISE_RATIO), or ``new``/``gone`` when the function is in
+    the after/before profile only; ``only_in`` names that side (else None).
     """
     if key not in DIFF_KEYS:
         raise ValueError(f"unknown diff key {key!r}; allowed: {', '.join(DIFF_KEYS)}")
@@ -458,12 +460,13 @@ def diff(before, after, *, key="tottime"):
     rows = []
     for func in dict.fromkeys(itertools.chain(before_data, after_data)):
         row = _diff_row(func, before_data.get(func), after_data.get(func))
-        row["status"] = diff_status(row[f"before_{key}"], row[f"after_{key}"])
         row["only_in"] = (
             None
             if func in before_data and func in after_data
             else ("before" if func in before_data else "after")
         )
+        row["status"] = (ONE_SIDE_STATUS[row["only_in"]] if row["only_in"]
+                         else diff_status(row[f"before_{key}"], row[f"after_{key}"]))
         rows.append(row)
     rows.sort(key=lambda row: row["label"])
     rows.sort(key=lambda row: abs(row[f"delta_{key}"]), reverse=True)

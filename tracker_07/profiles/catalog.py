@@ -213,6 +213,16 @@ def forget():
         _catalogs.clear()
 
 
+def kept_catalog(folder):
+    """Return the folder's Catalog as the last listing left it, without a look at the folder.
+
+    For views built right after a listing: asking ``catalog`` again within
+    ``CACHE_MIN_AGE_NS`` of a change would scan the folder a second time.
+    """
+    with _lock:
+        return _catalogs.get(os.path.realpath(folder))
+
+
 def note_removed(folder, profile_ids):
     """Drop profiles this process deleted from the kept records, so no scan is needed."""
     with _lock:

@@ -20,7 +20,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tracker_07.profiles import analysis, listing, paths
+from tracker_07.profiles import analysis, listing, paths, routes
 from tracker_07.profiles.errors import NotAFolder, ProfileError, ProfileNotFound
 from tracker_07.profiles.stats import load_stats, merge
 from tracker_07.profiles.wrappers import without_wrappers
@@ -167,6 +167,15 @@ def list_line(record):
     )
 
 
+def route_lines(summaries):
+    """Format the route summary of ``flask profiles list --routes`` (times in ms)."""
+    yield f"{'METHOD':<7} {'COUNT':>6} {'MEDIAN':>8} {'P95':>8} {'MAX':>8} {'UNPROF':>6}  ROUTE"
+    for item in summaries:
+        yield (f"{item['method']:<7} {item['count']:>6} {format_cell(item['median_ms'], '.1f'):>8} "
+               f"{format_cell(item['p95_ms'], '.1f'):>8} {format_cell(item['max_ms'], '.1f'):>8} "
+               f"{item['unprofiled']:>6}  {printable(item['path'])}")
+
+
 @profiles_group.command("list")
 @click.option(
     "--sort",
@@ -187,13 +196,25 @@ def list_line(record):
 @click.option("--method", help="Only this HTTP method, e.g. GET.")
 @click.option("--status", type=int, help="Only this response status, e.g. 500.")
 @click.option("--min-ms", type=float, help="Only requests that took at least this many ms.")
-def list_command(sort, ascending, limit, path_contains, method, status, min_ms):
-    """List saved profiles, newest first.
+@click.option("--routes", "by_route", is_flag=True,
+              help="Summarise by method and route instead (--path and --method filter them).")
+def list_command(sort, ascending, limit, path_contains, method, status, min_ms, by_route):
+    """List saved profiles, newest first, or with --routes a summary per route.
 
     Only the index and the folder listing are read, never the profiles, so this
     stays fast with thousands of files.
     """
     folder = profile_folder()
+    if by_route:
+        summaries = routes.route_summaries(folder, method=method, path_contains=path_contains)
+        if not summaries:
+            click.echo(f"No routes in {folder}." if method or path_contains
+                       else no_profiles_yet(folder))
+            return
+        for line in route_lines(summaries[:limit]):
+            click.echo(line)
+        click.echo(f"{min(limit, len(summaries))} of {len(summaries)} routes, most time first.")
+        return
     page = listing.list_profiles(
         folder,
         sort=sort,
@@ -235,12 +256,11 @@ def show_command(profile_id, sort_keys, limit, text):
 
 
 def diff_line(row, key):
-    """Format one function of ``flask profiles compare`` (times in ms)."""
+    """Format one function of ``flask profiles compare`` (times in ms; new/gone: one side only)."""
     before, after = row[f"before_{key}"] * 1000, row[f"after_{key}"] * 1000
-    side = f" (only {row['only_in']})" if row["only_in"] else ""
     return (
         f"{row['status']:<9} {after - before:+10.3f} {before:10.3f} {after:10.3f}  "
-        f"{printable(row['label'])}{side}"
+        f"{printable(row['label'])}"
     )
 
 
@@ -264,8 +284,9 @@ def diff_line(row, key):
 def compare_command(before_id, after_id, key, limit):
     """Compare two profiles, biggest change first.
 
-    Each function is marked regressed, improved or same; changes within
-    0.1 ms or 5% count as noise.  Both ids may be prefixes or .prof paths.
+    Each function is marked regressed, improved or same (changes within
+    0.1 ms or 5% count as noise), or new/gone when only one side has it.
+    Both ids may be prefixes or .prof paths.
     """
     folder = profile_folder()
     before = without_wrappers(load_stats(resolve_profile(folder, before_id)[0]))

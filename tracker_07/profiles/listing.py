@@ -34,6 +34,8 @@ MAX_PER_PAGE = 1000
 #: far beyond any real folder, yet small enough for exact arithmetic on times.
 MAX_KEEP = 10**9
 MAX_AGE_DAYS = 100_000
+#: Fields that name a record's route when the index has them, before its path.
+ROUTE_FIELDS = ("rule", "endpoint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +175,22 @@ def profile_path(folder, profile_id):
     return path
 
 
+def route_of(record):
+    """Return the route a record is grouped under: its rule or endpoint if known, else its path."""
+    for field in ROUTE_FIELDS:
+        value = record.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return record["path"]
+
+
 def route_profiles(folder, method, path):
-    """Return the ids of every profile of one route (same method and path), oldest first."""
+    """Return the ids of every profile of one method and path (or route), oldest first."""
+    method = method.upper()
     records = [
         record
         for record in catalog_records(folder)
-        if record["method"] == method.upper() and record["path"] == path
+        if record["method"] == method and path in (record["path"], route_of(record))
     ]
     records.sort(key=lambda record: (record["time"] or 0.0, record["id"]))
     return [record["id"] for record in records]

@@ -10,6 +10,7 @@ import operator
 import os
 import pstats
 
+from . import sampled
 from .errors import CorruptProfile, ProfileNotFound
 
 STATS_CACHE_SIZE = 8
@@ -156,11 +157,26 @@ def _are_numbers(values):
 
 
 def merge(paths):
-    """Load several ``.prof`` files and add them into one ``pstats.Stats``."""
-    paths = list(paths)
-    if not paths:
+    """Load several saved profiles and add them into one ``pstats.Stats``."""
+    return merge_stats(load_stats(path) for path in paths)
+
+
+def merge_stats(loaded):
+    """Add profiles into one new ``pstats.Stats``; sampled ones alone keep their stacks.
+
+    When every profile is sampled, their stacks are added up (see
+    :mod:`tracker_07.profiles.sampled`), so the merged views still draw true
+    paths; a mix with cProfile profiles adds the pstats numbers only.
+    """
+    loaded = list(loaded)
+    if not loaded:
         raise ValueError("merge needs at least one profile")
-    merged = load_stats(paths[0])
-    for path in paths[1:]:
-        merged.add(load_stats(path))
+    stacks = [getattr(stats, "stacks", None) for stats in loaded]
+    if all(stack is not None for stack in stacks):
+        intervals = {getattr(stats, "interval", None) for stats in loaded}
+        return sampled.stats_from_stacks(
+            itertools.chain.from_iterable(stacks),
+            interval=intervals.pop() if len(intervals) == 1 else None)
+    merged = pstats.Stats()
+    merged.add(*loaded)
     return merged

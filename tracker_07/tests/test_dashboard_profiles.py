@@ -220,8 +220,9 @@ class CompareTestCase(DashboardTestCase):
         text = self.page(f"/dashboard/profiles/compare?a={slow['id']}&b={fast['id']}")
         first_row = text.split('id="diff-table"', 1)[1].split("<tbody>", 1)[1].split("</tr>")[0]
         self.assertIn("{method &#39;count&#39; of &#39;list&#39; objects}", first_row)
-        self.assertIn("only before", first_row)
-        self.assertIn('class="improved"', text.split('id="diff-table"', 1)[1].split("</tr>", 2)[1])
+        self.assertIn('<span class="badge gone"', first_row)  # only in the slow (before) one
+        self.assertIn('<tr class="gone">', first_row)
+        self.assertIn('<tr class="improved">', text)  # functions on both sides still compare
         self.assertIn('class="summary improved"', text)
 
     def test_merged_routes(self):

@@ -286,7 +286,7 @@ class DiffTest(unittest.TestCase):
         self.after[("new.py", 1, "added")] = (1, 1, 0.05, 0.05, {})
 
     def test_statuses(self):
-        """Slowed is regressed, faster is improved, tiny changes are the same."""
+        """Slowed is regressed, faster is improved, tiny changes are the same, one side new/gone."""
         result = analysis.diff(self.before, self.after)
         rows = {row["label"].rsplit("(", 1)[-1]: row for row in result["rows"]}
         self.assertEqual(rows["shared)"]["status"], "regressed")
@@ -295,8 +295,13 @@ class DiffTest(unittest.TestCase):
         self.assertEqual(rows["tiny)"]["status"], "same")
         self.assertEqual(rows["main)"]["status"], "same")
         other = rows["other)"]
-        self.assertEqual((other["only_in"], other["status"]), ("before", "improved"))
-        self.assertEqual((rows["added)"]["only_in"], rows["added)"]["after_calls"]), ("after", 1))
+        self.assertEqual((other["only_in"], other["status"]), ("before", "gone"))
+        added = rows["added)"]
+        self.assertEqual((added["only_in"], added["after_calls"], added["status"]),
+                         ("after", 1, "new"))
+        self.assertEqual(result["totals"]["status"],
+                         analysis.diff_status(result["totals"]["before"]["total_time"],
+                                              result["totals"]["after"]["total_time"]))
         self.assertIsNone(rows["main)"]["only_in"])
 
     def test_sorted_by_absolute_delta(self):

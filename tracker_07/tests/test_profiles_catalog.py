@@ -107,6 +107,15 @@ class KeptCatalogTest(fx.TempFolderTestCase):
         ids, total, scans = self.listed()
         self.assertEqual((ids[0], self.ids[8] in ids, total, scans), (new_id, False, 9, 0))
 
+    def test_kept_catalog_is_the_last_listings_without_a_look(self):
+        """kept_catalog answers from memory: None before any listing, then the listed one."""
+        kept = catalog.catalog(self.folder)
+        with mock.patch("tracker_07.profiles.catalog.os.stat") as stat:
+            self.assertIs(catalog.kept_catalog(self.folder), kept)
+        stat.assert_not_called()
+        catalog.forget()
+        self.assertIsNone(catalog.kept_catalog(self.folder))
+
     def test_scan_due_after_rescan_seconds(self):
         """Past RESCAN_SECONDS since the last scan, a save is followed by a full scan."""
         self.save(99)

@@ -3,11 +3,12 @@ import json
 import os
 import pstats
 import unittest
+from unittest import mock
 
 from flask import Flask
 
 from tracker_07 import create_app
-from tracker_07.profiles import analysis, cli
+from tracker_07.profiles import analysis, cli, index
 from tracker_07.profiles.index import append_index, read_index
 from tracker_07.tests import profile_fixtures as fx
 
@@ -123,6 +124,32 @@ class ListCommandTest(CliTestCase):
         self.assertIn("?", line)
         self.assertTrue(line.endswith("x.prof"))
 
+    def test_routes_summary(self):
+        """--routes prints count, median, p95, slowest and not profiled per route."""
+        self.assertIn("No profiles in", self.run_cli("list", "--routes").output)
+        for number, elapsed in enumerate((4.0, 1.0, 2.0, 30.0)):
+            name = fx.fake_name(slug="r", seq=number)
+            fx.write_raw(self.folder, name, {})
+            append_index(self.folder, fx.index_entry(name, path="/r", elapsed_ms=elapsed))
+        other = fx.fake_name(method="POST", slug="p", seq=9)
+        fx.write_raw(self.folder, other, {})
+        append_index(self.folder, fx.index_entry(other, method="POST", path="/p", elapsed_ms=7.5))
+        with mock.patch.object(index, "unprofiled_counts", return_value={("GET", "/r"): 5}):
+            result = self.run_cli("list", "--routes")
+        self.assertEqual(result.exit_code, 0, result.output)
+        lines = result.output.splitlines()
+        self.assertEqual(lines[0].split(), ["METHOD", "COUNT", "MEDIAN", "P95", "MAX", "UNPROF",
+                                            "ROUTE"])
+        self.assertEqual(lines[1].split(), ["GET", "4", "3.0", "30.0", "30.0", "5", "/r"])
+        self.assertEqual(lines[2].split(), ["POST", "1", "7.5", "7.5", "7.5", "0", "/p"])
+        self.assertEqual(lines[3], "2 of 2 routes, most time first.")
+        only_post = self.run_cli("list", "--routes", "--method", "post", "--limit", "1")
+        self.assertEqual(only_post.output.splitlines()[1:],
+                         ["POST         1      7.5      7.5      7.5      0  /p",
+                          "1 of 1 routes, most time first."])
+        self.assertEqual(self.run_cli("list", "--routes", "--path", "nothing").output,
+                         f"No routes in {self.folder}.\n")
+
     def test_bad_sort_is_a_usage_error(self):
         """A sort key outside the list is refused by click."""
         self.assertEqual(self.run_cli("list", "--sort", "__class__").exit_code, 2)
@@ -211,12 +238,17 @@ class CompareExportTest(CliTestCase):
         self.assertRegex(lines[-1], r"^\.\.\. \d+ more functions\.$")
 
     def test_compare_cumtime_and_only_one_side(self):
-        """Functions present on one side are labelled; all rows fit under a big limit."""
+        """Functions present on one side are new or gone; all rows fit under a big limit."""
         other = fx.write_raw(self.folder, "other.prof", fx.synthetic_stats())
         result = self.run_cli("compare", self.fast, other, "--key", "cumtime", "--limit", "100")
         self.assertEqual(result.exit_code, 0, result.output)
-        self.assertIn("(only after)", result.output)
-        self.assertIn("(only before)", result.output)
+        statuses = {line.split()[-1]: line.split()[0] for line in result.output.splitlines()[2:]}
+        self.assertEqual(statuses["app.py:1(main)"], "new")  # only in other.prof, the after side
+        self.assertEqual(statuses["x.py:1(deeper)"], "new")
+        self.assertTrue(any(label.endswith(":53(workload)") and status == "gone"
+                            for label, status in statuses.items()), result.output)
+        self.assertNotIn("slower", result.output)
+        self.assertNotRegex(result.output, r"(?m)^(regressed|improved) .*(main|workload)\)$")
         self.assertNotIn("more functions", result.output)
 
     def test_compare_missing(self):

@@ -4,6 +4,7 @@ import os
 import pstats
 import unittest
 
+from tracker_07.profiles import sampled
 from tracker_07.profiles import stats as saved
 from tracker_07.profiles.errors import CorruptProfile, ProfileNotFound
 from tracker_07.tests import profile_fixtures as fx
@@ -92,6 +93,32 @@ class LoadStatsTest(fx.TempFolderTestCase):
         self.assertAlmostEqual(merged.total_tt, sum(part.total_tt for part in parts))
         func = next(f for f in merged.stats if f[2] == "shared")
         self.assertEqual(merged.stats[func][1], 9)
+
+    def test_merge_stats_keeps_every_sampled_stack(self):
+        """Sampled profiles alone merge into one sampled profile of all their stacks."""
+        view, helper = ("app.py", 1, "view"), ("app.py", 9, "helper")
+        first = sampled.stats_from_stacks([((view,), 0.25), ((view, helper), 0.5)], interval=0.001)
+        second = sampled.stats_from_stacks([((view, helper), 0.125)], interval=0.001)
+        merged = saved.merge_stats([first, second])
+        self.assertEqual(sampled.engine_of(merged), "sampling")
+        self.assertEqual(merged.stacks, [((view,), 0.25), ((view, helper), 0.625)])
+        self.assertEqual(merged.stats[helper][2:4], (0.625, 0.625))
+        self.assertEqual(merged.stats[view][3], 0.875)
+        self.assertEqual(merged.interval, 0.001)
+        other = sampled.stats_from_stacks([((view,), 0.25)], interval=0.01)
+        self.assertIsNone(saved.merge_stats([first, other]).interval)  # intervals differ
+
+    def test_merge_stats_of_sampled_and_cprofile_adds_the_numbers(self):
+        """A mix adds pstats numbers (sampled call counts are 0) and draws no sampled stacks."""
+        view = ("app.py", 1, "view")
+        part = sampled.stats_from_stacks([((view,), 0.5)], interval=0.001)
+        real = fx.real_stats()
+        merged = saved.merge_stats([real, part])
+        self.assertEqual(sampled.engine_of(merged), "cprofile")
+        self.assertEqual(merged.stats[view][:4], (0, 0, 0.5, 0.5))
+        self.assertEqual(merged.total_calls, real.total_calls)
+        self.assertEqual(set(merged.stats), set(real.stats) | {view})
+        self.assertEqual(len(real.stats), len(fx.real_stats().stats))  # the parts are unchanged
 
     def test_merge_errors(self):
         """Merging nothing is a ValueError; a corrupt part is a CorruptProfile."""

@@ -1,0 +1,225 @@
+"""The profiles list by route: count, median, p95 and slowest of each method and route.
+
+A route is a record's ``rule`` (or ``endpoint``) when the index has one, else
+its request path.  The summaries are built from the catalog's records and
+kept: a profile that the catalog took from new index lines is put into its
+route's sorted times with ``bisect``, so the list after one new profile stays
+cheap; any other change to the catalog (a rescan, a removal, a replaced
+record) builds them again from all records.
+
+Percentiles are exact, over the profiles whose elapsed time is known: the
+median is the middle time (the mean of the two middle ones for an even
+count), p95 the nearest-rank one (the smallest time that at least 95% of the
+profiles do not exceed), the same rank rule as the endpoint statistics.
+"""
+import bisect
+import heapq
+import os
+import threading
+
+from . import catalog, index, listing
+from .listing import route_of
+
+def median(times):
+    """Return the median of sorted times (the mean of the two middle ones for an even count)."""
+    middle = len(times) // 2
+    if len(times) % 2:
+        return times[middle]
+    return (times[middle - 1] + times[middle]) / 2
+
+
+def nearest_rank(times, percent):
+    """Return the nearest-rank percentile of sorted times (whole-number arithmetic, exact)."""
+    rank = max(1, (percent * len(times) + 99) // 100)
+    return times[rank - 1]
+
+
+class Route:
+    """One method and route: its profiles' times in order, its two newest profiles and a count."""
+
+    __slots__ = ("method", "route", "timed", "count", "newest", "total_ms", "summary")
+
+    def __init__(self, method, route):
+        """Start with no profiles."""
+        self.method, self.route = method, route
+        self.timed = []  # (elapsed_ms, id), sorted
+        self.newest = []  # (time, id) of the two newest, newest first
+        self.count = 0
+        self.total_ms = 0.0
+        self.summary = None
+
+    def add(self, records):
+        """Count more profiles of this route."""
+        self.count += len(records)
+        self.summary = None
+        timed = [(record["elapsed_ms"], record["id"]) for record in records
+                 if record["elapsed_ms"] is not None]
+        if len(timed) == 1:
+            bisect.insort(self.timed, timed[0])
+        elif timed:
+            self.timed.extend(timed)
+            self.timed.sort()
+        self.total_ms += sum(elapsed for elapsed, _profile_id in timed)
+        moments = [(record["time"] or 0.0, record["id"]) for record in records]
+        self.newest = heapq.nlargest(2, [*self.newest, *moments])
+
+    def summarise(self):
+        """Describe the route (kept until a profile is added); times in ms, None when unknown."""
+        if self.summary is None:
+            times = [elapsed for elapsed, _profile_id in self.timed]
+            self.summary = {
+                "method": self.method,
+                "path": self.route,
+                "count": self.count,
+                "timed": len(times),
+                "median_ms": median(times) if times else None,
+                "p95_ms": nearest_rank(times, 95) if times else None,
+                "max_ms": times[-1] if times else None,
+                "min_ms": times[0] if times else None,
+                "total_ms": self.total_ms,
+                "unprofiled": 0,
+                "newest_id": self.newest[0][1] if self.newest else None,
+                "previous_id": self.newest[1][1] if len(self.newest) > 1 else None,
+                "fastest_id": self.timed[0][1] if len(self.timed) > 1 else None,
+                "slowest_id": self.timed[-1][1] if len(self.timed) > 1 else None,
+            }
+        return self.summary
+
+
+class RouteTable:
+    """Every route of one catalog, and how far into the catalog's index records it has read."""
+
+    def __init__(self, kept, records):
+        """Group ``records`` (the catalog's, or a scan's when ``kept`` is None) by route."""
+        self.kept = kept
+        self.indexed_seen = kept.indexed_count if kept is not None else 0
+        self.removed_ns = kept.removed_ns if kept is not None else None
+        self.routes = {}
+        self.path_routes = {}  # (method, path) -> route key, where the route is not the path
+        self.size = 0
+        self.ordered = None
+        self.add(records)
+
+    def add(self, records):
+        """Add records to their routes (records without a method or path are not summarised)."""
+        grouped = {}
+        for record in records:
+            method, path = record["method"], record["path"]
+            if method is None or path is None:
+                continue
+            route = path
+            if "rule" in record or "endpoint" in record:
+                route = route_of(record)
+                if route != path:
+                    self.path_routes[(method, path)] = route
+            members = grouped.get((method, route))
+            if members is None:
+                grouped[(method, route)] = [record]
+            else:
+                members.append(record)
+        for (method, route), members in grouped.items():
+            group = self.routes.get((method, route))
+            if group is None:
+                group = self.routes[(method, route)] = Route(method, route)
+            group.add(members)
+        self.size += len(records)
+        self.ordered = None
+
+    def follows(self, kept):
+        """Catch up with new index records of the same catalog; False if that is not enough."""
+        if kept is not self.kept or kept.removed_ns != self.removed_ns:
+            return False
+        if kept.indexed_count != self.indexed_seen:
+            new = kept.indexed[self.indexed_seen:kept.indexed_count]
+            self.add([record for record in new if kept.records.get(record["id"]) is record])
+            self.indexed_seen = kept.indexed_count
+        return len(kept.records) == self.size
+
+    def summaries(self):
+        """Return every route's summary, most total time first (shared: do not modify them)."""
+        if self.ordered is None:
+            summaries = [group.summarise() for group in self.routes.values()]
+            summaries.sort(key=lambda item: (item["method"], item["path"]))
+            summaries.sort(key=lambda item: item["total_ms"], reverse=True)
+            self.ordered = summaries
+        return self.ordered
+
+
+_tables = {}
+_lock = threading.Lock()
+
+
+def forget():
+    """Forget the kept summaries (the next call builds them from all records)."""
+    with _lock:
+        _tables.clear()
+
+
+def route_table(folder, listed=False):
+    """Return the folder's summaries and its paths grouped under another route, up to date.
+
+    ``listed`` says the folder was just listed, so the catalog that listing
+    left is current (see :func:`tracker_07.profiles.catalog.kept_catalog`).
+    The summaries are built under the lock, so none is made of a route half updated.
+    """
+    kept = catalog.kept_catalog(folder) if listed else None
+    if kept is None:
+        kept = catalog.catalog(folder)
+    if kept is None:
+        table = RouteTable(None, listing.scan_records(folder))
+        return table.summaries(), table.path_routes
+    with _lock:
+        key = os.path.realpath(folder)
+        table = _tables.get(key)
+        if table is None or not table.follows(kept):
+            table = RouteTable(kept, kept.as_list())
+            _tables.clear()  # one folder kept, as for the catalog
+            _tables[key] = table
+        return table.summaries(), table.path_routes  # read-only outside: only added to
+
+
+def route_summaries(folder, *, method=None, path_contains=None, listed=False):
+    """Summarise the folder's profiles by method and route, with requests served unprofiled.
+
+    Routes only served unprofiled are listed too (with a count of 0).  ``method``
+    and ``path_contains`` keep the routes the list's filters keep; ``listed``
+    as for :func:`route_table`.
+    """
+    kept_summaries, path_routes = route_table(folder, listed)
+    unprofiled = {}
+    for (request_method, path), served in index.unprofiled_counts(folder).items():
+        key = (request_method, path_routes.get((request_method, path), path))
+        unprofiled[key] = unprofiled.get(key, 0) + served
+    summaries = []
+    for summary in kept_summaries:
+        served = unprofiled.pop((summary["method"], summary["path"]), 0)
+        summaries.append(dict(summary, unprofiled=served) if served else summary)
+    summaries.extend(
+        dict(Route(request_method, route).summarise(), unprofiled=served)
+        for (request_method, route), served in sorted(unprofiled.items()))
+    return [summary for summary in summaries if _keeps(summary, method, path_contains)]
+
+
+def _keeps(summary, method, path_contains):
+    """Tell whether a route passes the list's method and path filters (None: no filter)."""
+    if method is not None and summary["method"] != method.upper():
+        return False
+    return path_contains is None or path_contains.lower() in summary["path"].lower()
+
+
+def compare_pair(folder, profile_id):
+    """Pick what to compare a profile with: ``(before, after)`` ids, oldest first, or None.
+
+    The partner is the previous profile of the same method and route, else the
+    next one; None for a profile alone on its route or of an unknown route.
+    """
+    record = listing.find_record(folder, profile_id)
+    if record["method"] is None or record["path"] is None:
+        return None
+    ids = listing.route_profiles(folder, record["method"], route_of(record))
+    if profile_id not in ids or len(ids) < 2:
+        return None
+    position = ids.index(profile_id)
+    if position > 0:
+        return ids[position - 1], profile_id
+    return profile_id, ids[position + 1]
