@@ -13,13 +13,14 @@ last edge, about 30 minutes, as the maximum).
 
 Summaries read whole days and hours from the rollup tables and only the partial hours
 at either end of the range (plus the rows written since the last roll-up) from the raw
-rows, so their cost depends on the number of endpoints and periods, not of requests.
+rows, and the database sums them per key, so their cost depends on the number of
+endpoints and periods, not of requests, and Python sees one row per key.
 """
 import math
 from bisect import bisect_left
 from itertools import accumulate
 
-from sqlalchemy import Integer, cast, func, literal, select, union, union_all
+from sqlalchemy import Integer, case, cast, func, literal, select, union, union_all
 from sqlalchemy.sql.functions import coalesce
 
 from .filters import Filters
@@ -30,11 +31,15 @@ from .store import (
     bucket_bounds,
     bucket_middle,
     daily_table,
+    endpoints_table,
     hourly_table,
     meta_table,
     requests_table,
+    totals_table,
 )
-from .writes import DROPPED_KEY, ROLLED_UP_KEY, meta_value
+from .rollups import ROLLED_UP_KEY
+from .schema import DAILY_UNTIL_KEY, VALUE_AGGREGATES, meta_value
+from .writes import DROPPED_KEY
 
 SUMMARY_SORT_KEYS = (
     "endpoint", "method", "count", "mean", "p50", "p95", "p99", "max",
@@ -53,77 +58,96 @@ def _rolled_up_id():
     return coalesce(marker.scalar_subquery(), literal(0))
 
 
-def _part(table, keys, count, where):
-    """One SELECT of :func:`_grouped_rows` over the raw table or a rollup table."""
+#: What each part of :func:`_grouped_rows` gives per group, raw rows being groups of one.
+VALUE_LABELS = ("n", "total", "top", "last", "queries", "queries_max", "sql_ms", "findings")
+#: How the outer query combines each of them.
+VALUE_TOTALS = (func.sum, func.sum, func.max, func.max, func.sum, func.max, func.sum, func.sum)
+
+
+def _part(table, keys, where):
+    """One SELECT of :func:`_grouped_rows`' union: ``keys`` and the value columns of the
+    raw table or of a rollup table."""
     columns = table.c
-    is_raw = table is requests_table
-    return select(
-        *keys,
-        count.label("n"),
-        func.sum(columns.duration_ms if is_raw else columns.sum_ms).label("total"),
-        func.max(columns.duration_ms if is_raw else columns.max_ms).label("top"),
-        func.max(columns.started_at if is_raw else columns.last_at).label("last"),
-        func.sum(columns.queries if is_raw else columns.queries_sum).label("queries"),
-        func.max(columns.queries if is_raw else columns.queries_max).label("queries_max"),
-        func.sum(columns.sql_ms if is_raw else columns.sql_ms_sum).label("sql_ms"),
-        func.sum(columns.findings if is_raw else columns.findings_sum).label("findings"),
-    ).where(*where).group_by(*keys)
+    if table is requests_table:
+        values = (literal(1), columns.duration_ms, columns.duration_ms, columns.started_at,
+                  columns.queries, columns.queries, columns.sql_ms, columns.findings)
+    else:
+        values = tuple(columns[name] for name, _how in VALUE_AGGREGATES)
+    return select(*keys, *(value.label(label) for value, label in zip(values, VALUE_LABELS))
+                  ).where(*where)
 
 
-def _rollup_spans(first_hour, last_hour, use_days):
-    """Which rollup covers which whole periods: days where possible, hours around them."""
-    first_day = math.ceil(first_hour / DAY) * DAY
-    last_day = math.floor(last_hour / DAY) * DAY
-    if not use_days or first_day >= last_day:
-        return [(hourly_table, first_hour, last_hour)]
-    return [(daily_table, first_day, last_day), (hourly_table, first_hour, first_day),
-            (hourly_table, last_day, last_hour)]
+def _rollup_spans(first_hour, last_hour, hours, daily_until):
+    """Which rollup covers which whole periods: finished days (before ``daily_until``,
+    ``None`` for hours only) where possible, ``hours`` around them."""
+    if daily_until is not None:
+        first_day = math.ceil(first_hour / DAY) * DAY
+        last_day = min(math.floor(last_hour / DAY) * DAY, daily_until)
+        if first_day < last_day:
+            return [(daily_table, first_day, last_day), (hours, first_hour, first_day),
+                    (hours, last_day, last_hour)]
+    return [(hours, first_hour, last_hour)]
 
 
-def _grouped_rows(conn, filters, group=("endpoint", "method", "status"), time_index=None,
-                  use_rollup=True):
-    """Aggregates per ``group`` columns and latency bucket of the ``filters``' requests.
+# pylint: disable-next=too-many-arguments,too-many-positional-arguments,too-many-locals
+def _grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, errors=False):
+    """Totals per ``group`` columns and latency bucket of the ``filters``' requests, summed
+    by the database in one statement (so PostgreSQL answers from a single snapshot).
 
-    Rows already folded into the rollups are read from the daily rollup for whole days,
-    from the hourly rollup for the remaining whole hours and from the raw table for the
-    partial hours at either end; rows not yet folded in are read raw.  It is one
-    statement, so PostgreSQL answers from a single snapshot.  ``time_index(column)``, if
-    given, adds a leading time-bucket key (and then days are read hour by hour).
-    Yields ``([idx,] *group, bucket, count, sum_ms, max_ms, last_at)``; a key can come
-    from several parts, so callers add them up.
+    Rows already folded into the rollups are read from the daily rollup for finished whole
+    days, from an hourly rollup for the remaining whole hours (the per-bucket totals when
+    nothing narrows the read to endpoints or statuses) and from the raw table for the
+    partial hours at either end; rows not yet folded in are read raw.
+    ``time_index(column)``, if given, adds a leading time-bucket key (and then days are
+    read hour by hour); ``errors`` adds the 4xx and 5xx counts.  Yields ``([idx,] *group,
+    bucket, count, sum_ms, max_ms, last_at, queries, queries_max, sql_ms, findings[,
+    count_4xx, count_5xx])``, one row per key.
     """
     since, until = filters.window()
     raw = requests_table.c
     first_hour = math.ceil(since / HOUR) * HOUR
     last_hour = math.floor(until / HOUR) * HOUR
+    detailed = bool(group or errors or filters.conditions(raw))
 
     def keys(table, period_column):
-        columns = [table.c[name].label(name) for name in (*group, "bucket")]
+        columns = [table.c[name].label(name)
+                   for name in (*group, *(("status",) if errors else ()), "bucket")]
         if time_index is not None:
             columns.insert(0, time_index(period_column).label("idx"))
         return columns
 
     def raw_part(*where):
-        return _part(requests_table, keys(requests_table, raw.started_at), func.count(),
+        return _part(requests_table, keys(requests_table, raw.started_at),
                      (*where, *filters.conditions(raw)))
 
     if not use_rollup or first_hour >= last_hour:
-        return conn.execute(raw_part(raw.started_at >= since, raw.started_at < until))
-    parts = [
-        _part(table, keys(table, table.c.period_start), func.sum(table.c["count"]),
-              (table.c.period_start >= start, table.c.period_start < end,
-               *filters.conditions(table.c)))
-        for table, start, end in _rollup_spans(first_hour, last_hour, time_index is None)
-    ]
-    done = _rolled_up_id()
-    # Callers merge the parts in Python: cheaper than SQLite re-grouping the union.
-    return conn.execute(union_all(
-        *parts,
-        raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
-        raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
-        # "+ 0" keeps SQLite from scanning the time index when the id range is tiny.
-        raw_part(raw.id > done, raw.started_at + 0 >= since, raw.started_at + 0 < until),
-    ))
+        parts = [raw_part(raw.started_at >= since, raw.started_at < until)]
+    else:
+        daily_until = None
+        if detailed and time_index is None:
+            daily_until = meta_value(conn, DAILY_UNTIL_KEY)
+        done = _rolled_up_id()
+        parts = [
+            _part(table, keys(table, table.c.period_start),
+                  (table.c.period_start >= start, table.c.period_start < end,
+                   *filters.conditions(table.c)))
+            for table, start, end in _rollup_spans(
+                first_hour, last_hour, hourly_table if detailed else totals_table,
+                daily_until)
+        ] + [
+            raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
+            raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
+            # "+ 0" keeps SQLite from scanning the time index when the id range is tiny.
+            raw_part(raw.id > done, raw.started_at + 0 >= since, raw.started_at + 0 < until),
+        ]
+    every = union_all(*parts).subquery()
+    outer = [every.c[name] for name in (*(("idx",) if time_index else ()), *group, "bucket")]
+    totals = [total(every.c[label]) for total, label in zip(VALUE_TOTALS, VALUE_LABELS)]
+    if errors:
+        status, count = every.c.status, every.c.n
+        totals += [func.sum(case((status.between(400, 499), count), else_=0)),
+                   func.sum(case((status >= 500, count), else_=0))]
+    return conn.execute(select(*outer, *totals).group_by(*outer))
 
 
 class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per summary column
@@ -145,10 +169,12 @@ class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per sum
         self.sql_ms = 0.0
         self.findings = 0
 
-    def add(self, status, bucket, count, total_ms, max_ms, last,  # pylint: disable=too-many-arguments,too-many-positional-arguments  # one per column
-            queries=0, queries_max=0, sql_ms=0.0, findings=0):
+    def add(self, bucket, count, total_ms, max_ms, last,  # pylint: disable=too-many-arguments,too-many-positional-arguments  # one per column
+            queries=0, queries_max=0, sql_ms=0.0, findings=0, count_4xx=0, count_5xx=0):
         """Fold in one grouped row."""
         count = int(count)
+        self.count_4xx += int(count_4xx)
+        self.count_5xx += int(count_5xx)
         self.queries += int(queries)
         self.queries_max = max(self.queries_max, int(queries_max))
         self.sql_ms += sql_ms
@@ -158,10 +184,6 @@ class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per sum
         self.total_ms += total_ms
         self.max_ms = max(self.max_ms, max_ms)
         self.last = max(self.last, last)
-        if 400 <= status < 500:
-            self.count_4xx += count
-        elif status >= 500:
-            self.count_5xx += count
 
     def percentile(self, quantile):
         """Nearest-rank percentile estimated from the bucket counts."""
@@ -188,7 +210,7 @@ def summary(conn, filters, sort="count", descending=True):
     if sort not in SUMMARY_SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SUMMARY_SORT_KEYS)}; got {sort!r}")
     groups = {}
-    for row in _grouped_rows(conn, filters):
+    for row in _grouped_rows(conn, filters, group=("endpoint", "method"), errors=True):
         group = groups.get((row[0], row[1]))
         if group is None:
             group = groups[(row[0], row[1])] = _Aggregate()
@@ -219,8 +241,7 @@ def histogram(conn, filters):
     non-empty bucket (empty buckets in between are included with count 0).
     """
     counts = {}
-    rows = _grouped_rows(conn, filters, group=())
-    for bucket, count, *_ in rows:
+    for bucket, count, *_ in _grouped_rows(conn, filters):
         counts[bucket] = counts.get(bucket, 0) + int(count)
     if not counts:
         return []
@@ -253,13 +274,13 @@ def time_series(conn, filters, buckets=60):
     since, until = filters.window()
     width = (until - since) / buckets
     rows = _grouped_rows(
-        conn, filters, group=(),
+        conn, filters,
         time_index=lambda column: _time_index(conn, column, since, width),
         use_rollup=width >= HOUR,
     )
     series = [_Aggregate() for _ in range(buckets)]
     for row in rows:
-        series[min(max(int(row[0]), 0), buckets - 1)].add(0, *row[1:])
+        series[min(max(int(row[0]), 0), buckets - 1)].add(*row[1:])
     return [
         {
             "start": since + index * width, "end": since + (index + 1) * width,
@@ -274,9 +295,9 @@ def time_series(conn, filters, buckets=60):
 
 def endpoints(conn):
     """Distinct (endpoint, method) pairs for the dashboard's filter drop-downs."""
-    raw, rollup = requests_table.c, hourly_table.c
+    raw, known = requests_table.c, endpoints_table.c
     pairs = union(  # union (not union_all) removes the duplicates
-        select(rollup.endpoint, rollup.method),
+        select(known.endpoint, known.method),
         select(raw.endpoint, raw.method).where(raw.id > _rolled_up_id()),
     ).subquery()
     rows = conn.execute(select(pairs.c.endpoint, pairs.c.method).order_by(
