@@ -84,7 +84,7 @@ class Pending:
         """Start again after a roll-up (or a failed one, which reads the rows back)."""
         self.__init__()  # pylint: disable=unnecessary-dunder-call  # the same fresh state
 
-    def add(self, rows, first_id):
+    def add(self, rows, first_id):  # pylint: disable=too-many-locals  # one pass, all local
         """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
         ``first_id`` (``None`` when unknown: then the roll-up reads them back)."""
         if first_id is None:
