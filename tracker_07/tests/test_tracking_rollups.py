@@ -14,7 +14,7 @@ from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
 )
 
-TABLES = (store.hourly_table, store.daily_table, store.totals_table, store.endpoints_table)
+TABLES = (*(table for table, _period in store.ROLLUPS), store.endpoints_table)
 
 
 def contents(engine, table):
@@ -130,14 +130,13 @@ class UpgradeMixin(StoreMixin):
         """Rows rolled up the way the previous version left them."""
         self.insert(self.rows, roll_up=True)
         with self.engine.begin() as conn:
-            for table in (store.totals_table, store.endpoints_table):
+            conn.execute(store.daily_table.delete())
+            rollups.fold_days(conn, now=BASE_TIME + 9 * 86400)  # every day with rows
+            for table in (store.totals_table, store.endpoints_table, store.status_hourly_table,
+                          store.status_daily_table):
                 table.drop(conn)
             conn.execute(store.meta_table.delete().where(store.meta_table.c.key.in_(
                 (schema.SCHEMA_KEY, schema.DAILY_UNTIL_KEY))))
-            conn.execute(store.daily_table.delete())
-            rollups.fold_days(conn, now=BASE_TIME + 9 * 86400)  # every day with rows
-            conn.execute(store.meta_table.delete().where(
-                store.meta_table.c.key == schema.DAILY_UNTIL_KEY))
 
     def test_previous_store_is_upgraded_once_and_reads_the_same(self):
         self.rows = sample_rows(count=3000, seed=5, span=2 * 86400)

@@ -53,7 +53,8 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(sorted(inspect(engine).get_table_names()),
                          ["tracker_endpoints", "tracker_meta", "tracker_requests",
                           "tracker_rollup_daily",
-                          "tracker_rollup_hourly", "tracker_rollup_totals"])
+                          "tracker_rollup_hourly", "tracker_rollup_totals", "tracker_status_daily",
+                          "tracker_status_hourly"])
 
     def test_create_schema_retries_a_race_then_gives_up(self):
         engine = sqlite_engine(self._tmp.name)

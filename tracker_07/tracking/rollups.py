@@ -17,11 +17,15 @@ from .store import (
     DAY,
     HOUR,
     ROLLUP_KEY,
+    ROLLUPS,
+    STATUS_KEY,
     TOTALS_KEY,
     daily_table,
     endpoints_table,
     hourly_table,
     requests_table,
+    status_daily_table,
+    status_hourly_table,
     totals_table,
 )
 
@@ -72,10 +76,11 @@ class Pending:
     is about to fold in (one writer on SQLite), it merges these groups instead of reading
     the rows back."""
 
-    __slots__ = ("groups", "count", "low", "usable")
+    __slots__ = ("groups", "statuses", "count", "low", "usable")
 
     def __init__(self):
         self.groups = {}
+        self.statuses = {}
         self.count = 0
         self.low = None
         self.usable = True
@@ -85,6 +90,8 @@ class Pending:
         self.__init__()  # pylint: disable=unnecessary-dunder-call  # the same fresh state
 
     def add(self, rows, first_id):  # pylint: disable=too-many-locals  # one pass, all local
+        # (Per row and not folded from the groups at the roll-up: cheaper at low rates,
+        # where the groups are almost as many as the rows.)
         """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
         ``first_id`` (``None`` when unknown: then the roll-up reads them back)."""
         if first_id is None:
@@ -92,29 +99,30 @@ class Pending:
             return
         self.low = first_id if self.low is None else min(self.low, first_id)
         self.count += len(rows)
-        groups = self.groups
-        find = groups.get
+        buckets, statuses = self.groups, self.statuses
         for started, endpoint, method, status, duration, *database, bucket in rows:
             queries, sql_ms, findings = database
             # The hour as the SQL roll-up computes it: a truncating cast of the division.
-            key = (int(started / 3600.0) * HOUR, endpoint, method, status, bucket)
-            group = find(key)
-            if group is None:
-                groups[key] = [1, duration, duration, started, queries, queries, sql_ms,
-                               findings]
-                continue
-            group[0] += 1
-            group[1] += duration
-            if duration > group[2]:
-                group[2] = duration
-            if started > group[3]:
-                group[3] = started
-            if queries:
-                group[4] += queries
-                if queries > group[5]:
-                    group[5] = queries
-                group[6] += sql_ms
-                group[7] += findings
+            hour = int(started / 3600.0) * HOUR
+            for groups, key in ((buckets, (hour, endpoint, method, status, bucket)),
+                                (statuses, (hour, endpoint, method, status))):
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [1, duration, duration, started, queries, queries, sql_ms,
+                                   findings]
+                    continue
+                group[0] += 1
+                group[1] += duration
+                if duration > group[2]:
+                    group[2] = duration
+                if started > group[3]:
+                    group[3] = started
+                if queries:
+                    group[4] += queries
+                    if queries > group[5]:
+                        group[5] = queries
+                    group[6] += sql_ms
+                    group[7] += findings
 
     def covers(self, done, top):
         """Whether the counted rows are exactly the ids after ``done`` up to ``top``: as
@@ -141,11 +149,13 @@ def _merge_rows(conn, table, key, rows):
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
 
 
-def _merge_pending(conn, groups):
-    """Merge a writer's counted groups into the hourly, totals, endpoint and (for days
-    already summed) daily tables."""
-    rows = [(*key, *values) for key, values in groups.items()]
+def _merge_pending(conn, pending):
+    """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
+    days already summed) daily tables."""
+    rows = [(*key, *values) for key, values in pending.groups.items()]
+    statuses = [(*key, *values) for key, values in pending.statuses.items()]
     _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
+    _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
     # Groups of the same hour and bucket merge into one totals row as the upserts run.
     _merge_rows(conn, totals_table, TOTALS_KEY, [(row[0], *row[4:]) for row in rows])
     latest = {}
@@ -161,8 +171,10 @@ def _merge_pending(conn, groups):
             f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
             f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
     daily_until = meta_value(conn, DAILY_UNTIL_KEY)
-    _merge_rows(conn, daily_table, ROLLUP_KEY,
-                [(row[0] - row[0] % DAY, *row[1:]) for row in rows if row[0] < daily_until])
+    for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
+                               (status_daily_table, STATUS_KEY, statuses)):
+        _merge_rows(conn, table, key, [(group[0] - group[0] % DAY, *group[1:])
+                                       for group in groups if group[0] < daily_until])
 
 
 def roll_up(conn, now=None, pending=None):
@@ -185,7 +197,7 @@ def roll_up(conn, now=None, pending=None):
     rolled = 0
     if top is not None and top > done and pending is not None and pending.covers(done, top):
         rolled = pending.count
-        _merge_pending(conn, pending.groups)
+        _merge_pending(conn, pending)
         set_meta(conn, ROLLED_UP_KEY, top)
     elif top is not None and top > done:
         new = (raw.id > done, raw.id <= top)
@@ -197,14 +209,17 @@ def roll_up(conn, now=None, pending=None):
         _merge(conn, totals_table, TOTALS_KEY,
                select(hour, raw.bucket, *_raw_values()).where(*new)
                .group_by(hour, raw.bucket))
+        _merge(conn, status_hourly_table, STATUS_KEY,
+               select(hour, *detail[:3], *_raw_values()).where(*new).group_by(hour, *detail[:3]))
         _add_endpoints(conn, select(raw.endpoint, raw.method, func.max(hour))
                        .where(*new).group_by(raw.endpoint, raw.method))
         # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
         day = _period_of(conn, raw.started_at, DAY)
-        _merge(conn, daily_table, ROLLUP_KEY,
-               select(day, *detail, *_raw_values())
-               .where(*new, raw.started_at + 0 < meta_value(conn, DAILY_UNTIL_KEY))
-               .group_by(day, *detail))
+        late = raw.started_at + 0 < meta_value(conn, DAILY_UNTIL_KEY)
+        for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
+                                    (status_daily_table, STATUS_KEY, detail[:3])):
+            _merge(conn, table, key, select(day, *columns, *_raw_values())
+                   .where(*new, late).group_by(day, *columns))
         set_meta(conn, ROLLED_UP_KEY, top)
     fold_days(conn, now)
     return rolled
@@ -230,13 +245,14 @@ def fold_days(conn, now=None):
     start = meta_value(conn, DAILY_UNTIL_KEY)
     if start >= target:
         return start
-    hours = hourly_table.c
-    day = hours.period_start - hours.period_start % literal(DAY)
-    detail = (hours.endpoint, hours.method, hours.status, hours.bucket)
-    _merge(conn, daily_table, ROLLUP_KEY,
-           select(day, *detail, *_rollup_values(hourly_table))
-           .where(hours.period_start >= start, hours.period_start < target)
-           .group_by(day, *detail))
+    for hourly, daily, key in ((hourly_table, daily_table, ROLLUP_KEY),
+                               (status_hourly_table, status_daily_table, STATUS_KEY)):
+        hours = hourly.c
+        day = hours.period_start - hours.period_start % literal(DAY)
+        detail = [hours[name] for name in key[1:]]
+        _merge(conn, daily, key, select(day, *detail, *_rollup_values(hourly))
+               .where(hours.period_start >= start, hours.period_start < target)
+               .group_by(day, *detail))
     set_meta(conn, DAILY_UNTIL_KEY, target)
     return target
 
@@ -248,14 +264,16 @@ def prune_periods(conn, cutoff):
     (the daily roll-up is keyed by endpoint first, so its delete reads the whole table).
     """
     if math.isinf(cutoff):
-        for table in (hourly_table, daily_table, totals_table, endpoints_table):
+        for table, _period in ROLLUPS:
             conn.execute(delete(table))
+        conn.execute(delete(endpoints_table))
         return
-    for table in (hourly_table, totals_table):
+    for table in (hourly_table, totals_table, status_hourly_table):
         # Compared as stored: the primary key serves it.
         conn.execute(delete(table).where(table.c.period_start <= cutoff - HOUR))
     conn.execute(delete(endpoints_table).where(endpoints_table.c.last_hour <= cutoff - HOUR))
     day_mark = math.floor((cutoff - DAY) / DAY) * DAY
     if day_mark > meta_value(conn, DAILY_PRUNED_KEY):
-        conn.execute(delete(daily_table).where(daily_table.c.period_start <= cutoff - DAY))
+        for table in (daily_table, status_daily_table):
+            conn.execute(delete(table).where(table.c.period_start <= cutoff - DAY))
         set_meta(conn, DAILY_PRUNED_KEY, day_mark)

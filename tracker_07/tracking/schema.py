@@ -12,13 +12,15 @@ from .store import (
     hourly_table,
     meta_table,
     metadata,
+    status_daily_table,
+    status_hourly_table,
     totals_table,
 )
 
 #: ``tracker_meta`` keys: the store's layout; the first day not yet in the daily roll-up.
 SCHEMA_KEY = "schema_version"
 DAILY_UNTIL_KEY = "daily_until"
-#: 2: the daily roll-up holds finished days only; totals and endpoint tables.
+#: 2: the daily roll-up holds finished days only; totals, status and endpoint tables.
 SCHEMA_VERSION = 2
 #: A rollup's value columns and how two groups' values combine.
 VALUE_AGGREGATES = (("count", "sum"), ("sum_ms", "sum"), ("max_ms", "max"),
@@ -84,16 +86,21 @@ def summed_values():
 
 def upgrade(conn):
     """Bring a store made by an older Tracker to ``SCHEMA_VERSION`` (once; True if it did):
-    the daily roll-up is emptied (the next roll-up sums finished days from the hourly
-    one), the totals and the endpoint list are summed from the hourly roll-up."""
+    the daily roll-ups are emptied (the next roll-up sums finished days from the hourly
+    ones), the totals, hourly status groups and endpoint list are summed from the hourly
+    roll-up."""
     if meta_value(conn, SCHEMA_KEY) >= SCHEMA_VERSION:
         return False
     hourly = hourly_table.name
-    for table in (daily_table, totals_table, endpoints_table):
+    for table in (daily_table, totals_table, endpoints_table, status_hourly_table,
+                  status_daily_table):
         conn.exec_driver_sql(f"DELETE FROM {table.name}")
     conn.exec_driver_sql(
         f"INSERT INTO {totals_table.name} SELECT period_start, bucket, {summed_values()} "
         f"FROM {hourly} GROUP BY period_start, bucket")
+    conn.exec_driver_sql(
+        f"INSERT INTO {status_hourly_table.name} SELECT period_start, endpoint, method, status, "
+        f"{summed_values()} FROM {hourly} GROUP BY period_start, endpoint, method, status")
     conn.exec_driver_sql(
         f"INSERT INTO {endpoints_table.name} SELECT endpoint, method, max(period_start) "
         f"FROM {hourly} GROUP BY endpoint, method")

@@ -17,6 +17,9 @@ The tables, created (and upgraded from an older Tracker's store) by
     such a day are added to both).
 ``tracker_rollup_totals``
     Per hour x latency bucket over every endpoint: what the unfiltered charts read.
+``tracker_status_hourly`` and ``tracker_status_daily``
+    Per hour (finished day) x endpoint x method x status, no buckets: a summary's exact
+    figures.
 ``tracker_endpoints``
     The (endpoint, method) pairs in the hourly roll-up, with their latest hour: the
     dashboard's filter list.
@@ -88,20 +91,19 @@ requests_table = Table(
 )
 
 
-def _rollup(name, period, key, detailed=True):
-    """A rollup table: per period x endpoint x method x status x latency bucket (or per
-    period x latency bucket only, when not ``detailed``)."""
+def _rollup(name, period, key):
+    """A rollup table: per period x the ``key``'s other columns (endpoint, method, status,
+    latency bucket), counts, sums and maxima."""
+    kinds = {"endpoint": String(ENDPOINT_LENGTH), "method": String(METHOD_LENGTH),
+             "status": SmallInteger, "bucket": SmallInteger}
     keys = [Column("period_start", BigInteger, nullable=False,
                    comment=f"Epoch seconds, multiple of {period}")]
-    if detailed:
-        keys += [Column("endpoint", String(ENDPOINT_LENGTH), nullable=False),
-                 Column("method", String(METHOD_LENGTH), nullable=False),
-                 Column("status", SmallInteger, nullable=False)]
+    keys += [Column(column, kinds[column], nullable=False)
+             for column in ROLLUP_KEY[1:] if column in key]
     return Table(
         name,
         metadata,
         *keys,
-        Column("bucket", SmallInteger, nullable=False),
         Column("count", BigInteger, nullable=False),
         Column("sum_ms", Double, nullable=False),
         Column("max_ms", Double, nullable=False),
@@ -125,9 +127,15 @@ hourly_table = _rollup("tracker_rollup_hourly", HOUR, ROLLUP_KEY)
 # (No index on its period_start: SQLite would prefer it and sort again.)
 daily_table = _rollup("tracker_rollup_daily", DAY, (*ROLLUP_KEY[1:], ROLLUP_KEY[0]))
 TOTALS_KEY = ("period_start", "bucket")
-totals_table = _rollup("tracker_rollup_totals", HOUR, TOTALS_KEY, detailed=False)
+totals_table = _rollup("tracker_rollup_totals", HOUR, TOTALS_KEY)
+# Per endpoint and status without the buckets: the exact figures of a summary, from a
+# fraction of the rows (SQLite's cost is per row and aggregate).
+STATUS_KEY = ROLLUP_KEY[:4]
+status_hourly_table = _rollup("tracker_status_hourly", HOUR, STATUS_KEY)
+status_daily_table = _rollup("tracker_status_daily", DAY, (*STATUS_KEY[1:], STATUS_KEY[0]))
 #: Each rollup table with the length of its periods in seconds.
-ROLLUPS = ((hourly_table, HOUR), (daily_table, DAY), (totals_table, HOUR))
+ROLLUPS = ((hourly_table, HOUR), (daily_table, DAY), (totals_table, HOUR),
+           (status_hourly_table, HOUR), (status_daily_table, DAY))
 
 endpoints_table = Table(
     "tracker_endpoints",
