@@ -156,20 +156,33 @@ def _merge_pending(conn, pending):
     statuses = [(*key, *values) for key, values in pending.statuses.items()]
     _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
     _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
-    # Groups of the same hour and bucket merge into one totals row as the upserts run.
-    _merge_rows(conn, totals_table, TOTALS_KEY, [(row[0], *row[4:]) for row in rows])
-    latest = {}
-    for hour, endpoint, method, *_ in rows:
+    totals, latest = {}, {}
+    for hour, endpoint, method, _status, bucket, *values in rows:
         if hour > latest.get((endpoint, method), -1):
             latest[(endpoint, method)] = hour
-    if latest:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        name = endpoints_table.name
-        conn.exec_driver_sql(
-            f"INSERT INTO {name} (endpoint, method, last_hour) VALUES ({mark}, {mark}, {mark}) "
-            f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
-            f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
-            f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
+        known = totals.get((hour, bucket))
+        if known is None:
+            totals[(hour, bucket)] = values
+            continue
+        # VALUE_AGGREGATES, spelled out: this loop runs for every group.
+        count, total_ms, max_ms, last_at, queries, queries_max, sql_ms, findings = values
+        known[0] += count
+        known[1] += total_ms
+        known[2] = max(known[2], max_ms)
+        known[3] = max(known[3], last_at)
+        known[4] += queries
+        known[5] = max(known[5], queries_max)
+        known[6] += sql_ms
+        known[7] += findings
+    _merge_rows(conn, totals_table, TOTALS_KEY,
+                [(*hour_bucket, *values) for hour_bucket, values in totals.items()])
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    name = endpoints_table.name
+    conn.exec_driver_sql(
+        f"INSERT INTO {name} (endpoint, method, last_hour) VALUES ({mark}, {mark}, {mark}) "
+        f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
+        f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
+        f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
     daily_until = meta_value(conn, DAILY_UNTIL_KEY)
     for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
                                (status_daily_table, STATUS_KEY, statuses)):
