@@ -118,6 +118,13 @@ class WriterCountsTest(unittest.TestCase):
         self.assertFalse(pending.covers(1, 10))  # one of ours was rolled up already
         pending.add(self.rows[10:12], None)
         self.assertFalse(pending.covers(0, 12))
+        self.assertEqual(pending.groups, {})  # nothing kept that cannot be used
+        pending.clear()
+        with mock.patch.object(rollups, "MAX_PENDING_GROUPS", 3):
+            pending.add(self.rows[:10], 1)
+            pending.add(self.rows[10:12], 11)  # too many groups: counting stops
+        self.assertFalse(pending.covers(0, 12))
+        self.assertEqual(pending.groups, {})
         pending.clear()
         self.assertEqual((pending.groups, pending.count, pending.usable), ({}, 0, True))
 

@@ -35,6 +35,9 @@ DAILY_PRUNED_KEY = "daily_pruned"
 #: A day is summed into the daily roll-up this long after it ended; rows that come later
 #: for it are added to both roll-ups as they come.
 DAY_GRACE = HOUR
+#: Beyond this many groups a writer stops counting (and its memory is given back) until
+#: the next roll-up, which then reads the rows back.
+MAX_PENDING_GROUPS = 200_000
 
 
 def _period_of(conn, column, period):
@@ -94,8 +97,10 @@ class Pending:
         # where the groups are almost as many as the rows.)
         """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
         ``first_id`` (``None`` when unknown: then the roll-up reads them back)."""
-        if first_id is None:
+        if first_id is None or not self.usable or len(self.groups) > MAX_PENDING_GROUPS:
+            # Unknown ids, or maintenance has not run for long: read the rows back instead.
             self.usable = False
+            self.groups, self.statuses = {}, {}
             return
         self.low = first_id if self.low is None else min(self.low, first_id)
         self.count += len(rows)
