@@ -154,13 +154,9 @@ def _merge_rows(conn, table, key, rows):
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
 
 
-def _merge_pending(conn, pending):
-    """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
-    days already summed) daily tables."""
-    rows = [(*key, *values) for key, values in pending.groups.items()]
-    statuses = [(*key, *values) for key, values in pending.statuses.items()]
-    _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
-    _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
+def _totals_and_latest(rows):
+    """From hourly groups: the totals per hour and bucket, and each (endpoint, method)'s
+    latest hour."""
     totals, latest = {}, {}
     for hour, endpoint, method, _status, bucket, *values in rows:
         if hour > latest.get((endpoint, method), -1):
@@ -170,15 +166,25 @@ def _merge_pending(conn, pending):
             totals[(hour, bucket)] = values
             continue
         # VALUE_AGGREGATES, spelled out: this loop runs for every group.
-        count, total_ms, max_ms, last_at, queries, queries_max, sql_ms, findings = values
-        known[0] += count
-        known[1] += total_ms
-        known[2] = max(known[2], max_ms)
-        known[3] = max(known[3], last_at)
-        known[4] += queries
-        known[5] = max(known[5], queries_max)
-        known[6] += sql_ms
-        known[7] += findings
+        known[0] += values[0]  # count
+        known[1] += values[1]  # sum_ms
+        known[2] = max(known[2], values[2])  # max_ms
+        known[3] = max(known[3], values[3])  # last_at
+        known[4] += values[4]  # queries_sum
+        known[5] = max(known[5], values[5])  # queries_max
+        known[6] += values[6]  # sql_ms_sum
+        known[7] += values[7]  # findings_sum
+    return totals, latest
+
+
+def _merge_pending(conn, pending):
+    """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
+    days already summed) daily tables."""
+    rows = [(*key, *values) for key, values in pending.groups.items()]
+    statuses = [(*key, *values) for key, values in pending.statuses.items()]
+    _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
+    _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
+    totals, latest = _totals_and_latest(rows)
     _merge_rows(conn, totals_table, TOTALS_KEY,
                 [(*hour_bucket, *values) for hour_bucket, values in totals.items()])
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
