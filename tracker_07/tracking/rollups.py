@@ -79,11 +79,12 @@ class Pending:
     is about to fold in (one writer on SQLite), it merges these groups instead of reading
     the rows back."""
 
-    __slots__ = ("groups", "statuses", "count", "low", "usable")
+    __slots__ = ("groups", "statuses", "totals", "count", "low", "usable")
 
     def __init__(self):
         self.groups = {}
         self.statuses = {}
+        self.totals = {}
         self.count = 0
         self.low = None
         self.usable = True
@@ -100,17 +101,18 @@ class Pending:
         if first_id is None or not self.usable or len(self.groups) > MAX_PENDING_GROUPS:
             # Unknown ids, or maintenance has not run for long: read the rows back instead.
             self.usable = False
-            self.groups, self.statuses = {}, {}
+            self.groups, self.statuses, self.totals = {}, {}, {}
             return
         self.low = first_id if self.low is None else min(self.low, first_id)
         self.count += len(rows)
-        buckets, statuses = self.groups, self.statuses
+        buckets, statuses, totals = self.groups, self.statuses, self.totals
         for started, endpoint, method, status, duration, *database, bucket in rows:
             queries, sql_ms, findings = database
             # The hour as the SQL roll-up computes it: a truncating cast of the division.
             hour = int(started / 3600.0) * HOUR
             for groups, key in ((buckets, (hour, endpoint, method, status, bucket)),
-                                (statuses, (hour, endpoint, method, status))):
+                                (statuses, (hour, endpoint, method, status)),
+                                (totals, (hour, bucket))):
                 group = groups.get(key)
                 if group is None:
                     groups[key] = [1, duration, duration, started, queries, queries, sql_ms,
@@ -154,39 +156,19 @@ def _merge_rows(conn, table, key, rows):
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
 
 
-def _totals_and_latest(rows):
-    """From hourly groups: the totals per hour and bucket, and each (endpoint, method)'s
-    latest hour."""
-    totals, latest = {}, {}
-    for hour, endpoint, method, _status, bucket, *values in rows:
-        if hour > latest.get((endpoint, method), -1):
-            latest[(endpoint, method)] = hour
-        known = totals.get((hour, bucket))
-        if known is None:
-            totals[(hour, bucket)] = values
-            continue
-        # VALUE_AGGREGATES, spelled out: this loop runs for every group.
-        known[0] += values[0]  # count
-        known[1] += values[1]  # sum_ms
-        known[2] = max(known[2], values[2])  # max_ms
-        known[3] = max(known[3], values[3])  # last_at
-        known[4] += values[4]  # queries_sum
-        known[5] = max(known[5], values[5])  # queries_max
-        known[6] += values[6]  # sql_ms_sum
-        known[7] += values[7]  # findings_sum
-    return totals, latest
-
-
-def _merge_pending(conn, pending):
+def _merge_pending(conn, pending, daily_until):
     """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
-    days already summed) daily tables."""
+    days before ``daily_until``, already summed) daily tables."""
     rows = [(*key, *values) for key, values in pending.groups.items()]
     statuses = [(*key, *values) for key, values in pending.statuses.items()]
     _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
     _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
-    totals, latest = _totals_and_latest(rows)
     _merge_rows(conn, totals_table, TOTALS_KEY,
-                [(*hour_bucket, *values) for hour_bucket, values in totals.items()])
+                [(*key, *values) for key, values in pending.totals.items()])
+    latest = {}
+    for hour, endpoint, method, *_ in statuses:
+        if hour > latest.get((endpoint, method), -1):
+            latest[(endpoint, method)] = hour
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     name = endpoints_table.name
     conn.exec_driver_sql(
@@ -194,7 +176,6 @@ def _merge_pending(conn, pending):
         f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
         f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
         f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
-    daily_until = meta_value(conn, DAILY_UNTIL_KEY)
     for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
                                (status_daily_table, STATUS_KEY, statuses)):
         _merge_rows(conn, table, key, [(group[0] - group[0] % DAY, *group[1:])
@@ -217,11 +198,12 @@ def roll_up(conn, now=None, pending=None):
         )
     raw = requests_table.c
     done = meta_value(conn, ROLLED_UP_KEY)
+    daily_until = meta_value(conn, DAILY_UNTIL_KEY)
     top = conn.execute(select(func.max(raw.id))).scalar()
     rolled = 0
     if top is not None and top > done and pending is not None and pending.covers(done, top):
         rolled = pending.count
-        _merge_pending(conn, pending)
+        _merge_pending(conn, pending, daily_until)
         set_meta(conn, ROLLED_UP_KEY, top)
     elif top is not None and top > done:
         new = (raw.id > done, raw.id <= top)
@@ -239,13 +221,13 @@ def roll_up(conn, now=None, pending=None):
                        .where(*new).group_by(raw.endpoint, raw.method))
         # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
         day = _period_of(conn, raw.started_at, DAY)
-        late = raw.started_at + 0 < meta_value(conn, DAILY_UNTIL_KEY)
+        late = raw.started_at + 0 < daily_until
         for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
                                     (status_daily_table, STATUS_KEY, detail[:3])):
             _merge(conn, table, key, select(day, *columns, *_raw_values())
                    .where(*new, late).group_by(day, *columns))
         set_meta(conn, ROLLED_UP_KEY, top)
-    fold_days(conn, now)
+    fold_days(conn, now, daily_until)
     return rolled
 
 
@@ -261,12 +243,14 @@ def _add_endpoints(conn, source):
                                 else_=old.last_hour)}))
 
 
-def fold_days(conn, now=None):
+def fold_days(conn, now=None, start=None):
     """Sum the hours of every finished day not yet in the daily roll-up into it (one
-    statement, about once a day); returns the new ``daily_until``."""
+    statement, about once a day); returns the new ``daily_until``.  ``start``: its value,
+    if the caller has read it already."""
     now = filters.now() if now is None else now
     target = math.floor((now - DAY_GRACE) / DAY) * DAY
-    start = meta_value(conn, DAILY_UNTIL_KEY)
+    if start is None:
+        start = meta_value(conn, DAILY_UNTIL_KEY)
     if start >= target:
         return start
     for hourly, daily, key in ((hourly_table, daily_table, ROLLUP_KEY),
