@@ -1,17 +1,24 @@
 """Fill a tracking store with 1,000,000 requests through the real writer, then time the
-dashboard queries.
+dashboard queries, the dashboard page and its JSON, and maintenance at the row cap.
 
     python benchmarks/bench_tracking_store.py [--rows 1000000] [--days 7] [--url URL]
+        [--store benchmarks/results/store-1m.tmp] [--rates 100,4000]
 
 Rows go through ``Writer.write`` (the background writer's own code: tuple conversion,
-one transaction and one executemany per batch of ``TRACKER_BATCH_SIZE``).  The rollup is
-then brought up to date once (in production the writer does this every minute, on the
-minute's new rows only), and each query is run several times; medians are printed as a
-markdown table.
+one statement per batch of ``TRACKER_BATCH_SIZE``, the roll-up's counting).  The rollups
+are then brought up to date once (in production the writer does this every minute, on
+the minute's new rows only), and each query is run several times; medians are printed as
+a markdown table.  ``--store`` keeps the filled SQLite file and reuses it on the next run
+(``benchmarks/results/*.tmp*`` is git-ignored).  On PostgreSQL the fill is followed by
+``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
+maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
+``Writer.maintain`` (roll-up and retention, ``TRACKER_MAX_ROWS`` = ``--rows``) runs;
+process CPU per new row is reported, with the writer's own cost per row beside it.
 """
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -23,7 +30,8 @@ from sqlalchemy import select
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
-from tracker_07.tracking import filters, reads, writes  # noqa: E402
+from tracker_07.extension import Tracker  # noqa: E402
+from tracker_07.tracking import filters, reads, rollups, writes  # noqa: E402
 from tracker_07.tracking.extension import Tracking  # noqa: E402
 from tracker_07.tracking.filters import Filters  # noqa: E402
 from tracker_07.tracking.store import IMMEDIATE  # noqa: E402
@@ -40,7 +48,7 @@ def build_batches(rows, days, endpoint_count, batch_size, seed=1):
     start_times = sorted(now - generator.random() * days * 86400 for _ in range(rows))
     records = [
         (started, started + generator.lognormvariate(2.0, 1.0) / 1000.0, rule,
-         "POST" if generator.random() < 0.1 else "GET", generator.choice(statuses))
+         "POST" if generator.random() < 0.1 else "GET", generator.choice(statuses), None)
         for rule, started in zip(generator.choices(rules, weights, k=rows), start_times)
     ]
     return [records[first:first + batch_size] for first in range(0, rows, batch_size)]
@@ -65,6 +73,9 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--store", help="SQLite file to fill once and reuse")
+    parser.add_argument("--rates", default="",
+                        help="requests per second to measure maintenance at, e.g. 100,4000")
     return parser.parse_args()
 
 
@@ -84,9 +95,13 @@ def fill(tracking, args):
         with tracking.engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
-                return writes.roll_up(conn)
+                return rollups.roll_up(conn)
 
     roll_up_ms, rolled = timed(roll_up, 1)
+    if tracking.engine.dialect.name == "postgresql":
+        # What autovacuum does within a minute of a load this size: the planner's statistics.
+        with tracking.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
     with tracking.engine.connect() as conn:
         rollup_rows = " + ".join(
             f"{conn.exec_driver_sql(f'SELECT count(*) FROM {name}').scalar():,}"
@@ -169,24 +184,97 @@ def time_retention(tracking, args, new_rows=6000):
     return lines
 
 
+def time_page(url, args):
+    """Median time of the dashboard page a user opens, ``/dashboard/?range=7d``, and of its
+    JSON, through the app (``Tracker(app)``, profiles off) and Flask's test client."""
+    app = Flask(__name__)
+    Tracker(app, TRACKER_DATABASE_URL=url, TRACKER_MAINTENANCE_INTERVAL=1e9, PROFILER_DIR="",
+            TRACKER_RETENTION_DAYS=0, TRACKER_MAX_ROWS=0)
+    client = app.test_client()
+    lines = []
+    for path in ("/dashboard/?range=7d", "/dashboard/api/endpoints?range=7d"):
+        def get(path=path):
+            response = client.get(path)
+            assert response.status_code == 200, response.data[:300]
+            return response
+        get()  # warm: templates compiled, connections open
+        median_ms, _ = timed(get, args.repeat)
+        lines.append((f"GET {path}", f"{median_ms:,.1f} ms"))
+    app.extensions["tracker_tracking"].shutdown()
+    return lines
+
+
+def _remove(path):
+    """Delete a SQLite file and its WAL files, if there."""
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+def time_maintenance(path, args, rate, rounds=5):
+    """Maintenance at the row cap on a copy of the store: ``rate`` requests per second for a
+    minute arrive through ``Writer.write``, then ``Writer.maintain`` runs; the median
+    process CPU per new row of each, over ``rounds`` minutes."""
+    work = f"{path}.work.tmp"
+    _remove(work)
+    shutil.copyfile(path, work)
+    app = Flask(__name__)
+    app.config.update(TRACKER_DATABASE_URL=f"sqlite:///{work}", TRACKER_MAX_ROWS=args.rows,
+                      TRACKER_RETENTION_DAYS=30, TRACKER_SLOW_MS=0,
+                      TRACKER_MAINTENANCE_INTERVAL=1e9, TRACKER_BATCH_SIZE=args.batch_size)
+    tracking = Tracking(app)
+    tracking.writer.maintain(force=True)  # the copy starts rolled up and at the cap
+    per_minute = rate * 60
+    writer_us, maintain_us = [], []
+    for round_number in range(rounds):
+        batches = build_batches(per_minute, 60 / 86400, args.endpoints, args.batch_size,
+                                seed=round_number)
+        cpu = time.process_time()
+        for batch in batches:
+            tracking.writer.write(batch)
+        writer_us.append((time.process_time() - cpu) / per_minute * 1e6)
+        cpu = time.process_time()
+        tracking.writer.maintain(force=True)
+        maintain_us.append((time.process_time() - cpu) / per_minute * 1e6)
+    with tracking.engine.connect() as conn:
+        assert reads.row_count(conn) <= args.rows
+    tracking.shutdown()
+    _remove(work)
+    spread = f"{min(maintain_us):.2f}–{max(maintain_us):.2f}"
+    return [(f"maintenance at the {args.rows:,}-row cap, {rate:,} requests/s, once a minute",
+             f"{statistics.median(maintain_us):.2f} µs CPU per row ({spread}); writer "
+             f"{statistics.median(writer_us):.2f} µs per row")]
+
+
 def main():
     """Run the benchmark and print a markdown table."""
     args = parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
+        path = args.store or f"{tmpdir}/bench.sqlite3"
+        url = args.url or f"sqlite:///{path}"
         app = Flask(__name__, instance_path=tmpdir)
         app.config.update(
-            TRACKER_DATABASE_URL=args.url or f"sqlite:///{tmpdir}/bench.sqlite3",
+            TRACKER_DATABASE_URL=url,
             TRACKER_RETENTION_DAYS=0, TRACKER_MAX_ROWS=0, TRACKER_SLOW_MS=0,
             TRACKER_BATCH_SIZE=args.batch_size, TRACKER_MAINTENANCE_INTERVAL=1e9,
         )
         tracking = Tracking(app)
         with tracking.engine.begin() as conn:
-            if reads.row_count(conn):
-                sys.exit("the store is not empty; give an empty database")
-        results = (fill(tracking, args) + time_queries(tracking.engine, args)
-                   + time_retention(tracking, args))
+            stored = reads.row_count(conn)
+        if stored and not args.store:
+            sys.exit("the store is not empty; give an empty database")
+        results = [] if stored else fill(tracking, args)
+        if stored:
+            print(f"reusing {path} ({stored:,} rows)", file=sys.stderr)
+            args.rows = stored
+        results += time_queries(tracking.engine, args)
+        results += time_page(url, args)
+        if not args.store:
+            results += time_retention(tracking, args)
         backend = tracking.engine.url.get_backend_name()
         tracking.shutdown()
+        for rate in filter(None, args.rates.split(",")):
+            results += time_maintenance(path, args, int(rate))
 
     print(f"\n{args.rows:,} rows, {args.endpoints} endpoints, {args.days:g} days, "
           f"{backend}, batch {args.batch_size}, median of {args.repeat} runs\n")

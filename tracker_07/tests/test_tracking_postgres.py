@@ -13,6 +13,7 @@ from tracker_07.tracking import filters, reads, store
 from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
 from tracker_07.tests.test_tracking_reads import ReadsMixin
+from tracker_07.tests.test_tracking_rollups import UpgradeMixin
 from tracker_07.tests.test_tracking_writes import WritesMixin
 from tracker_07.tests.tracking_helpers import TrackedAppCase, get
 
@@ -26,8 +27,8 @@ NEEDS_POSTGRES = needs(
 
 
 @NEEDS_POSTGRES
-class PostgresStoreTest(ReadsMixin, WritesMixin, unittest.TestCase):
-    """The shared read and write tests on PostgreSQL."""
+class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, unittest.TestCase):
+    """The shared read, write and upgrade tests on PostgreSQL."""
 
     def make_engine(self):
         engine = store.create_store_engine(DATABASE_URL)

@@ -3,7 +3,7 @@ exports) compared with the raw rows on SQLite; the same tests run on PostgreSQL 
 test_tracking_postgres."""
 import unittest
 
-from tracker_07.tracking import reads, writes
+from tracker_07.tracking import reads, rollups
 from tracker_07.tracking.filters import Filters
 from tracker_07.tracking.store import BUCKET_ERROR
 from tracker_07.tests.tracking_helpers import (
@@ -18,8 +18,8 @@ class ReadsMixin(StoreMixin):
         self.insert(self.rows[:2000])
         # Half rolled up, half still raw: every read path is used at once.
         with self.engine.begin() as conn:
-            self.assertEqual(writes.roll_up(conn), 2000)
-            self.assertEqual(writes.roll_up(conn), 0)
+            self.assertEqual(rollups.roll_up(conn), 2000)
+            self.assertEqual(rollups.roll_up(conn), 0)
         self.insert(self.rows[2000:])
         ranges = [
             (BASE_TIME, BASE_TIME + 5 * HOUR),
@@ -28,7 +28,7 @@ class ReadsMixin(StoreMixin):
         ]
         before = [self.check_summary(since, until) for since, until in ranges]
         with self.engine.begin() as conn:
-            self.assertEqual(writes.roll_up(conn), 1000)
+            self.assertEqual(rollups.roll_up(conn), 1000)
         after = [self.check_summary(since, until) for since, until in ranges]
         self.assertEqual(len(before), len(after))
         for old, new in zip(before, after):
@@ -42,7 +42,7 @@ class ReadsMixin(StoreMixin):
         self.check_summary(BASE_TIME - 86400, BASE_TIME + 5 * 86400)
         self.check_summary(BASE_TIME + 86400, BASE_TIME + 2 * 86400, endpoint="/c")
         with self.engine.begin() as conn:
-            writes.roll_up(conn)
+            rollups.roll_up(conn)
         self.check_summary(BASE_TIME + 777.7, BASE_TIME + 3.5 * 86400, method="POST")
 
     def test_summary_filters(self):

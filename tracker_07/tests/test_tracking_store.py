@@ -6,7 +6,7 @@ from unittest import mock
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
-from tracker_07.tracking import reads, store, writes
+from tracker_07.tracking import reads, schema, store, writes
 from tracker_07.tests.tracking_helpers import sqlite_engine
 
 
@@ -31,7 +31,7 @@ class EngineTest(unittest.TestCase):
         other = sqlite_engine(self._tmp.name)
         self.addCleanup(engine.dispose)
         self.addCleanup(other.dispose)
-        store.create_schema(engine)
+        schema.create_schema(engine)
         with engine.connect() as conn:
             conn.execution_options(**{store.IMMEDIATE: True})
             with conn.begin():
@@ -48,27 +48,38 @@ class EngineTest(unittest.TestCase):
         engine = sqlite_engine(self._tmp.name)
         self.addCleanup(engine.dispose)
         self.assertEqual(inspect(engine).get_table_names(), [])
-        store.create_schema(engine)
-        store.create_schema(engine)
+        schema.create_schema(engine)
+        schema.create_schema(engine)
         self.assertEqual(sorted(inspect(engine).get_table_names()),
-                         ["tracker_meta", "tracker_requests", "tracker_rollup_daily",
-                          "tracker_rollup_hourly"])
+                         ["tracker_endpoints", "tracker_meta", "tracker_requests",
+                          "tracker_rollup_daily",
+                          "tracker_rollup_hourly", "tracker_rollup_totals", "tracker_status_daily",
+                          "tracker_status_hourly"])
 
     def test_create_schema_retries_a_race_then_gives_up(self):
         engine = sqlite_engine(self._tmp.name)
         self.addCleanup(engine.dispose)
         race = OperationalError("CREATE TABLE", {}, Exception("table already exists"))
-        with mock.patch.object(store.metadata, "create_all", side_effect=[race, None]) as create:
-            store.create_schema(engine)
+        create_all = store.metadata.create_all
+        effects = iter([race, None])  # the other process wins, then our retry creates them
+
+        def racing(*args, **kwargs):
+            effect = next(effects)
+            if effect is not None:
+                raise effect
+            return create_all(*args, **kwargs)
+
+        with mock.patch.object(store.metadata, "create_all", side_effect=racing) as create:
+            schema.create_schema(engine)
         self.assertEqual(create.call_count, 2)
         with mock.patch.object(store.metadata, "create_all", side_effect=race):
             with self.assertRaises(OperationalError):
-                store.create_schema(engine)
+                schema.create_schema(engine)
 
     def test_in_memory_database_is_shared_between_threads(self):
         engine = store.create_store_engine("sqlite://")
         self.addCleanup(engine.dispose)
-        store.create_schema(engine)
+        schema.create_schema(engine)
         with engine.begin() as conn:
             writes.insert_batch(conn, [(1.0, "/x", "GET", 200, 2.0)])
         with engine.connect() as conn:
@@ -135,10 +146,10 @@ class OlderStoreTest(unittest.TestCase):
                 conn.exec_driver_sql("INSERT INTO tracker_requests (started_at, endpoint, method,"
                                      " status, duration_ms, bucket) VALUES (1.0, '/', 'GET', "
                                      "200, 2.0, 5)")
-            store.create_schema(engine)
+            schema.create_schema(engine)
             columns = {column["name"] for column in inspect(engine).get_columns("tracker_requests")}
             self.assertLessEqual({"queries", "sql_ms", "findings"}, columns)
             with engine.begin() as conn:
-                self.assertEqual(store.add_missing_columns(conn), [])
+                self.assertEqual(schema.add_missing_columns(conn), [])
                 (row,) = reads.export_rows(conn)
             self.assertEqual((row["queries"], row["sql_ms"], row["findings"]), (0, 0, 0))

@@ -6,7 +6,7 @@ from unittest import mock
 
 from sqlalchemy import func, select
 
-from tracker_07.tracking import reads, store, writes
+from tracker_07.tracking import reads, rollups, store, writes
 from tracker_07.tracking.filters import Filters
 from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows,
@@ -31,8 +31,8 @@ class WritesMixin(StoreMixin):
         self.insert(self.rows[:1200], roll_up=True)
         self.insert(self.rows[1200:])
         with self.engine.begin() as conn:
-            self.assertEqual(writes.roll_up(conn), 800)
-            self.assertEqual(writes.roll_up(conn), 0)
+            self.assertEqual(rollups.roll_up(conn), 800)
+            self.assertEqual(rollups.roll_up(conn), 0)
         for table, period in store.ROLLUPS:
             with self.engine.connect() as conn:
                 totals = conn.execute(select(
@@ -99,7 +99,7 @@ class WritesMixin(StoreMixin):
     def test_insert_batch_of_nothing(self):
         with self.engine.begin() as conn:
             self.assertEqual(writes.insert_batch(conn, []), 0)
-            self.assertEqual(writes.roll_up(conn), 0)
+            self.assertEqual(rollups.roll_up(conn), 0)
             self.assertEqual(reads.row_count(conn), 0)
 
 

@@ -7,12 +7,11 @@ import unittest
 
 from flask import Flask, Response, abort
 
-from tracker_07.tracking import reads, writes
+from tracker_07.tracking import reads, rollups, writes
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tracking.filters import Filters
-from tracker_07.tracking.store import (
-    BUCKET_ERROR, create_schema, create_store_engine, metadata,
-)
+from tracker_07.tracking.schema import create_schema
+from tracker_07.tracking.store import BUCKET_ERROR, create_store_engine, metadata
 
 HOUR = 3600
 # 2024-05-01 10:20:00 UTC: deliberately not on an hour, so ranges have partial hours.
@@ -213,7 +212,7 @@ class StoreMixin:
         with self.engine.begin() as conn:
             writes.insert_batch(conn, rows)
             if roll_up:
-                writes.roll_up(conn)
+                rollups.roll_up(conn)
 
     def check_summary(self, since, until, **filters):
         """Compare summary() with the independent computation, within the bucket error."""

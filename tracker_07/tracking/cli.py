@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import filters, reads, writes
+from . import filters, reads, rollups, writes
 from .store import IMMEDIATE
 
 EXTENSION_KEY = "tracker_tracking"
@@ -159,6 +159,8 @@ def prune_command(older_than_days, keep):
     if older_than_days is not None:
         older_than = filters.now() - older_than_days * 86400
     with database(write=True) as conn:
+        # Rolled up first, as the writer does: no row leaves before the roll-ups count it.
+        rollups.roll_up(conn)
         deleted = writes.prune(conn, older_than=older_than, keep_rows=keep)
     click.echo(f"Deleted {deleted} rows.")
 

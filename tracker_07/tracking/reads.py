@@ -13,28 +13,27 @@ last edge, about 30 minutes, as the maximum).
 
 Summaries read whole days and hours from the rollup tables and only the partial hours
 at either end of the range (plus the rows written since the last roll-up) from the raw
-rows, so their cost depends on the number of endpoints and periods, not of requests.
+rows, and the database sums them per key, so their cost depends on the number of
+endpoints and periods, not of requests, and Python sees one row per key.
 """
 import math
 from bisect import bisect_left
 from itertools import accumulate
 
-from sqlalchemy import Integer, cast, func, literal, select, union, union_all
-from sqlalchemy.sql.functions import coalesce
+from sqlalchemy import Integer, cast, func, select, union
 
 from .filters import Filters
+from .grouped import EXACT, grouped_rows, not_rolled_up, rolled_up_id
+from .schema import meta_value
 from .store import (
     BUCKET_COUNT,
-    DAY,
     HOUR,
     bucket_bounds,
     bucket_middle,
-    daily_table,
-    hourly_table,
-    meta_table,
+    endpoints_table,
     requests_table,
 )
-from .writes import DROPPED_KEY, ROLLED_UP_KEY, meta_value
+from .writes import DROPPED_KEY
 
 SUMMARY_SORT_KEYS = (
     "endpoint", "method", "count", "mean", "p50", "p95", "p99", "max",
@@ -45,85 +44,6 @@ EXPORT_COLUMNS = ("id", "started_at", "endpoint", "method", "status", "duration_
                   "queries", "sql_ms", "findings")
 #: Reads with no filters: every request, at any time.
 EVERYTHING = Filters()
-
-
-def _rolled_up_id():
-    """SQL for the highest raw id already folded into the rollup (0 before the first)."""
-    marker = select(meta_table.c.value).where(meta_table.c.key == ROLLED_UP_KEY)
-    return coalesce(marker.scalar_subquery(), literal(0))
-
-
-def _part(table, keys, count, where):
-    """One SELECT of :func:`_grouped_rows` over the raw table or a rollup table."""
-    columns = table.c
-    is_raw = table is requests_table
-    return select(
-        *keys,
-        count.label("n"),
-        func.sum(columns.duration_ms if is_raw else columns.sum_ms).label("total"),
-        func.max(columns.duration_ms if is_raw else columns.max_ms).label("top"),
-        func.max(columns.started_at if is_raw else columns.last_at).label("last"),
-        func.sum(columns.queries if is_raw else columns.queries_sum).label("queries"),
-        func.max(columns.queries if is_raw else columns.queries_max).label("queries_max"),
-        func.sum(columns.sql_ms if is_raw else columns.sql_ms_sum).label("sql_ms"),
-        func.sum(columns.findings if is_raw else columns.findings_sum).label("findings"),
-    ).where(*where).group_by(*keys)
-
-
-def _rollup_spans(first_hour, last_hour, use_days):
-    """Which rollup covers which whole periods: days where possible, hours around them."""
-    first_day = math.ceil(first_hour / DAY) * DAY
-    last_day = math.floor(last_hour / DAY) * DAY
-    if not use_days or first_day >= last_day:
-        return [(hourly_table, first_hour, last_hour)]
-    return [(daily_table, first_day, last_day), (hourly_table, first_hour, first_day),
-            (hourly_table, last_day, last_hour)]
-
-
-def _grouped_rows(conn, filters, group=("endpoint", "method", "status"), time_index=None,
-                  use_rollup=True):
-    """Aggregates per ``group`` columns and latency bucket of the ``filters``' requests.
-
-    Rows already folded into the rollups are read from the daily rollup for whole days,
-    from the hourly rollup for the remaining whole hours and from the raw table for the
-    partial hours at either end; rows not yet folded in are read raw.  It is one
-    statement, so PostgreSQL answers from a single snapshot.  ``time_index(column)``, if
-    given, adds a leading time-bucket key (and then days are read hour by hour).
-    Yields ``([idx,] *group, bucket, count, sum_ms, max_ms, last_at)``; a key can come
-    from several parts, so callers add them up.
-    """
-    since, until = filters.window()
-    raw = requests_table.c
-    first_hour = math.ceil(since / HOUR) * HOUR
-    last_hour = math.floor(until / HOUR) * HOUR
-
-    def keys(table, period_column):
-        columns = [table.c[name].label(name) for name in (*group, "bucket")]
-        if time_index is not None:
-            columns.insert(0, time_index(period_column).label("idx"))
-        return columns
-
-    def raw_part(*where):
-        return _part(requests_table, keys(requests_table, raw.started_at), func.count(),
-                     (*where, *filters.conditions(raw)))
-
-    if not use_rollup or first_hour >= last_hour:
-        return conn.execute(raw_part(raw.started_at >= since, raw.started_at < until))
-    parts = [
-        _part(table, keys(table, table.c.period_start), func.sum(table.c["count"]),
-              (table.c.period_start >= start, table.c.period_start < end,
-               *filters.conditions(table.c)))
-        for table, start, end in _rollup_spans(first_hour, last_hour, time_index is None)
-    ]
-    done = _rolled_up_id()
-    # Callers merge the parts in Python: cheaper than SQLite re-grouping the union.
-    return conn.execute(union_all(
-        *parts,
-        raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
-        raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
-        # "+ 0" keeps SQLite from scanning the time index when the id range is tiny.
-        raw_part(raw.id > done, raw.started_at + 0 >= since, raw.started_at + 0 < until),
-    ))
 
 
 class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per summary column
@@ -145,27 +65,29 @@ class _Aggregate:  # pylint: disable=too-many-instance-attributes  # one per sum
         self.sql_ms = 0.0
         self.findings = 0
 
-    def add(self, status, bucket, count, total_ms, max_ms, last,  # pylint: disable=too-many-arguments,too-many-positional-arguments  # one per column
-            queries=0, queries_max=0, sql_ms=0.0, findings=0):
-        """Fold in one grouped row."""
+    def add(self, bucket, count, total_ms, max_ms, last,  # pylint: disable=too-many-arguments,too-many-positional-arguments  # one per column
+            queries=0, queries_max=0, sql_ms=0.0, findings=0, count_4xx=0, count_5xx=0):
+        """Fold in one grouped row: a bucket's count and, unless it has only that, the
+        exact figures (a summary's ``EXACT`` rows have those only)."""
         count = int(count)
+        if bucket != EXACT:
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        if total_ms is None:
+            return
+        self.count_4xx += int(count_4xx)
+        self.count_5xx += int(count_5xx)
         self.queries += int(queries)
         self.queries_max = max(self.queries_max, int(queries_max))
         self.sql_ms += sql_ms
         self.findings += int(findings)
-        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
         self.count += count
         self.total_ms += total_ms
         self.max_ms = max(self.max_ms, max_ms)
         self.last = max(self.last, last)
-        if 400 <= status < 500:
-            self.count_4xx += count
-        elif status >= 500:
-            self.count_5xx += count
 
     def percentile(self, quantile):
         """Nearest-rank percentile estimated from the bucket counts."""
-        rank = max(1, math.ceil(quantile * self.count))
+        rank = max(1, math.ceil(quantile * sum(self.buckets.values())))
         ordered = sorted(self.buckets)
         cumulative = list(accumulate(self.buckets[bucket] for bucket in ordered))
         bucket = ordered[bisect_left(cumulative, rank)]
@@ -188,7 +110,7 @@ def summary(conn, filters, sort="count", descending=True):
     if sort not in SUMMARY_SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SUMMARY_SORT_KEYS)}; got {sort!r}")
     groups = {}
-    for row in _grouped_rows(conn, filters):
+    for row in grouped_rows(conn, filters, group=("endpoint", "method"), errors=True):
         group = groups.get((row[0], row[1]))
         if group is None:
             group = groups[(row[0], row[1])] = _Aggregate()
@@ -219,8 +141,7 @@ def histogram(conn, filters):
     non-empty bucket (empty buckets in between are included with count 0).
     """
     counts = {}
-    rows = _grouped_rows(conn, filters, group=())
-    for bucket, count, *_ in rows:
+    for bucket, count, *_ in grouped_rows(conn, filters):
         counts[bucket] = counts.get(bucket, 0) + int(count)
     if not counts:
         return []
@@ -252,14 +173,14 @@ def time_series(conn, filters, buckets=60):
         raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
     since, until = filters.window()
     width = (until - since) / buckets
-    rows = _grouped_rows(
-        conn, filters, group=(),
+    rows = grouped_rows(
+        conn, filters,
         time_index=lambda column: _time_index(conn, column, since, width),
         use_rollup=width >= HOUR,
     )
     series = [_Aggregate() for _ in range(buckets)]
     for row in rows:
-        series[min(max(int(row[0]), 0), buckets - 1)].add(0, *row[1:])
+        series[min(max(int(row[0]), 0), buckets - 1)].add(*row[1:])
     return [
         {
             "start": since + index * width, "end": since + (index + 1) * width,
@@ -274,10 +195,10 @@ def time_series(conn, filters, buckets=60):
 
 def endpoints(conn):
     """Distinct (endpoint, method) pairs for the dashboard's filter drop-downs."""
-    raw, rollup = requests_table.c, hourly_table.c
+    raw, known = requests_table.c, endpoints_table.c
     pairs = union(  # union (not union_all) removes the duplicates
-        select(rollup.endpoint, rollup.method),
-        select(raw.endpoint, raw.method).where(raw.id > _rolled_up_id()),
+        select(known.endpoint, known.method),
+        select(raw.endpoint, raw.method).where(*not_rolled_up(conn, rolled_up_id())),
     ).subquery()
     rows = conn.execute(select(pairs.c.endpoint, pairs.c.method).order_by(
         pairs.c.endpoint, pairs.c.method))

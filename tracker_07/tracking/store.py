@@ -1,19 +1,31 @@
 """Where tracked requests live: engine creation, SQLite pragmas and the table definitions.
 
-Three tables, created by :func:`create_schema` (never at import time):
+The tables, created (and upgraded from an older Tracker's store) by
+:func:`~.schema.create_schema`, never at import time:
 
 ``tracker_requests``
     One row per tracked request (kept for export and exact per-request data), with the
     number of database queries it ran, their time and the number of findings (N+1,
     duplicate, slow) they gave.
-``tracker_rollup_hourly`` and ``tracker_rollup_daily``
-    Per hour (day) x endpoint x method x status x latency bucket: count, sum, max and
-    the last start time.  The writer folds new raw rows into both every minute, so
-    dashboard summaries read whole days and hours from here instead of sorting millions
-    of raw rows.
+``tracker_rollup_hourly``
+    Per hour x endpoint x method x status x latency bucket: count, sum, max and the last
+    start time.  The writer folds new raw rows into it every minute, so dashboard
+    summaries read hours from here instead of sorting millions of raw rows.
+``tracker_rollup_daily``
+    The same per day, for the days before ``daily_until`` in ``tracker_meta``: each day
+    is summed from the hourly roll-up once, when it is over (rows that arrive later for
+    such a day are added to both).
+``tracker_rollup_totals``
+    Per hour x latency bucket over every endpoint: what the unfiltered charts read.
+``tracker_status_hourly`` and ``tracker_status_daily``
+    Per hour (finished day) x endpoint x method x status, no buckets: a summary's exact
+    figures.
+``tracker_endpoints``
+    The (endpoint, method) pairs in the hourly roll-up, with their latest hour: the
+    dashboard's filter list.
 ``tracker_meta``
     Counters shared by every process writing to the store (for instance the number of
-    records that could not be written).
+    records that could not be written, the schema version and the roll-up's marks).
 
 The latency buckets are logarithmic: bucket ``i >= 1`` holds durations in
 ``[MIN_BUCKET_MS * GROWTH ** (i - 1), MIN_BUCKET_MS * GROWTH ** i)`` with
@@ -27,7 +39,6 @@ import os
 
 from sqlalchemy import (
     BigInteger,
-    inspect,
     Column,
     Double,
     Index,
@@ -41,7 +52,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -81,16 +92,18 @@ requests_table = Table(
 
 
 def _rollup(name, period, key):
-    """A rollup table: per period x endpoint x method x status x latency bucket."""
+    """A rollup table: per period x the ``key``'s other columns (endpoint, method, status,
+    latency bucket), counts, sums and maxima."""
+    kinds = {"endpoint": String(ENDPOINT_LENGTH), "method": String(METHOD_LENGTH),
+             "status": SmallInteger, "bucket": SmallInteger}
+    keys = [Column("period_start", BigInteger, nullable=False,
+                   comment=f"Epoch seconds, multiple of {period}")]
+    keys += [Column(column, kinds[column], nullable=False)
+             for column in ROLLUP_KEY[1:] if column in key]
     return Table(
         name,
         metadata,
-        Column("period_start", BigInteger, nullable=False,
-               comment=f"Epoch seconds, multiple of {period}"),
-        Column("endpoint", String(ENDPOINT_LENGTH), nullable=False),
-        Column("method", String(METHOD_LENGTH), nullable=False),
-        Column("status", SmallInteger, nullable=False),
-        Column("bucket", SmallInteger, nullable=False),
+        *keys,
         Column("count", BigInteger, nullable=False),
         Column("sum_ms", Double, nullable=False),
         Column("max_ms", Double, nullable=False),
@@ -113,8 +126,25 @@ ROLLUP_KEY = ("period_start", "endpoint", "method", "status", "bucket")
 hourly_table = _rollup("tracker_rollup_hourly", HOUR, ROLLUP_KEY)
 # (No index on its period_start: SQLite would prefer it and sort again.)
 daily_table = _rollup("tracker_rollup_daily", DAY, (*ROLLUP_KEY[1:], ROLLUP_KEY[0]))
+TOTALS_KEY = ("period_start", "bucket")
+totals_table = _rollup("tracker_rollup_totals", HOUR, TOTALS_KEY)
+# Per endpoint and status without the buckets: the exact figures of a summary, from a
+# fraction of the rows (SQLite's cost is per row and aggregate).
+STATUS_KEY = ROLLUP_KEY[:4]
+status_hourly_table = _rollup("tracker_status_hourly", HOUR, STATUS_KEY)
+status_daily_table = _rollup("tracker_status_daily", DAY, (*STATUS_KEY[1:], STATUS_KEY[0]))
 #: Each rollup table with the length of its periods in seconds.
-ROLLUPS = ((hourly_table, HOUR), (daily_table, DAY))
+ROLLUPS = ((hourly_table, HOUR), (daily_table, DAY), (totals_table, HOUR),
+           (status_hourly_table, HOUR), (status_daily_table, DAY))
+
+endpoints_table = Table(
+    "tracker_endpoints",
+    metadata,
+    Column("endpoint", String(ENDPOINT_LENGTH), nullable=False),
+    Column("method", String(METHOD_LENGTH), nullable=False),
+    Column("last_hour", BigInteger, nullable=False, comment="Its latest hourly period"),
+    PrimaryKeyConstraint("endpoint", "method"),
+)
 
 meta_table = Table(
     "tracker_meta",
@@ -122,7 +152,6 @@ meta_table = Table(
     Column("key", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
-
 
 def bucket_of(duration_ms):
     """Index of the logarithmic latency bucket holding ``duration_ms``."""
@@ -223,42 +252,6 @@ def _configure_sqlite(engine, wal):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
-
-
-def create_schema(engine, attempts=3):
-    """Create the tracking tables and indexes if they are missing, and add the columns a
-    store made by an older Tracker lacks (safe to repeat)."""
-    for attempt in range(attempts):
-        try:
-            with engine.connect() as connection:
-                connection.execution_options(**{IMMEDIATE: True})
-                with connection.begin():
-                    metadata.create_all(connection, checkfirst=True)
-                    add_missing_columns(connection)
-            return
-        except DBAPIError:
-            # Another process may have created the same tables between our check and CREATE.
-            if attempt == attempts - 1:
-                raise
-
-
-def add_missing_columns(connection):
-    """``ALTER TABLE ... ADD COLUMN`` for every column of ours a table lacks (each such
-    column has a server default, so the rows already there get 0)."""
-    inspector = inspect(connection)
-    added = []
-    for table in metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present:
-                kind = column.type.compile(dialect=connection.dialect)
-                connection.exec_driver_sql(
-                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL "
-                    f"DEFAULT {column.server_default.arg}")
-                added.append(f"{table.name}.{column.name}")
-    return added
 
 
 def first_line(error):

@@ -13,7 +13,8 @@ import time
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..sql.analysis import findings_count
-from . import filters, writes
+from . import filters, rollups, writes
+from .schema import create_schema
 from .store import (
     BUCKET_COUNT,
     ENDPOINT_LENGTH,
@@ -21,7 +22,6 @@ from .store import (
     INVERSE_LOG_GROWTH,
     LOG_MIN_BUCKET,
     MIN_BUCKET_MS,
-    create_schema,
     first_line,
 )
 from .writes import NO_SQL
@@ -93,6 +93,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.thread = None
         self.last_maintenance = time.monotonic()
         self.flush_requested = False
+        self.pending = rollups.Pending()
 
     def start(self):
         """Start the daemon thread (again, in a forked child)."""
@@ -199,9 +200,11 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         if engine.dialect.name == "sqlite" and len(rows) <= writes.ROWS_PER_INSERT:
             self.ensure_schema()
             with engine.connect() as conn:
-                writes.append_rows(conn, rows)
-        else:
+                first_id = writes.append_rows(conn, rows)
+        else:  # ids unknown: the next roll-up reads these rows back
             self.transaction(lambda conn: writes.insert_rows(conn, rows))
+            first_id = None
+        self.pending.add(rows, first_id)
 
     def write(self, batch):
         """Store one batch, retrying with backoff; count it as dropped if the store refuses."""
@@ -242,7 +245,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                                          first_line(error))
 
     def maintain(self, force=False):
-        """Now and then fold new rows into the rollup and apply retention (both cheap)."""
+        """Now and then fold new rows into the rollups and apply retention (both cheap)."""
         settings = self.settings
         now = time.monotonic()
         if not force and now - self.last_maintenance < settings.maintenance_interval:
@@ -253,10 +256,10 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             older_than = filters.now() - settings.retention_days * 86400
 
         def work(conn):
-            deleted = writes.prune(conn, older_than=older_than,
-                                   keep_rows=settings.max_rows or None)
-            writes.roll_up(conn)
-            return deleted
+            # Rolled up first: retention may remove rows the roll-up has not seen yet.
+            rollups.roll_up(conn, pending=self.pending)
+            return writes.prune(conn, older_than=older_than,
+                                keep_rows=settings.max_rows or None)
 
         cpu_before = time.thread_time()
         try:
@@ -265,4 +268,5 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             self.logger.warning("Tracker maintenance failed: %s", first_line(error))
             return 0
         finally:  # part of what tracking costs, so part of the cost shown per row
+            self.pending.clear()  # rolled up, or to be read back from the raw rows
             self.cpu_seconds += time.thread_time() - cpu_before

@@ -1,5 +1,5 @@
-"""Writes on the tracking store, as the writer thread runs them: batches of rows, the
-roll-up into hourly and daily totals, retention, and the counters in ``tracker_meta``.
+"""Writes on the tracking store, as the writer thread runs them: batches of rows, retention
+and the dropped-records counter (the roll-ups are in :mod:`.rollups`).
 
 Every function takes a SQLAlchemy connection first.  The batch inserts are the writer's
 hot path: they pay per batch (one statement or one COPY), never per row, beyond the
@@ -9,25 +9,15 @@ import math
 import sqlite3
 from itertools import chain
 
-from sqlalchemy import BigInteger, Integer, case, cast, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .filters import to_epoch
-from .store import (
-    DAY,
-    HOUR,
-    ROLLUP_KEY,
-    ROLLUPS,
-    bucket_of,
-    daily_table,
-    hourly_table,
-    meta_table,
-    requests_table,
-)
+from .rollups import prune_periods
+from .store import bucket_of, meta_table, requests_table
 
-#: ``tracker_meta`` keys: the highest raw id folded into the rollups; records dropped.
-ROLLED_UP_KEY = "rolled_up_id"
+#: ``tracker_meta`` key: records dropped.
 DROPPED_KEY = "dropped"
 ROW_FIELDS = ("started_at", "endpoint", "method", "status", "duration_ms")
 #: What a request's database queries add to its row: how many, their ms, their findings.
@@ -38,8 +28,6 @@ NO_SQL = (0, 0.0, 0)
 #: 6 parameters a row stay under SQLite's limit (999 before 3.32, 32766 since).
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 166
 _INSERT_SQL = {}
-ROLLUP_COLUMNS = (*ROLLUP_KEY, "count", "sum_ms", "max_ms", "last_at",
-                  "queries_sum", "queries_max", "sql_ms_sum", "findings_sum")
 
 
 def _insert_sql(rows_in_statement):
@@ -89,110 +77,17 @@ def append_rows(conn, rows):
     autocommit mode: taking the write lock (waiting up to the busy timeout), inserting
     and committing all happen inside a single driver call.  The writer thread then gives
     up the GIL once per batch instead of at BEGIN, INSERT and COMMIT, and every time it
-    takes the GIL back it costs the request threads a switch."""
-    conn.connection.dbapi_connection.execute(*_multi_row_insert(rows))
-    return len(rows)
+    takes the GIL back it costs the request threads a switch.
+
+    Returns the id of the first row: one statement holding the write lock gives its rows
+    consecutive ids, the last one being the cursor's ``lastrowid``."""
+    cursor = conn.connection.dbapi_connection.execute(*_multi_row_insert(rows))
+    return cursor.lastrowid - len(rows) + 1
 
 
 def _multi_row_insert(rows):
     """The SQLite statement and flat parameters that insert ``rows`` in one go."""
     return _insert_sql(len(rows)), tuple(chain.from_iterable(rows))
-
-
-def _period_of(conn, column, period):
-    """SQL for the start of the hour or day holding ``column`` (epoch seconds, UTC)."""
-    if conn.dialect.name == "sqlite":
-        return cast(column / period, Integer) * period
-    return cast(func.floor(column / period), BigInteger) * period
-
-
-def _set_meta(conn, key, value):
-    """Insert or overwrite one shared counter."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    statement = insert(meta_table).values(key=key, value=value)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=["key"], set_={"value": statement.excluded.value}))
-
-
-def meta_value(conn, key):
-    """Read one shared counter (0 when unset); the readers use it too."""
-    value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
-    return int(value or 0)
-
-
-def roll_up(conn):
-    """Fold raw rows written since the last call into the rollups; returns how many.
-
-    Rows are taken by id, so each is counted exactly once however late it arrives.  Run it
-    inside a write transaction; on PostgreSQL it first waits for in-flight inserts so no
-    smaller id can commit after the new high-water mark.  The new rows are read once,
-    grouped by hour; the days are summed from those groups.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            f"LOCK TABLE {requests_table.name} IN SHARE ROW EXCLUSIVE MODE"
-        )
-    raw = requests_table.c
-    done = meta_value(conn, ROLLED_UP_KEY)
-    top = conn.execute(select(func.max(raw.id))).scalar()
-    if top is None or top <= done:
-        return 0
-    keys = (_period_of(conn, raw.started_at, HOUR), raw.endpoint, raw.method, raw.status,
-            raw.bucket)
-    hours = conn.execute(
-        select(*keys, func.count(), func.sum(raw.duration_ms), func.max(raw.duration_ms),
-               func.max(raw.started_at), func.sum(raw.queries), func.max(raw.queries),
-               func.sum(raw.sql_ms), func.sum(raw.findings))
-        .where(raw.id > done, raw.id <= top).group_by(*keys)
-    ).all()
-    days = {}
-    for group in hours:  # (hour, *key, count, sum, max, last, queries, max, SQL ms, findings)
-        hour = group[0]
-        _fold_day(days, (hour - hour % DAY, *group[1:5]), group[5:])
-    _merge_groups(conn, hourly_table, [tuple(group) for group in hours])
-    _merge_groups(conn, daily_table, [(*key, *totals) for key, totals in days.items()])
-    _set_meta(conn, ROLLED_UP_KEY, top)
-    return sum(group[5] for group in hours)
-
-
-#: Which of a group's totals are maxima (max ms, last start, most queries); the rest add up.
-_MAXIMA = (2, 3, 5)
-
-
-def _fold_day(days, day_key, totals):
-    """Add one hour's totals (count, sum, max, last, queries sum and max, SQL ms, findings)
-    to its day's."""
-    known = days.get(day_key)
-    if known is None:
-        days[day_key] = list(totals)
-        return
-    for index, value in enumerate(totals):
-        known[index] = max(known[index], value) if index in _MAXIMA else known[index] + value
-
-
-def _merge_groups(conn, table, groups):
-    """Add ``groups`` (``ROLLUP_COLUMNS`` tuples) to a rollup table, merging with the
-    groups already there: one statement, compiled once, executed for every group."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    statement = insert(table)
-    new, old = statement.excluded, table.c
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY),
-            set_={
-                "count": old["count"] + new["count"],
-                "sum_ms": old.sum_ms + new.sum_ms,
-                "max_ms": case((new.max_ms > old.max_ms, new.max_ms), else_=old.max_ms),
-                "last_at": case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
-                "queries_sum": old.queries_sum + new.queries_sum,
-                "queries_max": case((new.queries_max > old.queries_max, new.queries_max),
-                                    else_=old.queries_max),
-                "sql_ms_sum": old.sql_ms_sum + new.sql_ms_sum,
-                "findings_sum": old.findings_sum + new.findings_sum,
-            },
-        ),
-        [dict(zip(ROLLUP_COLUMNS, group)) for group in groups],
-    )
 
 
 def add_dropped(conn, count):
@@ -220,26 +115,20 @@ def prune(conn, older_than=None, keep_rows=None):
     if older_than is not None:
         cutoff = to_epoch(older_than)
         deleted += conn.execute(delete(requests_table).where(raw.started_at < cutoff)).rowcount
-        _prune_rollups(conn, cutoff)
+        prune_periods(conn, cutoff)
     if keep_rows is not None:
         if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 0:
             raise ValueError(f"keep_rows must be an integer >= 0, got {keep_rows!r}")
         # Two primary-key lookups and a range delete: the cost follows the rows deleted, not
         # the size of the store (counting back keep_rows rows with OFFSET read them all).
-        lowest, highest = conn.execute(select(func.min(raw.id), func.max(raw.id))).one()
+        # (Two statements: SQLite answers min() or max() alone from the key, both together
+        # by reading every row.)
+        highest = conn.execute(select(func.max(raw.id))).scalar()
+        lowest = conn.execute(select(func.min(raw.id))).scalar()
         if highest is not None and lowest <= highest - keep_rows:
             deleted += conn.execute(
                 delete(requests_table).where(raw.id <= highest - keep_rows)
             ).rowcount
             oldest = conn.execute(select(func.min(raw.started_at))).scalar()
-            _prune_rollups(conn, math.inf if oldest is None else oldest)
+            prune_periods(conn, math.inf if oldest is None else oldest)
     return deleted
-
-
-def _prune_rollups(conn, cutoff):
-    """Delete rollup periods that end at or before ``cutoff`` (all of them for infinity)."""
-    for table, period in ROLLUPS:
-        stale = table.c.period_start.isnot(None) if math.isinf(cutoff) else (
-            table.c.period_start <= cutoff - period  # compared as stored: the index serves it
-        )
-        conn.execute(delete(table).where(stale))

@@ -1,0 +1,172 @@
+"""The roll-ups: what the writer counts as it writes equals what the database sums from the
+raw rows, over many writes, maintenance passes, restarts and a second writer; a store made
+by the previous Tracker is upgraded and reads the same."""
+import tempfile
+import unittest
+from unittest import mock
+
+from flask import Flask
+from sqlalchemy import select
+
+from tracker_07.tracking import reads, rollups, schema, store
+from tracker_07.tracking.extension import Tracking
+from tracker_07.tests.tracking_helpers import (
+    BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
+)
+
+TABLES = (*(table for table, _period in store.ROLLUPS), store.endpoints_table)
+
+
+def contents(engine, table):
+    """A rollup table's rows, sorted, floats rounded (sums may add up in another order)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(table)).all()
+    return sorted(tuple(round(value, 6) if isinstance(value, float) else value
+                        for value in row) for row in rows)
+
+
+def complete(rows):
+    """Sample rows as the writer stores them (``writes.INSERT_COLUMNS`` order)."""
+    return [(*row, store.bucket_of(row[4])) for row in rows]
+
+
+class WriterCountsTest(unittest.TestCase):
+    """Roll-ups from the writer's own counts equal a from-scratch roll-up of the raw rows."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
+        self.addCleanup(tmp.cleanup)
+        self.tmpdir = tmp.name
+        self.rows = complete(sample_rows(count=4000, seed=11, span=3 * 86400))
+
+    def tracking(self, **config):
+        """A tracked app on the test's store file, maintenance only when the test says."""
+        app = Flask(__name__)
+        app.config.update(TRACKER_DATABASE_URL=f"sqlite:///{self.tmpdir}/store.sqlite3",
+                          TRACKER_MAINTENANCE_INTERVAL=1e9, TRACKER_RETENTION_DAYS=0,
+                          TRACKER_MAX_ROWS=0, **config)
+        tracking = Tracking(app)
+        self.addCleanup(tracking.shutdown)
+        return tracking
+
+    def expected(self):
+        """Every rollup table as the database builds it from the same raw rows."""
+        engine = sqlite_engine(f"{self.tmpdir}/expected")
+        self.addCleanup(engine.dispose)
+        schema.create_schema(engine)
+        source = self.tracking().engine
+        with source.connect() as conn:
+            raw = conn.execute(select(*(store.requests_table.c[name] for name in (
+                "started_at", "endpoint", "method", "status", "duration_ms", "queries",
+                "sql_ms", "findings", "bucket")))).all()
+        with engine.begin() as conn:
+            conn.execute(store.requests_table.insert(), [
+                dict(zip(("started_at", "endpoint", "method", "status", "duration_ms",
+                          "queries", "sql_ms", "findings", "bucket"), row)) for row in raw])
+            rollups.roll_up(conn)
+        return {table.name: contents(engine, table) for table in TABLES}
+
+    def test_counts_kept_while_writing_equal_the_raw_rows_after_restarts(self):
+        tracking = self.tracking()
+        # pylint: disable-next=protected-access  # counting the calls of the merge
+        merge = mock.patch.object(rollups, "_merge_pending", wraps=rollups._merge_pending)
+        with merge as merged:
+            for first in range(0, 3000, 500):
+                tracking.writer.insert(self.rows[first:first + 500])
+                if first % 1000:
+                    tracking.writer.maintain(force=True)
+            tracking.shutdown()
+            tracking = self.tracking()  # a restart: nothing counted is lost or doubled
+            tracking.writer.insert(self.rows[3000:])
+            tracking.writer.maintain(force=True)
+        self.assertEqual(merged.call_count, 4)
+        actual = {table.name: contents(tracking.engine, table) for table in TABLES}
+        self.assertEqual(actual, self.expected())
+        self.assertTrue(actual["tracker_rollup_daily"])  # late rows for summed days too
+        with tracking.engine.connect() as conn:
+            self.assertEqual(sum(row["count"] for row in reads.summary(conn, reads.Filters(
+                since=BASE_TIME, until=BASE_TIME + 4 * 86400))), len(self.rows))
+
+    def test_a_second_writer_makes_the_roll_up_read_the_rows_back(self):
+        first, second = self.tracking(), self.tracking()
+        with mock.patch.object(rollups, "_merge_pending") as merged:
+            for start in range(0, 4000, 400):
+                writer = (first if start % 800 else second).writer
+                writer.insert(self.rows[start:start + 400])
+            first.writer.maintain(force=True)
+            second.writer.maintain(force=True)
+        merged.assert_not_called()
+        self.assertEqual({table.name: contents(first.engine, table) for table in TABLES},
+                         self.expected())
+
+    def test_rows_stored_without_ids_are_read_back(self):
+        tracking = self.tracking(TRACKER_BATCH_SIZE=2000)
+        with mock.patch.object(rollups, "_merge_pending") as merged:
+            tracking.writer.insert(self.rows[:1500])  # more than one statement's worth
+            tracking.writer.maintain(force=True)
+        merged.assert_not_called()
+        self.assertFalse(tracking.writer.pending.groups)
+        with tracking.engine.connect() as conn:
+            self.assertEqual(reads.row_count(conn), 1500)
+
+    def test_pending_covers_exactly_the_new_ids(self):
+        pending = rollups.Pending()
+        self.assertFalse(pending.covers(0, 10))
+        pending.add(self.rows[:10], 1)
+        self.assertTrue(pending.covers(0, 10))
+        self.assertFalse(pending.covers(0, 11))  # someone else's row
+        self.assertFalse(pending.covers(1, 10))  # one of ours was rolled up already
+        pending.add(self.rows[10:12], None)
+        self.assertFalse(pending.covers(0, 12))
+        self.assertEqual(pending.groups, {})  # nothing kept that cannot be used
+        pending.clear()
+        with mock.patch.object(rollups, "MAX_PENDING_GROUPS", 3):
+            pending.add(self.rows[:10], 1)
+            pending.add(self.rows[10:12], 11)  # too many groups: counting stops
+        self.assertFalse(pending.covers(0, 12))
+        self.assertEqual(pending.groups, {})
+        pending.clear()
+        self.assertEqual((pending.groups, pending.count, pending.usable), ({}, 0, True))
+
+
+class UpgradeMixin(StoreMixin):
+    """A store made by the previous Tracker (no totals or endpoint tables, a daily roll-up
+    that includes the day in progress) reads the same after the upgrade."""
+
+    def make_previous_store(self):
+        """Rows rolled up the way the previous version left them."""
+        self.insert(self.rows, roll_up=True)
+        with self.engine.begin() as conn:
+            conn.execute(store.daily_table.delete())
+            rollups.fold_days(conn, now=BASE_TIME + 9 * 86400)  # every day with rows
+            for table in (store.totals_table, store.endpoints_table, store.status_hourly_table,
+                          store.status_daily_table):
+                table.drop(conn)
+            conn.execute(store.meta_table.delete().where(store.meta_table.c.key.in_(
+                (schema.SCHEMA_KEY, schema.DAILY_UNTIL_KEY))))
+
+    def test_previous_store_is_upgraded_once_and_reads_the_same(self):
+        self.rows = sample_rows(count=3000, seed=5, span=2 * 86400)
+        self.make_previous_store()
+        schema.create_schema(self.engine)
+        with self.engine.begin() as conn:
+            self.assertFalse(schema.upgrade(conn))  # once only
+            self.assertEqual(schema.meta_value(conn, schema.SCHEMA_KEY), schema.SCHEMA_VERSION)
+            self.assertEqual(len(reads.endpoints(conn)), 6)
+        self.check_summary(BASE_TIME, BASE_TIME + 2 * 86400)
+        with self.engine.begin() as conn:
+            self.assertEqual(rollups.roll_up(conn), 0)  # sums the finished days again
+        self.check_summary(BASE_TIME - HOUR, BASE_TIME + 3 * 86400)
+        self.check_summary(BASE_TIME + 3 * HOUR, BASE_TIME + 30 * HOUR, endpoint="/c")
+        with self.engine.connect() as conn:
+            series = reads.time_series(conn, reads.Filters(since=BASE_TIME,
+                                                           until=BASE_TIME + 2 * 86400), 48)
+        self.assertEqual(sum(point["count"] for point in series), len(self.rows))
+
+
+class SqliteUpgradeTest(UpgradeMixin, unittest.TestCase):
+    """The upgrade on a SQLite file."""
+
+
+if __name__ == "__main__":
+    unittest.main()

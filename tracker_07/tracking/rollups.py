@@ -1,0 +1,286 @@
+"""The roll-ups: new raw rows folded into hourly groups by the database itself, finished days
+summed from their hours once, and old periods removed as retention removes raw rows.
+
+Every step is one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` or a delete by
+key range, so no row or group passes through Python, and what a pass costs follows the rows
+it adds or removes, not the size of the store.
+"""
+import math
+
+from sqlalchemy import BigInteger, Integer, case, cast, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from . import filters
+from .schema import DAILY_UNTIL_KEY, VALUE_AGGREGATES, meta_value, set_meta
+from .store import (
+    DAY,
+    HOUR,
+    ROLLUP_KEY,
+    ROLLUPS,
+    STATUS_KEY,
+    TOTALS_KEY,
+    daily_table,
+    endpoints_table,
+    hourly_table,
+    requests_table,
+    status_daily_table,
+    status_hourly_table,
+    totals_table,
+)
+
+#: ``tracker_meta`` keys: the highest raw id folded in; the last day boundary pruned.
+ROLLED_UP_KEY = "rolled_up_id"
+DAILY_PRUNED_KEY = "daily_pruned"
+#: A day is summed into the daily roll-up this long after it ended; rows that come later
+#: for it are added to both roll-ups as they come.
+DAY_GRACE = HOUR
+#: Beyond this many groups a writer stops counting (and its memory is given back) until
+#: the next roll-up, which then reads the rows back.
+MAX_PENDING_GROUPS = 200_000
+
+
+def _period_of(conn, column, period):
+    """SQL for the start of the hour or day holding ``column`` (epoch seconds, UTC)."""
+    if conn.dialect.name == "sqlite":
+        return cast(column / period, Integer) * period
+    return cast(func.floor(column / period), BigInteger) * period
+
+
+def _raw_values():
+    """The value columns of a rollup group, aggregated over raw rows (in column order)."""
+    raw = requests_table.c
+    return (func.count(), func.sum(raw.duration_ms), func.max(raw.duration_ms),
+            func.max(raw.started_at), func.sum(raw.queries), func.max(raw.queries),
+            func.sum(raw.sql_ms), func.sum(raw.findings))
+
+
+def _rollup_values(table):
+    """The value columns of a rollup group, aggregated over groups of ``table``."""
+    return tuple(getattr(func, how)(table.c[name]) for name, how in VALUE_AGGREGATES)
+
+
+def _merge(conn, table, key, source):
+    """Add the groups ``source`` selects (in the table's column order) to ``table``'s: sums
+    add up, maxima stay maxima; one statement run by the database."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    statement = insert(table).from_select([column.name for column in table.columns], source)
+    new, old = statement.excluded, table.c
+    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_={
+        name: old[name] + new[name] if how == "sum"
+        else case((new[name] > old[name], new[name]), else_=old[name])
+        for name, how in VALUE_AGGREGATES
+    }))
+
+
+class Pending:
+    """The hourly groups of the rows one writer stored since its last roll-up, counted as it
+    stored them, and which ids those rows got: when they are exactly the rows the roll-up
+    is about to fold in (one writer on SQLite), it merges these groups instead of reading
+    the rows back."""
+
+    __slots__ = ("groups", "statuses", "count", "low", "usable")
+
+    def __init__(self):
+        self.groups = {}
+        self.statuses = {}
+        self.count = 0
+        self.low = None
+        self.usable = True
+
+    def clear(self):
+        """Start again after a roll-up (or a failed one, which reads the rows back)."""
+        self.__init__()  # pylint: disable=unnecessary-dunder-call  # the same fresh state
+
+    def add(self, rows, first_id):  # pylint: disable=too-many-locals  # one pass, all local
+        # (Per row and not folded from the groups at the roll-up: cheaper at low rates,
+        # where the groups are almost as many as the rows.)
+        """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
+        ``first_id`` (``None`` when unknown: then the roll-up reads them back)."""
+        if first_id is None or not self.usable or len(self.groups) > MAX_PENDING_GROUPS:
+            # Unknown ids, or maintenance has not run for long: read the rows back instead.
+            self.usable = False
+            self.groups, self.statuses = {}, {}
+            return
+        self.low = first_id if self.low is None else min(self.low, first_id)
+        self.count += len(rows)
+        buckets, statuses = self.groups, self.statuses
+        for started, endpoint, method, status, duration, *database, bucket in rows:
+            queries, sql_ms, findings = database
+            # The hour as the SQL roll-up computes it: a truncating cast of the division.
+            hour = int(started / 3600.0) * HOUR
+            for groups, key in ((buckets, (hour, endpoint, method, status, bucket)),
+                                (statuses, (hour, endpoint, method, status))):
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [1, duration, duration, started, queries, queries, sql_ms,
+                                   findings]
+                    continue
+                group[0] += 1
+                group[1] += duration
+                if duration > group[2]:
+                    group[2] = duration
+                if started > group[3]:
+                    group[3] = started
+                if queries:
+                    group[4] += queries
+                    if queries > group[5]:
+                        group[5] = queries
+                    group[6] += sql_ms
+                    group[7] += findings
+
+    def covers(self, done, top):
+        """Whether the counted rows are exactly the ids after ``done`` up to ``top``: as
+        many rows as ids, none of them at or below ``done``."""
+        return self.usable and self.low is not None and self.low > done and (
+            self.count == top - done)
+
+
+def _merge_rows(conn, table, key, rows):
+    """Add ``rows`` (tuples in the table's column order) to a rollup table's groups with
+    one driver-level executemany (no per-row work in SQLAlchemy)."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    name = table.name
+    updates = ", ".join(
+        f'"{column}" = {name}."{column}" + excluded."{column}"' if how == "sum" else
+        f'"{column}" = CASE WHEN excluded."{column}" > {name}."{column}" '
+        f'THEN excluded."{column}" ELSE {name}."{column}" END'
+        for column, how in VALUE_AGGREGATES)
+    columns = ", ".join(f'"{column.name}"' for column in table.columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO {name} ({columns}) VALUES ({', '.join([mark] * len(table.columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
+
+
+def _merge_pending(conn, pending, daily_until):
+    """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
+    days before ``daily_until``, already summed) daily tables."""
+    rows = [(*key, *values) for key, values in pending.groups.items()]
+    statuses = [(*key, *values) for key, values in pending.statuses.items()]
+    _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
+    _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
+    # Groups of the same hour and bucket merge into one totals row as the upserts run
+    # (adding them up in Python first, or counting totals per row, measured no cheaper).
+    _merge_rows(conn, totals_table, TOTALS_KEY, [(row[0], *row[4:]) for row in rows])
+    latest = {}
+    for hour, endpoint, method, *_ in statuses:
+        if hour > latest.get((endpoint, method), -1):
+            latest[(endpoint, method)] = hour
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    name = endpoints_table.name
+    conn.exec_driver_sql(
+        f"INSERT INTO {name} (endpoint, method, last_hour) VALUES ({mark}, {mark}, {mark}) "
+        f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
+        f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
+        f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
+    for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
+                               (status_daily_table, STATUS_KEY, statuses)):
+        _merge_rows(conn, table, key, [(group[0] - group[0] % DAY, *group[1:])
+                                       for group in groups if group[0] < daily_until])
+
+
+def roll_up(conn, now=None, pending=None):
+    """Fold raw rows written since the last call into the rollups; returns how many.
+
+    Rows are taken by id, so each is counted exactly once however late it arrives: the
+    writer's ``pending`` groups when they are exactly those rows, otherwise the rows read
+    back and grouped by the database.  Run it inside a write transaction; on PostgreSQL it
+    first waits for in-flight inserts so no smaller id can commit after the new
+    high-water mark.  Then days that ended more than ``DAY_GRACE`` before ``now`` (epoch
+    seconds, default the clock) are summed from their hours into the daily roll-up.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"LOCK TABLE {requests_table.name} IN SHARE ROW EXCLUSIVE MODE"
+        )
+    raw = requests_table.c
+    done = meta_value(conn, ROLLED_UP_KEY)
+    daily_until = meta_value(conn, DAILY_UNTIL_KEY)
+    top = conn.execute(select(func.max(raw.id))).scalar()
+    rolled = 0
+    if top is not None and top > done and pending is not None and pending.covers(done, top):
+        rolled = pending.count
+        _merge_pending(conn, pending, daily_until)
+        set_meta(conn, ROLLED_UP_KEY, top)
+    elif top is not None and top > done:
+        new = (raw.id > done, raw.id <= top)
+        rolled = conn.execute(select(func.count()).where(*new)).scalar()
+        hour = _period_of(conn, raw.started_at, HOUR)
+        detail = (raw.endpoint, raw.method, raw.status, raw.bucket)
+        _merge(conn, hourly_table, ROLLUP_KEY,
+               select(hour, *detail, *_raw_values()).where(*new).group_by(hour, *detail))
+        _merge(conn, totals_table, TOTALS_KEY,
+               select(hour, raw.bucket, *_raw_values()).where(*new)
+               .group_by(hour, raw.bucket))
+        _merge(conn, status_hourly_table, STATUS_KEY,
+               select(hour, *detail[:3], *_raw_values()).where(*new).group_by(hour, *detail[:3]))
+        _add_endpoints(conn, select(raw.endpoint, raw.method, func.max(hour))
+                       .where(*new).group_by(raw.endpoint, raw.method))
+        # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
+        day = _period_of(conn, raw.started_at, DAY)
+        late = raw.started_at + 0 < daily_until
+        for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
+                                    (status_daily_table, STATUS_KEY, detail[:3])):
+            _merge(conn, table, key, select(day, *columns, *_raw_values())
+                   .where(*new, late).group_by(day, *columns))
+        set_meta(conn, ROLLED_UP_KEY, top)
+    fold_days(conn, now, daily_until)
+    return rolled
+
+
+def _add_endpoints(conn, source):
+    """Add (endpoint, method, latest hour) pairs to the endpoint list."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    statement = insert(endpoints_table).from_select(["endpoint", "method", "last_hour"],
+                                                    source)
+    new, old = statement.excluded, endpoints_table.c
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=["endpoint", "method"],
+        set_={"last_hour": case((new.last_hour > old.last_hour, new.last_hour),
+                                else_=old.last_hour)}))
+
+
+def fold_days(conn, now=None, start=None):
+    """Sum the hours of every finished day not yet in the daily roll-up into it (one
+    statement, about once a day); returns the new ``daily_until``.  ``start``: its value,
+    if the caller has read it already."""
+    now = filters.now() if now is None else now
+    target = math.floor((now - DAY_GRACE) / DAY) * DAY
+    if start is None:
+        start = meta_value(conn, DAILY_UNTIL_KEY)
+    if start >= target:
+        return start
+    for hourly, daily, key in ((hourly_table, daily_table, ROLLUP_KEY),
+                               (status_hourly_table, status_daily_table, STATUS_KEY)):
+        hours = hourly.c
+        day = hours.period_start - hours.period_start % literal(DAY)
+        detail = [hours[name] for name in key[1:]]
+        _merge(conn, daily, key, select(day, *detail, *_rollup_values(hourly))
+               .where(hours.period_start >= start, hours.period_start < target)
+               .group_by(day, *detail))
+    set_meta(conn, DAILY_UNTIL_KEY, target)
+    return target
+
+
+def prune_periods(conn, cutoff):
+    """Delete rollup periods that end at or before ``cutoff`` (all of them for infinity).
+
+    Hours go by a key range every time; days only when ``cutoff`` passes a day boundary
+    (the daily roll-up is keyed by endpoint first, so its delete reads the whole table).
+    """
+    if math.isinf(cutoff):
+        for table, _period in ROLLUPS:
+            conn.execute(delete(table))
+        conn.execute(delete(endpoints_table))
+        return
+    for table in (hourly_table, totals_table, status_hourly_table):
+        # Compared as stored: the primary key serves it.
+        conn.execute(delete(table).where(table.c.period_start <= cutoff - HOUR))
+    conn.execute(delete(endpoints_table).where(endpoints_table.c.last_hour <= cutoff - HOUR))
+    day_mark = math.floor((cutoff - DAY) / DAY) * DAY
+    if day_mark > meta_value(conn, DAILY_PRUNED_KEY):
+        for table in (daily_table, status_daily_table):
+            conn.execute(delete(table).where(table.c.period_start <= cutoff - DAY))
+        set_meta(conn, DAILY_PRUNED_KEY, day_mark)

@@ -1,0 +1,109 @@
+"""Creating the tracking tables, upgrading a store made by an older Tracker, and the
+counters in ``tracker_meta`` that the roll-ups, the writer and the readers share."""
+from sqlalchemy import inspect, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+
+from .store import (
+    IMMEDIATE,
+    daily_table,
+    endpoints_table,
+    hourly_table,
+    meta_table,
+    metadata,
+    status_daily_table,
+    status_hourly_table,
+    totals_table,
+)
+
+#: ``tracker_meta`` keys: the store's layout; the first day not yet in the daily roll-up.
+SCHEMA_KEY = "schema_version"
+DAILY_UNTIL_KEY = "daily_until"
+#: 2: the daily roll-up holds finished days only; totals, status and endpoint tables.
+SCHEMA_VERSION = 2
+#: A rollup's value columns and how two groups' values combine.
+VALUE_AGGREGATES = (("count", "sum"), ("sum_ms", "sum"), ("max_ms", "max"),
+                    ("last_at", "max"), ("queries_sum", "sum"), ("queries_max", "max"),
+                    ("sql_ms_sum", "sum"), ("findings_sum", "sum"))
+
+
+def create_schema(engine, attempts=3):
+    """Create the tracking tables and indexes if they are missing, and add the columns a
+    store made by an older Tracker lacks (safe to repeat)."""
+    for attempt in range(attempts):
+        try:
+            with engine.connect() as connection:
+                connection.execution_options(**{IMMEDIATE: True})
+                with connection.begin():
+                    metadata.create_all(connection, checkfirst=True)
+                    add_missing_columns(connection)
+                    upgrade(connection)
+            return
+        except DBAPIError:
+            # Another process may have created the same tables between our check and CREATE.
+            if attempt == attempts - 1:
+                raise
+
+
+def add_missing_columns(connection):
+    """``ALTER TABLE ... ADD COLUMN`` for every column of ours a table lacks (each such
+    column has a server default, so the rows already there get 0)."""
+    inspector = inspect(connection)
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL "
+                    f"DEFAULT {column.server_default.arg}")
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def meta_value(conn, key):
+    """Read one shared counter (0 when unset)."""
+    value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
+    return int(value or 0)
+
+
+def set_meta(conn, key, value):
+    """Insert or overwrite one shared counter."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    statement = insert(meta_table).values(key=key, value=value)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=["key"], set_={"value": statement.excluded.value}))
+
+
+def summed_values():
+    """SQL for a rollup's value columns summed over a GROUP BY (in column order)."""
+    return ", ".join(f'{how}("{column}")' for column, how in VALUE_AGGREGATES)
+
+
+def upgrade(conn):
+    """Bring a store made by an older Tracker to ``SCHEMA_VERSION`` (once; True if it did):
+    the daily roll-ups are emptied (the next roll-up sums finished days from the hourly
+    ones), the totals, hourly status groups and endpoint list are summed from the hourly
+    roll-up."""
+    if meta_value(conn, SCHEMA_KEY) >= SCHEMA_VERSION:
+        return False
+    hourly = hourly_table.name
+    for table in (daily_table, totals_table, endpoints_table, status_hourly_table,
+                  status_daily_table):
+        conn.exec_driver_sql(f"DELETE FROM {table.name}")
+    conn.exec_driver_sql(
+        f"INSERT INTO {totals_table.name} SELECT period_start, bucket, {summed_values()} "
+        f"FROM {hourly} GROUP BY period_start, bucket")
+    conn.exec_driver_sql(
+        f"INSERT INTO {status_hourly_table.name} SELECT period_start, endpoint, method, status, "
+        f"{summed_values()} FROM {hourly} GROUP BY period_start, endpoint, method, status")
+    conn.exec_driver_sql(
+        f"INSERT INTO {endpoints_table.name} SELECT endpoint, method, max(period_start) "
+        f"FROM {hourly} GROUP BY endpoint, method")
+    set_meta(conn, DAILY_UNTIL_KEY, 0)
+    set_meta(conn, SCHEMA_KEY, SCHEMA_VERSION)
+    return True
