@@ -1,5 +1,7 @@
-"""Load saved ``.prof`` files as ``pstats.Stats``: validated, cached and merged.
+"""Load saved profiles as ``pstats.Stats``: validated, cached and merged.
 
+``.prof`` files are cProfile's pstats data; ``.speedscope.json`` files are sampled
+profiles (:mod:`tracker_07.profiles.sampled`), whose Stats also carry their stacks.
 A profile folder may hold truncated, foreign or hand-made files; every kind
 of bad data becomes one CorruptProfile that names the file, never a traceback.
 """
@@ -10,17 +12,29 @@ import operator
 import os
 import pstats
 
-from .errors import CorruptProfile, ProfileNotFound
+from . import sampled
+from .errors import CorruptProfile, MixedEngines, ProfileNotFound
+from .files import is_sampled
 
 STATS_CACHE_SIZE = 8
 
 
 def load_stats(path, stream=None):
-    """Load a ``.prof`` file as ``pstats.Stats``; any kind of bad data raises CorruptProfile.
+    """Load a profile file as ``pstats.Stats``; any kind of bad data raises CorruptProfile.
 
     ``stream`` is where the Stats object prints its reports (default stdout).
     """
     name = os.path.basename(path)
+    if is_sampled(name):
+        try:
+            stats = sampled.load(path, name)
+        except FileNotFoundError as error:
+            raise ProfileNotFound(f"{name}: no such file") from error
+        except OSError as error:
+            raise CorruptProfile(f"{name}: not a sampled profile ({_reason(error)})") from error
+        stats.stream = stream
+        stats.files = [path]
+        return stats
     try:
         with open(path, "rb") as file:
             # One read, then loads: marshal.load on a file reads it in many small pieces.
@@ -156,11 +170,27 @@ def _are_numbers(values):
 
 
 def merge(paths):
-    """Load several ``.prof`` files and add them into one ``pstats.Stats``."""
+    """Load several profiles of one engine and add them into one ``pstats.Stats``.
+
+    Sampled profiles are merged by their stacks, so the result keeps true paths;
+    profiles of both engines raise MixedEngines (see its docstring).
+    """
     paths = list(paths)
     if not paths:
         raise ValueError("merge needs at least one profile")
-    merged = load_stats(paths[0])
-    for path in paths[1:]:
-        merged.add(load_stats(path))
-    return merged
+    sampled_paths = [path for path in paths if is_sampled(os.path.basename(path))]
+    if not sampled_paths:
+        merged = load_stats(paths[0])
+        for path in paths[1:]:
+            merged.add(load_stats(path))
+        return merged
+    if len(sampled_paths) < len(paths):
+        raise MixedEngines(
+            f"cannot merge {len(paths) - len(sampled_paths)} cProfile and {len(sampled_paths)} "
+            "sampled profile(s): their times measure different things; merge the profiles "
+            "of one engine (prune or move the others).")
+    loaded = [load_stats(path) for path in paths]
+    intervals = {stats.interval for stats in loaded}
+    return sampled.stats_from_stacks(
+        [stack for stats in loaded for stack in stats.stacks],
+        interval=intervals.pop() if len(intervals) == 1 else None)
