@@ -5,7 +5,7 @@ import os
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, errors, index, listing
+from ..profiles import analysis, errors, files, index, listing, unprofiled
 from ..profiles.stats import cached_stats, merge
 from . import args, charts
 from .blueprint import bp
@@ -63,9 +63,13 @@ def profiles():
 
 @bp.route("/api/profiles")
 def profiles_json():
-    """Return what the profiles list shows, as JSON."""
+    """Return what the profiles list shows, as JSON, with the requests served unprofiled."""
     page = list_page(list_filters())
-    return jsonify(items=page.items, total=page.total, page=page.page, pages=page.pages)
+    counts = unprofiled.unprofiled_counts(profile_folder())
+    return jsonify(items=page.items, total=page.total, page=page.page, pages=page.pages,
+                   unprofiled=[{"method": method, "path": path, "count": count}
+                               for (method, path), count in sorted(counts.items())],
+                   unprofiled_total=sum(counts.values()))
 
 
 def load_profile(reference):
@@ -178,7 +182,9 @@ def download(profile_id):
 def export(profile_id, export_format):
     """Send one profile as collapsed stacks (flamegraph.pl) or speedscope JSON."""
     stats, _record = load_profile(profile_id)
-    stem = profile_id[: -len(".prof")] if profile_id.endswith(".prof") else profile_id
+    stem = profile_id
+    for suffix in (files.PROFILE_SUFFIX, files.SAMPLED_SUFFIX):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
     if export_format == "collapsed":
         body = "\n".join(analysis.collapsed_stacks(stats)) + "\n"
         mimetype, name = "text/plain; charset=utf-8", f"{stem}.collapsed.txt"
