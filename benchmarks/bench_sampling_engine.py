@@ -1,4 +1,5 @@
-"""What each profile-mode engine adds per request: bare Flask, cProfile, pyinstrument, a sampler thread.
+"""What each profile-mode engine adds per request: bare Flask, cProfile, pyinstrument, a
+sampler thread.
 
     python benchmarks/bench_sampling_engine.py [--rounds 5] [--seconds 2] [--interval-ms 1]
         [--routes /words/slow /index]
@@ -72,7 +73,8 @@ class SamplerThread:
                     stack = []
                     while frame is not None:
                         code = frame.f_code
-                        stack.append(f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}")
+                        stack.append(
+                            f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}")
                         frame = frame.f_back
                     stack.append("thread")  # the pseudo-frame pyinstrument's records start with
                     stack.reverse()
@@ -128,7 +130,6 @@ def build(variant, folder, interval_ms):
     middleware = app.extensions["tracker_profiler"]
     middleware._stream = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=protected-access,consider-using-with
     if variant == "sampler-thread":
-        middleware.interval = interval_ms / 1000.0
         original = profiles_middleware.SampledProfile
         # The middleware builds its profile by this name: the prototype takes its place.
         app.wsgi_app = _Swapped(middleware, original)

@@ -10,7 +10,8 @@ settings tune it.  ``PROFILER_ENGINE`` picks cProfile (the default) or the sampl
 engine, which profiles every request, overlapping ones too, every
 ``PROFILER_INTERVAL_MS``.  Each report names its saved profile and, with the dashboard on, the
 URL of its page (``PROFILE: <id> <url>``).  A request that cannot be profiled (Python
-3.12+ allows one profiler per process) is served normally, counted as not profiled in the folder and named on the console.
+3.12+ allows one cProfile per process) is served normally, counted as not profiled in
+the folder and named on the console.
 Each request's view function goes into its record (``view``).  Usage::
 
     app.config.update(PROFILER_ENABLED=True, PROFILER_DIR="profiles")

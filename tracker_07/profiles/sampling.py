@@ -70,8 +70,8 @@ class SampledProfile:
 
     def enable(self):
         """Start sampling this thread; raise RuntimeError or ValueError when it cannot."""
-        self._profiler.start(caller_frame=sys._getframe(1),  # pylint: disable=protected-access  # pyinstrument's own default, without inspect
-                             target_description="request")
+        caller = sys._getframe(1)  # pylint: disable=protected-access  # as inspect does it
+        self._profiler.start(caller_frame=caller, target_description="request")
 
     def disable(self):
         """Stop sampling and keep the request's stacks."""

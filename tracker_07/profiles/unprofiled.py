@@ -58,7 +58,8 @@ def _count_lines(lines):
         if not isinstance(value, dict):
             continue
         method, path, count = value.get("method"), value.get("path"), value.get("count", 1)
-        if isinstance(method, str) and isinstance(path, str) and type(count) is int:  # pylint: disable=unidiomatic-typecheck  # bool is no count
+        is_count = type(count) is int  # pylint: disable=unidiomatic-typecheck  # bool is no count
+        if isinstance(method, str) and isinstance(path, str) and is_count:
             counts[method, path] = counts.get((method, path), 0) + count
     return counts
 

@@ -40,8 +40,10 @@ def named_work(number):
 
 
 def c(units):
-    """The function reached through two paths."""
-    busy(units * UNIT_SECONDS)
+    """The function reached through two paths: one busy unit at a time, so that a wait for
+    the CPU at the end of a unit (a busy machine) stretches both paths alike."""
+    for _ in range(units):
+        busy(UNIT_SECONDS)
 
 
 def a(units):
