@@ -17,6 +17,9 @@ import click
 
 #: Prefixes of the settings this module owns (the rest of ``app.config`` is the app's).
 PREFIXES = ("PROFILER_", "DASHBOARD_", "TRACKER_", "TOOLBAR_")
+#: The sampling interval's bounds: finer costs more than it tells, coarser misses most calls.
+MIN_INTERVAL_MS = 0.1
+MAX_INTERVAL_MS = 1000
 #: Paths nobody wants measured: static files and the browser's icon request.
 STATIC_PATHS = (r"^/static/", r"^/favicon\.ico$")
 
@@ -31,6 +34,8 @@ DEFAULTS = {
     "PROFILER_MIN_MS": 0,
     "PROFILER_MAX_FILES": 10_000,
     "PROFILER_RETENTION_DAYS": 0,
+    "PROFILER_ENGINE": "cprofile",  # or "sampling": every request, whole call paths
+    "PROFILER_INTERVAL_MS": 1,  # the sampling engine's interval
     # The dashboard: on, answering loopback clients only unless credentials are set.
     "DASHBOARD_ENABLED": True,
     "DASHBOARD_PREFIX": "/dashboard",
@@ -154,6 +159,16 @@ def _number(low, high=math.inf, integer=False):
     return check
 
 
+def _choice(*allowed):
+    """Build a check for one of a few words."""
+    def check(key, value):
+        if value not in allowed:
+            raise ConfigError(_expected(key, value, " or ".join(repr(word) for word in allowed)))
+        return value
+
+    return check
+
+
 def _prefix(key, value):
     """A URL prefix such as ``/dashboard`` or ``/_tracker/ui``."""
     if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
@@ -198,6 +213,8 @@ CHECKS = {
     "PROFILER_MIN_MS": _number(0),
     "PROFILER_MAX_FILES": _number(0, integer=True),
     "PROFILER_RETENTION_DAYS": _number(0),
+    "PROFILER_ENGINE": _choice("cprofile", "sampling"),
+    "PROFILER_INTERVAL_MS": _number(MIN_INTERVAL_MS, MAX_INTERVAL_MS),
     "DASHBOARD_ENABLED": _flag,
     "DASHBOARD_PREFIX": _prefix,
     "DASHBOARD_USERNAME": _optional_text,

@@ -7,7 +7,8 @@ import urllib.parse
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ..profiles import analysis, errors, frames, index, listing, paths, routes, sampled, wrappers
+from ..profiles import (analysis, errors, files, frames, index, listing, paths, routes, sampled,
+                         unprofiled, wrappers)
 from ..profiles.stats import cached_stats, merge
 from . import args, charts
 from . import profile_display as display
@@ -102,13 +103,18 @@ def profiles():
 
 @bp.route("/api/profiles")
 def profiles_json():
-    """Return what the profiles list shows, as JSON: a page of profiles and every route."""
+    """Return what the profiles list shows, as JSON: a page of profiles, every route, and the
+    requests served unprofiled."""
     filters = list_filters()
     page = list_page(filters)
     summaries, merge_url, compare_url = route_summaries(filters)
+    counts = unprofiled.unprofiled_counts(profile_folder())
     return jsonify(items=page.items, total=page.total, page=page.page, pages=page.pages,
                    routes=[with_actions(summary, merge_url, compare_url)
-                           for summary in summaries])
+                           for summary in summaries],
+                   unprofiled=[{"method": method, "path": path, "count": count}
+                               for (method, path), count in sorted(counts.items())],
+                   unprofiled_total=sum(counts.values()))
 
 
 def load_profile(reference):
@@ -298,7 +304,9 @@ def download(profile_id):
 def export(profile_id, export_format):
     """Send one profile as collapsed stacks (flamegraph.pl) or speedscope JSON."""
     stats, _record = load_profile(profile_id)
-    stem = profile_id[: -len(".prof")] if profile_id.endswith(".prof") else profile_id
+    stem = profile_id
+    for suffix in (files.PROFILE_SUFFIX, files.SAMPLED_SUFFIX):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
     if export_format == "collapsed":
         body = "\n".join(paths.collapsed_stacks(stats)) + "\n"
         mimetype, name = "text/plain; charset=utf-8", f"{stem}.collapsed.txt"

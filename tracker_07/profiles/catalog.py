@@ -1,7 +1,7 @@
 """The profile folder's records, kept between listings and brought up to date cheaply.
 
 A listing reconciles the index with the folder (``os.scandir``): index lines
-whose file is gone are dropped, and ``.prof`` files without an index line get
+whose file is gone are dropped, and profile files without an index line get
 a record read from their name, with the fields only the index knows left as
 ``None``.  That scan costs tens of milliseconds at 50,000 files, so the kept
 records are updated without it when the index tells what changed: profile
@@ -34,7 +34,7 @@ WERKZEUG_NAME_RE = re.compile(
 
 #: Fields only the index knows; a record read from a file name has them as None.
 INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python",
-                     "queries", "sql_ms")
+                     "queries", "sql_ms", "interval_ms", "samples", "view")
 
 #: A folder or index changed less than this long ago may change again within the same
 #: file-system timestamp tick (FAT, some network file systems), so such a listing is
@@ -46,11 +46,12 @@ RESCAN_SECONDS = 30.0
 
 
 def record_from_name(name, mtime=None):
-    """Build a list record for a ``.prof`` file that has no index line."""
+    """Build a list record for a profile file that has no index line."""
     record = parse_filename(name) or _parse_werkzeug_name(name)
     if record is None:
         record = {"id": name, "method": None, "path": None, "elapsed_ms": None, "time": mtime}
-    record.update(dict.fromkeys(INDEX_ONLY_FIELDS), indexed=False)
+    record.update(dict.fromkeys(INDEX_ONLY_FIELDS), indexed=False,
+                  engine=index.engine_of_name(name))
     return record
 
 

@@ -20,7 +20,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tracker_07.profiles import analysis, listing, paths, routes
+from tracker_07.profiles import analysis, listing, paths, routes, unprofiled
 from tracker_07.profiles.errors import NotAFolder, ProfileError, ProfileNotFound
 from tracker_07.profiles.stats import load_stats, merge
 from tracker_07.profiles.wrappers import without_wrappers
@@ -228,6 +228,7 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms, 
     if not page.items:
         click.echo(f"No profiles in {folder}." if page.total or any(
             (path_contains, method, status, min_ms)) else no_profiles_yet(folder))
+        echo_unprofiled(folder)
         return
     click.echo(
         f"{'TIME (UTC)':<19}  {'METHOD':<7} {'STATUS':>6} {'MS':>8} {'CALLS':>8} {'OVL':>4}  "
@@ -236,6 +237,18 @@ def list_command(sort, ascending, limit, path_contains, method, status, min_ms, 
     for record in page.items:
         click.echo(list_line(record))
     click.echo(f"{len(page.items)} of {page.total} profiles.")
+    echo_unprofiled(folder)
+
+
+def echo_unprofiled(folder):
+    """Say how many requests were served unprofiled, per route, busiest first."""
+    counts = unprofiled.unprofiled_counts(folder)
+    if not counts:
+        return
+    click.echo(f"Not profiled: {sum(counts.values())} request(s) (another request held the "
+               "profiler, or it could not start):")
+    for (method, path), count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {count:>8}  {printable(method)} {printable(path)}")
 
 
 @profiles_group.command("show")

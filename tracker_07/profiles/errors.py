@@ -24,3 +24,8 @@ class NotAFolder(ProfileError):
                          "or move the file that has its name.")
         #: The configured folder, for messages only the server's operator sees (the CLI).
         self.folder = folder
+
+
+class MixedEngines(CorruptProfile):
+    """Profiles of both engines asked to be merged: cProfile's call totals and sampled
+    wall-time stacks measure different things, so they are not added up."""

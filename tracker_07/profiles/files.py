@@ -1,4 +1,7 @@
-"""Name, write and find `.prof` files so that no profile overwrites another.
+"""Name, write and find profile files so that no profile overwrites another.
+
+cProfile profiles are ``.prof`` files, sampled ones ``.speedscope.json`` files
+(:mod:`tracker_07.profiles.sampled`); both share the names and rules below.
 
 Werkzeug's default name, ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof``,
 collides when two requests to one path finish in the same second with the same
@@ -19,21 +22,26 @@ import re
 from .errors import NotAFolder
 
 PROFILE_SUFFIX = ".prof"
+SAMPLED_SUFFIX = ".speedscope.json"
 MAX_SLUG_LENGTH = 80
 #: Room left for ``-NNN`` and the extension within the usual 255-byte limit of a name.
 MAX_FORMATTED_NAME_BYTES = 200
 MAX_EXTENSION_BYTES = 16
 
 #: ``GET.user.42.12ms.1732000000123.4242-7.prof``: method, path slug, elapsed
-#: milliseconds, start time in epoch milliseconds, process id and counter.
+#: milliseconds, start time in epoch milliseconds, process id and counter (sampled
+#: profiles end in ``.speedscope.json`` instead).
 FILENAME_RE = re.compile(
     r"^(?P<method>[A-Z]{1,16})\.(?P<slug>[A-Za-z0-9_.-]{1,%d})\.(?P<elapsed>\d+)ms"
-    r"\.(?P<time_ms>\d{1,16})\.(?P<pid>\d+)-(?P<seq>\d+)\.prof$" % MAX_SLUG_LENGTH
+    r"\.(?P<time_ms>\d{1,16})\.(?P<pid>\d+)-(?P<seq>\d+)(?:\.prof|\.speedscope\.json)$"
+    % MAX_SLUG_LENGTH
 )
 
 #: Any other profile a user may drop in the folder: one plain file name, no
-#: separators, no control characters, no leading dot, ending in ``.prof``.
-SAFE_NAME_RE = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,250}\.prof$")
+#: separators, no control characters, no leading dot, ending in ``.prof`` or
+#: ``.speedscope.json``.
+SAFE_NAME_RE = re.compile(
+    r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,250}(?:\.prof|\.speedscope\.json)$")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SEPARATORS = re.compile(r"[/\\\x00-\x1f\x7f]+")
@@ -47,12 +55,12 @@ def path_slug(path):
     return slug or "root"
 
 
-def profile_filename(method, path, elapsed_ms, start_time):
+def profile_filename(method, path, elapsed_ms, start_time, suffix=PROFILE_SUFFIX):
     """Build a new, unique, human-readable file name for one profiled request."""
     method = _UNSAFE.sub("", method.upper())[:16] or "UNKNOWN"
     return (
         f"{method}.{path_slug(path)}.{elapsed_ms:.0f}ms."
-        f"{int(start_time * 1000)}.{os.getpid()}-{next(_counter)}{PROFILE_SUFFIX}"
+        f"{int(start_time * 1000)}.{os.getpid()}-{next(_counter)}{suffix}"
     )
 
 
@@ -122,6 +130,11 @@ def write_stats(folder, name_for, stats):
     return name
 
 
+def is_sampled(name):
+    """Tell whether a profile file holds a sampled profile (by its name)."""
+    return name.endswith(SAMPLED_SUFFIX)
+
+
 def is_safe_name(name):
     """Tell whether ``name`` may name a profile file directly inside the folder."""
     return isinstance(name, str) and bool(
@@ -130,7 +143,7 @@ def is_safe_name(name):
 
 
 def profile_entries(folder):
-    """Map the name of every regular ``.prof`` file directly in ``folder`` to its DirEntry.
+    """Map the name of every regular profile file directly in ``folder`` to its DirEntry.
 
     A missing folder has no profiles yet; a file in the folder's place raises NotAFolder.
     """
@@ -147,7 +160,8 @@ def profile_entries(folder):
 
 #: SAFE_NAME_RE between the ``/`` that join a folder's names (no name holds a ``/``).
 _JOINED_SAFE_NAMES = re.compile(
-    r"(?:^|(?<=/))([^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,250}\.prof)(?=/|\Z)"
+    r"(?:^|(?<=/))([^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,250}"
+    r"(?:\.prof|\.speedscope\.json))(?=/|\Z)"
 )
 
 

@@ -12,7 +12,10 @@ import os
 import tempfile
 import threading
 
-from .files import FILENAME_RE, profile_entries
+from .files import FILENAME_RE, is_sampled, profile_entries
+from .unprofiled import unprofiled_counts
+
+__all__ = ["unprofiled_counts"]  # requests served unprofiled, counted beside the index
 
 INDEX_NAME = "index.jsonl"
 MAX_INDEXED_PATH_LENGTH = 2000
@@ -32,6 +35,9 @@ FIELD_TYPES = {
     "overlapped": int,
     "queries": int,
     "sql_ms": (int, float),
+    "engine": str,
+    "interval_ms": (int, float),
+    "samples": int,
 }
 
 
@@ -89,7 +95,10 @@ def normalise_record(record):
 
 
 def _normalise_in_place(record):
-    """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy)."""
+    """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy).
+
+    A record without an engine (written before there were two) gets its file's engine.
+    """
     record["indexed"] = True
     get = record.get
     for field, kinds in EXACT_FIELD_TYPES:
@@ -97,7 +106,14 @@ def _normalise_in_place(record):
         if type(value) not in kinds:  # exact types: json.loads makes no subclasses
             if not isinstance(value, FIELD_TYPES[field]) or isinstance(value, bool):
                 record[field] = None
+    if record["engine"] is None:
+        record["engine"] = engine_of_name(record["id"])
     return record
+
+
+def engine_of_name(name):
+    """Name the engine of a profile file by its name: ``sampling`` or ``cprofile``."""
+    return "sampling" if is_sampled(name) else "cprofile"
 
 
 @dataclasses.dataclass
@@ -247,7 +263,3 @@ def _keep_index_line(line, present):
     profile_id = record.get("id")
     return isinstance(profile_id, str) and profile_id in present
 
-
-def unprofiled_counts(folder):  # pylint: disable=unused-argument  # the engine branch reads it
-    """placeholder until the engine branch lands"""
-    return {}

@@ -19,6 +19,16 @@ fixes three problems of the stock middleware:
   uniquely and safely, and indexes them; a ``filename_format`` of one's own
   is honoured, made safe and numbered instead of overwriting.
 
+With ``engine="sampling"`` each request is profiled by its own sampler
+(:mod:`tracker_07.profiles.sampling`), with no lock: overlapping requests are all
+profiled, each holding only its own thread, and saved as ``.speedscope.json``.
+Requests served unprofiled are counted in the folder
+(:mod:`tracker_07.profiles.unprofiled`) and named on the console.
+
+One module past 350 lines because it is one request's path through profile mode: start,
+run, save, print and count, for both engines; the engine and the report formats live in
+their own modules.
+
 Reports are written whole under a lock, so two requests' reports never
 interleave on the console.  Each request's :class:`ProfileOutcome` is left in its
 environ under :data:`OUTCOME_KEY` for the wrappers around this one (the toolbar and
@@ -40,7 +50,8 @@ from werkzeug.middleware import profiler as werkzeug_profiler
 from ..sql import analysis as sql_analysis
 from ..sql.capture import ENVIRON_KEY as SQL_KEY
 from ..sql.capture import is_captured
-from . import files, index
+from . import call_tree, files, index, sampled, unprofiled
+from .sampling import SampledProfile
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 
@@ -48,6 +59,12 @@ logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
 ONE_PROFILER_PER_PROCESS = sys.version_info >= (3, 12)
 #: The environ key of each request's :class:`ProfileOutcome`.
 OUTCOME_KEY = "tracker.profile"
+#: The environ key where the profiler's ``init_app`` puts the request's view function,
+#: as ``[file, line, name]``.
+VIEW_KEY = "tracker.view"
+#: Why a request was served unprofiled while another one held cProfile.
+BUSY_REASON = ("another request held the profiler (one cProfile per process on Python "
+               "3.12+); PROFILER_ENGINE=sampling profiles every request")
 
 
 class ProfileOutcome:  # pylint: disable=too-few-public-methods  # a record, read by the toolbar
@@ -85,15 +102,26 @@ class _Collected:
         """Already collected: nothing to do."""
 
 
+def stats_of(profile):
+    """The ``Stats`` of a stopped profiler of either engine."""
+    if isinstance(profile, SampledProfile):
+        stats = profile.stats()
+        stats.stream = io.StringIO()
+        return stats
+    return Stats(profile, stream=io.StringIO())
+
+
 def saved_stats(profile):
     """The ``Stats`` of a profile that ``dump_stats`` just wrote, without collecting it again
     (a patched profiler whose ``dump_stats`` collected nothing is asked as usual)."""
+    if isinstance(profile, SampledProfile):
+        return stats_of(profile)
     collected = getattr(profile, "stats", None)
     source = _Collected(collected) if isinstance(collected, dict) and collected else profile
     return Stats(source, stream=io.StringIO())
 
 
-class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
+class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):  # pylint: disable=too-many-instance-attributes  # Werkzeug's and Tracker's
     """``ProfilerMiddleware`` that never fails a request and never loses a profile.
 
     :param app: the WSGI application to wrap.
@@ -105,14 +133,20 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         ``None`` keeps Tracker's unique names.
     :param ignore: compiled regular expression of paths to serve unprofiled, or ``None``.
     :param min_ms: save a ``.prof`` file only for requests at least this slow.
-    :param exclusive: profile one request at a time (required on Python 3.12+).
+    :param exclusive: profile one request at a time (default: cProfile on Python 3.12+).
+    :param engine: ``"cprofile"`` or ``"sampling"``.
+    :param interval: the sampling engine's interval in seconds.
     """
 
     def __init__(  # pylint: disable=too-many-arguments  # Werkzeug's six, then Tracker's own
             self, app, stream=sys.stdout, sort_by=("tottime", "calls"), restrictions=(),
             profile_dir=None, filename_format=None, *,
-            ignore=None, min_ms=0, exclusive=ONE_PROFILER_PER_PROCESS):
+            ignore=None, min_ms=0, exclusive=None, engine=sampled.CPROFILE, interval=0.001):
         super().__init__(app, stream, sort_by, restrictions, profile_dir, filename_format)
+        if exclusive is None:
+            exclusive = ONE_PROFILER_PER_PROCESS and engine == sampled.CPROFILE
+        #: Seconds between samples with the sampling engine; None with cProfile.
+        self.interval = interval if engine == sampled.ENGINE else None
         self._ignore = ignore
         self._min_ms = min_ms
         #: A :class:`~tracker_07.profiles.retention.FolderRetention`, or None to keep everything.
@@ -127,6 +161,11 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         self.counts = {"profiled": 0, "not_profiled": 0, "ignored": 0,
                        "saved": 0, "save_failed": 0}
 
+    @property
+    def engine(self):
+        """The engine that profiles each request: ``sampling`` or ``cprofile``."""
+        return sampled.CPROFILE if self.interval is None else sampled.ENGINE
+
     def __call__(self, environ, start_response):
         with self._counts_lock:
             self._in_flight += 1
@@ -137,9 +176,10 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
                 self._count("ignored")
                 environ[OUTCOME_KEY] = IGNORED
                 return self._app(environ, start_response)
-            profile = self._start_profile()
+            refusal = []
+            profile = self._start_profile(refusal)
             if profile is None:
-                self._count("not_profiled")
+                self._not_profiled(environ, refusal[0] if refusal else BUSY_REASON)
                 environ[OUTCOME_KEY] = BUSY
                 return self._app(environ, start_response)
             return self._profiled_call(profile, environ, start_response, overlap_start)
@@ -147,19 +187,39 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             with self._counts_lock:
                 self._in_flight -= 1
 
-    def _start_profile(self):
-        """Return an enabled profiler, or None when another one is active in this process."""
+    def _start_profile(self, refusal):
+        """Return an enabled profiler, or None (with the reason put in ``refusal`` when it is
+        not that another request holds the profiler)."""
         # Released in _release(), after the profiled request or a failed enable().
         if self._profiling is not None and not self._profiling.acquire(  # pylint: disable=consider-using-with
                 blocking=False):
             return None
-        profile = werkzeug_profiler.Profile()  # looked up now: patching it works as in Werkzeug
+        if self.engine == sampled.ENGINE:
+            profile = SampledProfile(self.interval, RUN_APP_KEY)
+        else:  # looked up now: patching it works as in Werkzeug
+            profile = werkzeug_profiler.Profile()
         try:
             profile.enable()
-        except ValueError:  # another tool (a debugger, coverage) holds sys.monitoring
+        except (ValueError, RuntimeError) as error:  # another tool holds the hook
             self._release()
+            refusal.append(f"the profiler could not start ({error})")
             return None
         return profile
+
+    def _not_profiled(self, environ, reason):
+        """Count a request served unprofiled, in the folder and on the console."""
+        self._count("not_profiled")
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        if self._profile_dir is not None:
+            try:
+                unprofiled.note_unprofiled(self._profile_dir, method, path, reason, time.time())
+            except OSError as error:
+                logger.warning("Could not count an unprofiled request in %s: %s",
+                               self._profile_dir, error)
+        if self._stream is not None:
+            with self._report_lock:
+                self._stream.write(f"NOT PROFILED: {method} {path}: {reason}\n")
+                self._stream.flush()
 
     def _release(self):
         """Let the next request be profiled."""
@@ -186,6 +246,10 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             "time": round(started_at, 3),
             "overlapped": self._overlapped(overlap_start),
         }
+        if isinstance(profile, SampledProfile):
+            request.update(interval_ms=self.interval * 1000, samples=profile.samples)
+        if isinstance(environ.get(VIEW_KEY), list):
+            request["view"] = environ[VIEW_KEY]
         if is_captured(environ):
             add_queries(request, environ[SQL_KEY])
         outcome = environ[OUTCOME_KEY] = self._keep(profile, request, environ, elapsed_ms)
@@ -214,7 +278,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             outcome.state = "saved" if outcome.profile_id else "not_saved"
             outcome.reason = None if outcome.profile_id else "saving failed (see the log)"
         if outcome.stats is None:  # not saved: the report still needs them
-            outcome.stats = Stats(profile, stream=io.StringIO())
+            outcome.stats = stats_of(profile)
         return outcome
 
     def _run_app(self, environ):
@@ -241,8 +305,10 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
     def _names(self, environ, request, elapsed_ms):
         """Return the names to try: Tracker's own, or the user's format made safe and numbered."""
         if self._filename_format is None:
+            suffix = files.SAMPLED_SUFFIX if self.engine == sampled.ENGINE else files.PROFILE_SUFFIX
             return iter(lambda: files.profile_filename(
-                request["method"], request["path"], request["elapsed_ms"], request["time"]), None)
+                request["method"], request["path"], request["elapsed_ms"], request["time"],
+                suffix), None)
         if callable(self._filename_format):
             environ["werkzeug.profiler"] = {"elapsed": elapsed_ms, "time": time.time()}
             name = self._filename_format(environ)
@@ -272,9 +338,10 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             profile_id = files.reserve(self._profile_dir, names)
             self._dump(profile, profile_id)
             stats = saved_stats(profile)
-            record = dict(request, id=profile_id, calls=stats.total_calls,
-                          primitive_calls=stats.prim_calls,
+            record = dict(request, id=profile_id, engine=self.engine,
                           total_time=round(stats.total_tt, 6), python=platform.python_version())
+            if self.engine != sampled.ENGINE:
+                record.update(calls=stats.total_calls, primitive_calls=stats.prim_calls)
             index.append_index(self._profile_dir, record)
         except OSError as error:
             self._save_failed(request, error)
@@ -313,8 +380,12 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
             print(f"NOTE: {request['overlapped']} other request(s) ran during this one"
                   + ("; their calls are included below." if ONE_PROFILER_PER_PROCESS else "."),
                   file=report)
-        stats.sort_stats(*self._sort_by)
-        stats.print_stats(*self._restrictions)
+        if sampled.engine_of(stats) == sampled.ENGINE:
+            print(call_tree.report(stats.stacks, request["elapsed_ms"], stats.interval,
+                                   request["samples"]), file=report)
+        else:
+            stats.sort_stats(*self._sort_by)
+            stats.print_stats(*self._restrictions)
         print(f"{'-' * 80}\n", file=report)
         if request.get("sql"):  # the database block, only when queries ran
             print(sql_analysis.console_block(request["sql"], request["elapsed_ms"]), file=report)
@@ -326,6 +397,11 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):
         """Add one to a counter shown by the CLI and the dashboard."""
         with self._counts_lock:
             self.counts[name] += 1
+
+
+_RUN_APP = SafeProfilerMiddleware._run_app.__code__  # pylint: disable=protected-access  # its own method
+#: The pstats key of the middleware's call of the app: sampled stacks start below it.
+RUN_APP_KEY = (_RUN_APP.co_filename, _RUN_APP.co_firstlineno, _RUN_APP.co_name)
 
 
 def add_queries(request, queries):

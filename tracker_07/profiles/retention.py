@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from . import catalog, index, listing
+from . import catalog, index, listing, unprofiled
 from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,11 @@ class FolderRetention:
             self._dead_lines += 1
 
     def compact(self):
-        """Drop the index lines of removed files; never raise."""
+        """Drop the index lines of removed files and count up the unprofiled requests'
+        lines; never raise."""
         try:
             index.rewrite_index(self.folder)
+            unprofiled.compact_unprofiled(self.folder)
         except OSError as error:
             logger.warning("Could not compact the profile index in %s: %s", self.folder, error)
 

@@ -1,5 +1,7 @@
-"""Load saved ``.prof`` files as ``pstats.Stats``: validated, cached and merged.
+"""Load saved profiles as ``pstats.Stats``: validated, cached and merged.
 
+``.prof`` files are cProfile's pstats data; ``.speedscope.json`` files are sampled
+profiles (:mod:`tracker_07.profiles.sampled`), whose Stats also carry their stacks.
 A profile folder may hold truncated, foreign or hand-made files; every kind
 of bad data becomes one CorruptProfile that names the file, never a traceback.
 """
@@ -11,17 +13,28 @@ import os
 import pstats
 
 from . import sampled
-from .errors import CorruptProfile, ProfileNotFound
+from .errors import CorruptProfile, MixedEngines, ProfileNotFound
+from .files import is_sampled
 
 STATS_CACHE_SIZE = 8
 
 
 def load_stats(path, stream=None):
-    """Load a ``.prof`` file as ``pstats.Stats``; any kind of bad data raises CorruptProfile.
+    """Load a profile file as ``pstats.Stats``; any kind of bad data raises CorruptProfile.
 
     ``stream`` is where the Stats object prints its reports (default stdout).
     """
     name = os.path.basename(path)
+    if is_sampled(name):
+        try:
+            stats = sampled.load(path, name)
+        except FileNotFoundError as error:
+            raise ProfileNotFound(f"{name}: no such file") from error
+        except OSError as error:
+            raise CorruptProfile(f"{name}: not a sampled profile ({_reason(error)})") from error
+        stats.stream = stream
+        stats.files = [path]
+        return stats
     try:
         with open(path, "rb") as file:
             # One read, then loads: marshal.load on a file reads it in many small pieces.
@@ -157,26 +170,32 @@ def _are_numbers(values):
 
 
 def merge(paths):
-    """Load several saved profiles and add them into one ``pstats.Stats``."""
+    """Load several saved profiles of one engine and add them into one ``pstats.Stats``."""
     return merge_stats(load_stats(path) for path in paths)
 
 
 def merge_stats(loaded):
-    """Add profiles into one new ``pstats.Stats``; sampled ones alone keep their stacks.
+    """Add profiles of one engine into one new ``pstats.Stats``.
 
-    When every profile is sampled, their stacks are added up (see
-    :mod:`tracker_07.profiles.sampled`), so the merged views still draw true
-    paths; a mix with cProfile profiles adds the pstats numbers only.
+    Sampled profiles are added by their stacks (see :mod:`tracker_07.profiles.sampled`),
+    so the merged views still draw true paths; profiles of both engines raise
+    MixedEngines, since their times measure different things.
     """
     loaded = list(loaded)
     if not loaded:
         raise ValueError("merge needs at least one profile")
     stacks = [getattr(stats, "stacks", None) for stats in loaded]
-    if all(stack is not None for stack in stacks):
-        intervals = {getattr(stats, "interval", None) for stats in loaded}
-        return sampled.stats_from_stacks(
-            itertools.chain.from_iterable(stacks),
-            interval=intervals.pop() if len(intervals) == 1 else None)
-    merged = pstats.Stats()
-    merged.add(*loaded)
-    return merged
+    sampled_count = sum(stack is not None for stack in stacks)
+    if not sampled_count:
+        merged = pstats.Stats()
+        merged.add(*loaded)
+        return merged
+    if sampled_count < len(loaded):
+        raise MixedEngines(
+            f"cannot merge {len(loaded) - sampled_count} cProfile and {sampled_count} "
+            "sampled profile(s): their times measure different things; merge the profiles "
+            "of one engine (prune or move the others).")
+    intervals = {stats.interval for stats in loaded}
+    return sampled.stats_from_stacks(
+        itertools.chain.from_iterable(stacks),
+        interval=intervals.pop() if len(intervals) == 1 else None)

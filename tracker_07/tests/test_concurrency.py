@@ -49,6 +49,8 @@ class ThreadedServerTestCase(ProfiledAppTestCase):
         self.assertEqual(len(index.read_index(self.profile_dir)), counts["profiled"])
         blocks = report_blocks(self.report.getvalue())  # whole reports, never interleaved
         self.assertEqual(len(blocks), counts["profiled"])
+        self.assertEqual(self.report.getvalue().count("NOT PROFILED: GET /words/slow: "),
+                         counts["not_profiled"])
 
 
 class FlaskRunTestCase(unittest.TestCase):

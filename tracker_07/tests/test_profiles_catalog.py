@@ -152,3 +152,22 @@ class FindIndexedTest(fx.TempFolderTestCase):
         fx.write_raw(self.folder, other, {})
         self.assertEqual(listing.find_record(self.folder, other)["indexed"], False)
         self.assertEqual(listing.find_record(self.folder, self.ids[0])["status"], 200)
+
+
+class EngineOfRecordsTest(fx.TempFolderTestCase):
+    """Every record names its engine: from its index line, or from its file name."""
+
+    def test_engine_from_the_line_or_the_name(self):
+        sampled = "GET.a.3ms.1700000000500.1-1.speedscope.json"
+        unindexed = "GET.b.3ms.1700000000600.1-2.speedscope.json"
+        old = "GET.c.3ms.1700000000700.1-3.prof"
+        for name in (sampled, unindexed, old):
+            fx.write_raw(self.folder, name, b"{}")
+        index.append_index(self.folder, {"id": sampled, "path": "/a", "engine": "sampling",
+                                         "interval_ms": 1.0, "samples": 3})
+        index.append_index(self.folder, {"id": old, "path": "/c"})  # written before engines
+        listing.clear_listing_cache(index_too=True)
+        records = {record["id"]: record for record in listing.catalog_records(self.folder)}
+        self.assertEqual({name: record["engine"] for name, record in records.items()},
+                         {sampled: "sampling", unindexed: "sampling", old: "cprofile"})
+        self.assertEqual((records[sampled]["samples"], records[unindexed]["samples"]), (3, None))

@@ -26,6 +26,17 @@ class ProfileFilesTestCase(unittest.TestCase):
                          ("GET", "/user/42", 12.0, 1_700_000_000.123))
         self.assertIsNone(files.parse_filename("../etc/passwd"))
 
+    def test_sampled_profiles_share_the_names(self):
+        name = files.profile_filename("GET", "/a", 3.2, 1_700_000_000.5, files.SAMPLED_SUFFIX)
+        self.assertTrue(name.endswith(".speedscope.json"))
+        self.assertEqual(files.parse_filename(name)["path"], "/a")
+        self.assertTrue(files.is_sampled(name) and files.is_safe_name(name))
+        self.assertTrue(files.is_safe_name("mine.speedscope.json"))
+        self.assertFalse(files.is_safe_name("mine.json") or files.is_sampled("a.prof"))
+        fx.write_raw(self.folder, name, b"{}")
+        fx.write_raw(self.folder, "other.json", b"{}")
+        self.assertEqual(list(files.profile_entries(self.folder)), [name])
+
     def test_slugs_are_safe(self):
         self.assertEqual(files.path_slug("/"), "root")
         self.assertEqual(files.path_slug("/../../etc/passwd"), "etc.passwd")

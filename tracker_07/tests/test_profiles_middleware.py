@@ -125,7 +125,7 @@ class WerkzeugArgumentsTestCase(MiddlewareTestCase):
                                      "filename_format"])
         self.assertEqual(list(ours)[:len(werkzeugs)], werkzeugs)
         extra = list(ours)[len(werkzeugs):]
-        self.assertEqual(extra, ["ignore", "min_ms", "exclusive"])
+        self.assertEqual(extra, ["ignore", "min_ms", "exclusive", "engine", "interval"])
         for name in extra:
             self.assertIs(ours[name].kind, inspect.Parameter.KEYWORD_ONLY)
 

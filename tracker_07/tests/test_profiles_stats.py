@@ -6,7 +6,7 @@ import unittest
 
 from tracker_07.profiles import sampled
 from tracker_07.profiles import stats as saved
-from tracker_07.profiles.errors import CorruptProfile, ProfileNotFound
+from tracker_07.profiles.errors import CorruptProfile, MixedEngines, ProfileNotFound
 from tracker_07.tests import profile_fixtures as fx
 
 
@@ -108,16 +108,12 @@ class LoadStatsTest(fx.TempFolderTestCase):
         other = sampled.stats_from_stacks([((view,), 0.25)], interval=0.01)
         self.assertIsNone(saved.merge_stats([first, other]).interval)  # intervals differ
 
-    def test_merge_stats_of_sampled_and_cprofile_adds_the_numbers(self):
-        """A mix adds pstats numbers (sampled call counts are 0) and draws no sampled stacks."""
-        view = ("app.py", 1, "view")
-        part = sampled.stats_from_stacks([((view,), 0.5)], interval=0.001)
+    def test_merge_stats_refuses_a_mix_of_engines(self):
+        """cProfile and sampled times measure different things: a mix is one clear error."""
+        part = sampled.stats_from_stacks([((("app.py", 1, "view"),), 0.5)], interval=0.001)
         real = fx.real_stats()
-        merged = saved.merge_stats([real, part])
-        self.assertEqual(sampled.engine_of(merged), "cprofile")
-        self.assertEqual(merged.stats[view][:4], (0, 0, 0.5, 0.5))
-        self.assertEqual(merged.total_calls, real.total_calls)
-        self.assertEqual(set(merged.stats), set(real.stats) | {view})
+        with self.assertRaisesRegex(MixedEngines, "cannot merge 1 cProfile and 1 sampled"):
+            saved.merge_stats([real, part])
         self.assertEqual(len(real.stats), len(fx.real_stats().stats))  # the parts are unchanged
 
     def test_merge_errors(self):

@@ -60,6 +60,8 @@ class SettingChecksTestCase(unittest.TestCase):
             "PROFILER_PRINT": [None],
             "PROFILER_MAX_FILES": [-1, 2.5, "10"],
             "PROFILER_RETENTION_DAYS": [-0.5, None],
+            "PROFILER_ENGINE": ["pyinstrument", "", None, 1],
+            "PROFILER_INTERVAL_MS": [0, 0.05, 1001, "1", True, float("nan"), None],
             "DASHBOARD_PREFIX": ["dashboard", "/a/", "/a b", 3],
             "DASHBOARD_USERNAME": ["", 5],
             "TRACKER_IGNORE": [["("]],
@@ -81,6 +83,21 @@ class SettingChecksTestCase(unittest.TestCase):
                     with self.assertRaises(ConfigError) as caught:
                         checked(**{key: value})
                     self.assertIn(key, str(caught.exception))
+
+    def test_engine_and_interval(self):
+        self.assertEqual(checked()["PROFILER_ENGINE"], "cprofile")
+        self.assertEqual(checked()["PROFILER_INTERVAL_MS"], 1)
+        config = checked(PROFILER_ENGINE="sampling", PROFILER_INTERVAL_MS=0.5)
+        self.assertEqual((config["PROFILER_ENGINE"], config["PROFILER_INTERVAL_MS"]),
+                         ("sampling", 0.5))
+        with self.assertRaises(ConfigError) as caught:
+            checked(PROFILER_INTERVAL_MS=0)
+        self.assertEqual(str(caught.exception),
+                         "PROFILER_INTERVAL_MS must be a number >= 0.1 and <= 1000; got 0.")
+        with self.assertRaises(ConfigError) as caught:
+            checked(PROFILER_ENGINE="pyinstrument")
+        self.assertEqual(str(caught.exception),
+                         "PROFILER_ENGINE must be 'cprofile' or 'sampling'; got 'pyinstrument'.")
 
     def test_toolbar_and_server_timing_values(self):
         config = checked()

@@ -1,0 +1,242 @@
+"""Tests for the sampling engine: frame records to stacks, one thread per profile, true paths.
+
+``.ci/run`` runs the suite under Python 3.11, 3.12 and 3.13; the real ``flask run`` test
+is the one that shows overlapping requests are each profiled on all three.
+"""
+import concurrent.futures
+import contextlib
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from tracker_07.profiles import index, sampled, stats as profile_stats
+from tracker_07.profiles.middleware import RUN_APP_KEY
+from tracker_07.profiles.sampling import SampledProfile, frame_key, stacks_from_records
+from tracker_07.tests import sampling_app
+from tracker_07.tests.base import ProfiledAppTestCase, fetch, free_port
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+THREAD = "MainThread\x00<thread>\x00140372644473728"
+ROOT_ID = f"{RUN_APP_KEY[2]}\x00{RUN_APP_KEY[0]}\x00{RUN_APP_KEY[1]}\x01l300"
+
+
+class ConversionTestCase(unittest.TestCase):
+    """pyinstrument's frame records become pstats-keyed stacks below the middleware."""
+
+    def test_identifiers_become_pstats_keys(self):
+        cache = {}
+        self.assertEqual(frame_key("view\x00/app/views.py\x0012\x01l14\x01cView", cache),
+                         ("/app/views.py", 12, "view"))
+        self.assertEqual(frame_key("sleep\x00<built-in>\x000", cache), ("~", 0, "sleep"))
+        self.assertEqual(frame_key("<module>\x00<stdin>\x001", cache), ("<stdin>", 1, "<module>"))
+
+    def test_stacks_start_below_the_middleware_and_outside_samples_go(self):
+        records = [
+            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID, "wsgi_app\x00/f/app.py\x005",
+              "view\x00/app/views.py\x0012\x01l13"], 0.002),
+            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID, "wsgi_app\x00/f/app.py\x005",
+              "sleep\x00<built-in>\x000"], 0.001),
+            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID], 0.001),  # the middleware's own
+            ([THREAD, "serve\x00/w/serving.py\x0010", "stop\x00/p/profiler.py\x009"], 0.001),
+        ]
+        self.assertEqual(stacks_from_records(records, RUN_APP_KEY), [
+            ((("/f/app.py", 5, "wsgi_app"), ("/app/views.py", 12, "view")), 0.002),
+            ((("/f/app.py", 5, "wsgi_app"), ("~", 0, "sleep")), 0.001),
+        ])
+
+    def test_the_last_root_is_where_the_app_starts(self):
+        records = [([THREAD, ROOT_ID, "inner\x00/a.py\x001", ROOT_ID, "app\x00/a.py\x002"], 0.001)]
+        self.assertEqual(stacks_from_records(records, RUN_APP_KEY),
+                         [((("/a.py", 2, "app"),), 0.001)])
+
+
+class SampledProfileTestCase(unittest.TestCase):
+    """The engine samples only the thread that started it."""
+
+    def test_each_profile_holds_only_its_own_thread(self):
+        root = (_run.__code__.co_filename, _run.__code__.co_firstlineno, "_run")
+        profiles = {}
+
+        def worker(name):
+            profile = SampledProfile(0.001, root)
+            profile.enable()
+            _run(getattr(sampling_app, name))
+            profile.disable()
+            profiles[name] = profile
+
+        threads = [threading.Thread(target=worker, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        names = {name: {frame[2] for stack, _ in profile.stacks for frame in stack}
+                 for name, profile in profiles.items()}
+        self.assertIn("c", names["a"])
+        self.assertNotIn("b", names["a"])
+        self.assertIn("b", names["b"])
+        self.assertGreater(profiles["a"].samples, 10)
+        self.assertEqual(profiles["b"].stats().interval, 0.001)
+
+
+def _run(function):
+    """Call ``function`` (the root that the profiles cut at); ``a`` gets 2 units."""
+    if function is sampling_app.a:
+        function(2)
+    else:
+        function()
+
+
+def collapsed(stacks):
+    """``frame;frame seconds`` per distinct stack, by function name (the collapsed export)."""
+    return {";".join(frame[2] for frame in frames): seconds
+            for frames, seconds in sampled.merge_stacks(stacks)}
+
+
+class PathsTestCase(ProfiledAppTestCase):
+    """A function reached through two paths keeps each path's own time (summed over a few
+    requests, so that one sample stretched by a busy machine cannot tip the ratio)."""
+
+    REQUESTS = 3
+
+    def make_app(self, config_name="profile", **settings):
+        self.profile_dir = os.path.join(self.tmp, "profiles")
+        os.environ["FLASK_PROFILER_DIR"] = self.profile_dir
+        self.addCleanup(os.environ.pop, "FLASK_PROFILER_DIR", None)
+        app = sampling_app.create_app()
+        app.extensions["tracker_profiler"]._stream = None  # pylint: disable=protected-access
+        self.apps.append(app)
+        return app
+
+    def test_c_is_split_four_to_one_between_its_paths(self):
+        for _ in range(self.REQUESTS):
+            self.assertEqual(self.client.get("/paths").status_code, 200)
+        records = index.read_index(self.profile_dir)
+        self.assertEqual(len(records), self.REQUESTS)
+        lines = collapsed(profile_stats.merge(
+            os.path.join(self.profile_dir, record["id"]) for record in records).stacks)
+        via_a = sum(seconds for line, seconds in lines.items() if ";paths;a;c" in line)
+        via_b = sum(seconds for line, seconds in lines.items() if ";paths;b;a;c" in line)
+        self.assertFalse([line for line in lines if RUN_APP_KEY[2] in line])  # cut above the app
+        self.assertAlmostEqual(via_a / via_b, 4.0, delta=0.4, msg=lines)
+        self.assertEqual({record["view"][2] for record in records}, {"paths"})
+        self.assertEqual({record["engine"] for record in records}, {"sampling"})
+
+
+class SharesTestCase(ProfiledAppTestCase):
+    """Each big function's share of the demo's slow page agrees between the two engines."""
+
+    REQUESTS = 20
+    #: No tracking writer thread: on Python 3.12+ cProfile would record its calls too.
+    settings = {"TRACKER_ENABLED": False}
+
+    def shares(self, engine):
+        """Median share of the request of each function, over REQUESTS profiles."""
+        app = self.make_app(PROFILER_ENGINE=engine, PROFILER_PRINT=False, TRACKER_ENABLED=False,
+                            PROFILER_DIR=os.path.join(self.tmp, engine))
+        client = app.test_client()
+        for _ in range(self.REQUESTS):
+            self.assertEqual(client.get("/words/slow").status_code, 200)
+        per_function = {}
+        records = index.read_index(os.path.join(self.tmp, engine))
+        self.assertEqual(len(records), self.REQUESTS)
+        for record in records:
+            stats = profile_stats.load_stats(os.path.join(self.tmp, engine, record["id"]))
+            total = stats.total_tt  # the request's time, as each engine saw it
+            for func, entry in stats.stats.items():
+                per_function.setdefault(same_name(func), []).append(entry[3] / total)
+        return {func: statistics.median(values + [0.0] * (self.REQUESTS - len(values)))
+                for func, values in per_function.items()}
+
+    def test_shares_agree_within_ten_points(self):
+        sampling = self.shares("sampling")
+        cprofile = self.shares("cprofile")
+        big = {func: share for func, share in sampling.items() if share > 0.10}
+        big.update({func: cprofile.get(func, 0.0) for func, share in cprofile.items()
+                    if share > 0.10 and _in_view(func)})
+        names = {func[2] for func in big}
+        self.assertIn("top_words_naive", names)
+        for func in big:
+            with self.subTest(function=func[2]):
+                self.assertAlmostEqual(sampling.get(func, 0.0), cprofile.get(func, 0.0),
+                                       delta=0.10)
+
+
+def same_name(func):
+    """Name a built-in as both engines can: pyinstrument's ``list.count`` is cProfile's
+    ``<method 'count' of 'list' objects>``, its ``sleep`` cProfile's
+    ``<built-in method time.sleep>``."""
+    filename, line, name = func
+    if filename != "~":
+        return func
+    method = re.fullmatch(r"<method '(\w+)' of '(\w+)' objects>", name)
+    if method:
+        return ("~", 0, f"{method[2]}.{method[1]}")
+    builtin = re.fullmatch(r"<built-in method (?:[\w.]+\.)?(\w+)>", name)
+    return ("~", line, builtin[1] if builtin else name)
+
+
+def _in_view(func):
+    """Tell whether a function runs inside the view (cProfile also sees the wrappers above)."""
+    return "tracker_07/main/" in func[0] or func[0] == "~"
+
+
+def fetch_all(urls):
+    """Fetch every URL at once, one client thread each; return ``[(status, body)]``."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        return list(pool.map(fetch, urls))
+
+
+class FlaskRunTestCase(unittest.TestCase):
+    """A real threaded ``flask run``: twenty overlapping requests, twenty clean profiles."""
+
+    def test_overlapping_requests_are_each_profiled_alone(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = os.path.join(tmp, "profiles")
+            url, log = self.run_server(tmp, folder)
+            paths = [f"/work/{number:02d}" for number in range(sampling_app.ROUTES)]
+            results = fetch_all([url + path for path in paths])
+            records = index.read_index(folder)
+            loaded = {record["path"]: profile_stats.load_stats(os.path.join(folder, record["id"]))
+                      for record in records}
+            with open(log.name, encoding="utf-8") as output:
+                text = output.read()
+        self.assertEqual([status for status, _ in results], [200] * len(paths))
+        self.assertEqual(sorted(loaded), paths, text)
+        self.assertGreater(max(record["overlapped"] for record in records), 0)
+        self.assertNotIn("NOT PROFILED", text)
+        for path, stats in loaded.items():
+            names = {func[2] for func in stats.stats if func[2].startswith("work_")}
+            with self.subTest(path=path):
+                self.assertEqual(names, {"work_" + path[-2:]})
+
+    def run_server(self, tmp, folder):
+        """Start the test app's threaded ``flask run`` on a free port; wait until it listens."""
+        port = free_port()
+        env = dict(os.environ, FLASK_PROFILER_DIR=folder, PYTHONUNBUFFERED="1")
+        env.pop("FLASK_DEBUG", None)
+        log = open(os.path.join(tmp, "server.log"), "w+", encoding="utf-8")  # pylint: disable=consider-using-with
+        self.addCleanup(log.close)
+        server = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped at cleanup
+            [sys.executable, "-B", "-m", "flask", "--app",
+             "tracker_07.tests.sampling_app:create_app()", "run", "--with-threads",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(server.wait, 10)
+        self.addCleanup(server.terminate)
+        for _ in range(300):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return f"http://127.0.0.1:{port}", log
+            time.sleep(0.1)
+        log.seek(0)
+        raise AssertionError("flask run did not start:\n" + log.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
