@@ -194,20 +194,20 @@ def render_profile(stats, record, reference):
     table = stats_table(stats, options)
     if record["merged"]:
         table = with_means(table, record["merged"])
-    files = classifier()
+    sorter = classifier()
     total = table["header"]["total_time"]
-    table["rows"] = [display.decorate_row(row, files, total) for row in table["rows"]]
+    table["rows"] = [display.decorate_row(row, sorter, total) for row in table["rows"]]
     tree = paths.request_tree(stats, record)
     if own_only:
-        tree = frames.fold_to_own(tree, display.is_own_node(files))
+        tree = frames.fold_to_own(tree, display.is_own_node(sorter))
     nodes, parent_of = display.parents(tree)
     rects = display.decorate_rects(
         charts.flame_rects(charts.flame_layout(tree, FLAME_WIDTH, min_width=0.5)),
-        nodes, files, tree["root"]["time"])
+        nodes, sorter, tree["root"]["time"])
     selected = None
     if request.args.get("fn"):
         try:
-            selected = function_edges(stats, request.args["fn"], files, total)
+            selected = function_edges(stats, request.args["fn"], sorter, total)
         except analysis.UnknownFunction as error:
             abort(404, str(error))
     return render_template(
@@ -215,20 +215,20 @@ def render_profile(stats, record, reference):
         record=record, reference=reference, table=table,
         database=database(record), sampled=sampled.engine_of(stats) == sampled.ENGINE,
         interval=getattr(stats, "interval", None), total=total,
-        hottest=display.hottest(stats, files, total), own_only=own_only,
+        hottest=display.hottest(stats, sorter, total), own_only=own_only,
         options=options, sort_name=TABLE_SORTS[options["sort"]], tree=tree, rects=rects,
         parent_of=parent_of, flame_height=charts.flame_height(rects), flame_width=FLAME_WIDTH,
         selected=selected, limits=TABLE_LIMITS, args=request.args, fmt_ms=frames.format_ms,
         fmt_pct=frames.format_percent, kind_names=KIND_NAMES, char_width=charts.CHAR_WIDTH)
 
 
-def function_edges(stats, func_id, files, total):
+def function_edges(stats, func_id, sorter, total):
     """A function's callers and callees, each with its kind, short name and share of the total."""
     edges = analysis.callers_callees(stats, func_id)
     return {
-        "function": display.decorate_row(edges["function"], files, total),
-        "callers": [display.decorate_row(row, files, total) for row in edges["callers"]],
-        "callees": [display.decorate_row(row, files, total) for row in edges["callees"]],
+        "function": display.decorate_row(edges["function"], sorter, total),
+        "callers": [display.decorate_row(row, sorter, total) for row in edges["callers"]],
+        "callees": [display.decorate_row(row, sorter, total) for row in edges["callees"]],
         "total": total,
     }
 

@@ -262,4 +262,3 @@ def _keep_index_line(line, present):
         return True
     profile_id = record.get("id")
     return isinstance(profile_id, str) and profile_id in present
-

@@ -261,7 +261,8 @@ class OverlappedPageTestCase(DashboardTestCase):
         index.append_index(self.profile_dir, fx.index_entry(
             name, overlapped=2, python="3.12.1", view=list(view)))
         page = self.page("/dashboard/profiles/" + name)
-        self.assertIn("2 other request(s) ran during this one", page.split('id="flame-start"', 1)[1])
+        note = page.split('id="flame-start"', 1)[1]
+        self.assertIn("2 other request(s) ran during this one", note)
         graph = page.split('id="flame-graph"', 1)[1]
         first_frame = graph.split('<a href="', 1)[1]
         self.assertIn(f'data-label="{analysis.function_label(view)}"', first_frame.split(">")[0])

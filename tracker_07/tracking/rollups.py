@@ -205,28 +205,35 @@ def roll_up(conn, now=None, pending=None):
         _merge_pending(conn, pending, daily_until)
         set_meta(conn, ROLLED_UP_KEY, top)
     elif top is not None and top > done:
-        new = (raw.id > done, raw.id <= top)
-        rolled = conn.execute(select(func.count()).where(*new)).scalar()
-        hour = _period_of(conn, raw.started_at, HOUR)
-        detail = (raw.endpoint, raw.method, raw.status, raw.bucket)
-        _merge(conn, hourly_table, ROLLUP_KEY,
-               select(hour, *detail, *_raw_values()).where(*new).group_by(hour, *detail))
-        _merge(conn, totals_table, TOTALS_KEY,
-               select(hour, raw.bucket, *_raw_values()).where(*new)
-               .group_by(hour, raw.bucket))
-        _merge(conn, status_hourly_table, STATUS_KEY,
-               select(hour, *detail[:3], *_raw_values()).where(*new).group_by(hour, *detail[:3]))
-        _add_endpoints(conn, select(raw.endpoint, raw.method, func.max(hour))
-                       .where(*new).group_by(raw.endpoint, raw.method))
-        # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
-        day = _period_of(conn, raw.started_at, DAY)
-        late = raw.started_at + 0 < daily_until
-        for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
-                                    (status_daily_table, STATUS_KEY, detail[:3])):
-            _merge(conn, table, key, select(day, *columns, *_raw_values())
-                   .where(*new, late).group_by(day, *columns))
+        rolled = _roll_up_rows(conn, done, top, daily_until)
         set_meta(conn, ROLLED_UP_KEY, top)
     fold_days(conn, now, daily_until)
+    return rolled
+
+
+def _roll_up_rows(conn, done, top, daily_until):
+    """Group the raw rows ``done < id <= top`` in the database into every roll-up."""
+    raw = requests_table.c
+    new = (raw.id > done, raw.id <= top)
+    rolled = conn.execute(select(func.count()).where(*new)).scalar()
+    hour = _period_of(conn, raw.started_at, HOUR)
+    detail = (raw.endpoint, raw.method, raw.status, raw.bucket)
+    _merge(conn, hourly_table, ROLLUP_KEY,
+           select(hour, *detail, *_raw_values()).where(*new).group_by(hour, *detail))
+    _merge(conn, totals_table, TOTALS_KEY,
+           select(hour, raw.bucket, *_raw_values()).where(*new)
+           .group_by(hour, raw.bucket))
+    _merge(conn, status_hourly_table, STATUS_KEY,
+           select(hour, *detail[:3], *_raw_values()).where(*new).group_by(hour, *detail[:3]))
+    _add_endpoints(conn, select(raw.endpoint, raw.method, func.max(hour))
+                   .where(*new).group_by(raw.endpoint, raw.method))
+    # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
+    day = _period_of(conn, raw.started_at, DAY)
+    late = raw.started_at + 0 < daily_until
+    for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
+                                (status_daily_table, STATUS_KEY, detail[:3])):
+        _merge(conn, table, key, select(day, *columns, *_raw_values())
+               .where(*new, late).group_by(day, *columns))
     return rolled
 
 
