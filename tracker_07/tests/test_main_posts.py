@@ -67,6 +67,30 @@ class PostsPagesTestCase(ProfiledAppTestCase):
         self.assertEqual(items.search(slow).group(1), items.search(fast).group(1))
 
 
+class SampledPostsTestCase(ProfiledAppTestCase):
+    """The demo's N+1 page under the sampling engine: its database time is marked in the icicle."""
+
+    settings = {"PROFILER_ENGINE": "sampling"}
+
+    def test_the_slow_page_icicle_marks_the_drivers_time_as_sql(self):
+        self.client.get("/posts/slow")  # makes the data: the profile below is the page alone
+        before = len(index.read_index(self.profile_dir))
+        self.assertEqual(self.client.get("/posts/slow").status_code, 200)
+        record = index.read_index(self.profile_dir)[before]
+        self.assertEqual(record["engine"], "sampling")
+        flame = self.client.get(f"/dashboard/api/profiles/{record['id']}").get_json()["flame"]
+        stack, sql_nodes = [flame["root"]], []
+        while stack:
+            node = stack.pop()
+            stack.extend(node["children"])
+            if node["sql"]:
+                sql_nodes.append(node)
+        self.assertIn("do_execute", {node["name"] for node in sql_nodes})
+        page = self.client.get(f"/dashboard/profiles/{record['id']}").get_data(as_text=True)
+        self.assertRegex(page, r'class="frame kind-\w+ sql')
+        self.assertIn("SQL (database driver)", page)
+
+
 @unittest.skipUnless(os.environ.get("TRACKER_TEST_DATABASE_URL"),
                      "set TRACKER_TEST_DATABASE_URL (see .ci/postgres-start)")
 class PostgresPostsTestCase(ProfiledAppTestCase):
