@@ -125,11 +125,15 @@ def load_profile(reference):
     folder = profile_folder()
     if reference.startswith(ROUTE_PREFIX):
         method, _, path = reference[len(ROUTE_PREFIX):].partition(":")
-        ids = listing.route_profiles(folder, method, path)
-        if not ids:
+        records = listing.route_records(folder, method, path)
+        if not records:
             raise errors.ProfileNotFound(f"no saved profiles of {method} {path}")
+        # The two engines' times measure different things: the newest profile's engine wins.
+        engine = records[-1].get("engine", sampled.CPROFILE)
+        ids = [item["id"] for item in records if item.get("engine", sampled.CPROFILE) == engine]
         stats = merge(listing.profile_path(folder, profile_id) for profile_id in ids)
-        record = {"id": None, "method": method.upper(), "path": path, "merged": len(ids)}
+        record = {"id": None, "method": method.upper(), "path": path, "merged": len(ids),
+                  "engine": engine, "other_engine": len(records) - len(ids)}
     else:
         stats = cached_stats(listing.profile_path(folder, reference))
         record = dict(listing.find_record(folder, reference), merged=0)

@@ -186,6 +186,11 @@ def route_of(record):
 
 def route_profiles(folder, method, path):
     """Return the ids of every profile of one method and path (or route), oldest first."""
+    return [record["id"] for record in route_records(folder, method, path)]
+
+
+def route_records(folder, method, path):
+    """Return the records of every profile of one method and path (or route), oldest first."""
     method = method.upper()
     records = [
         record
@@ -193,7 +198,7 @@ def route_profiles(folder, method, path):
         if record["method"] == method and path in (record["path"], route_of(record))
     ]
     records.sort(key=lambda record: (record["time"] or 0.0, record["id"]))
-    return [record["id"] for record in records]
+    return records
 
 
 def check_prune_limits(keep=None, older_than_days=None):

@@ -125,6 +125,15 @@ class SamplingModeTestCase(ProfiledAppTestCase):
         self.assertIn("Error: cannot merge 1 cProfile and 2 sampled", result.output)
         record = [r for r in self.saved() if r["id"].endswith(".prof")][0]
         self.assertEqual((record["engine"], record["view"][2]), ("cprofile", "words_fast"))
+        # The route's "merge all" link adds up the newest profile's engine and says so.
+        page = self.client.get("/dashboard/profiles/route?method=GET&path=/words/fast")
+        self.assertEqual(page.status_code, 200)
+        text = page.get_data(as_text=True)
+        self.assertIn("1 profiles added together", text)
+        self.assertRegex(text, r'id="other-engine">2 profile\(s\) of this route')
+        self.assertIn("(cprofile)", text)
+        merged_json = self.client.get("/dashboard/api/profiles/route?method=GET&path=/words/fast")
+        self.assertEqual(merged_json.get_json()["record"]["other_engine"], 2)
 
     def test_a_missing_sampled_file_is_not_found(self):
         with self.assertRaises(errors.ProfileNotFound):
