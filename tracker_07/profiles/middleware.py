@@ -50,7 +50,7 @@ from werkzeug.middleware import profiler as werkzeug_profiler
 from ..sql import analysis as sql_analysis
 from ..sql.capture import ENVIRON_KEY as SQL_KEY
 from ..sql.capture import is_captured
-from . import call_tree, files, index, sampled, unprofiled
+from . import call_tree, files, index, sampled, unprofiled, wrappers
 from .sampling import SampledProfile
 
 logger = logging.getLogger(__name__)  # a child of app.logger ("tracker_07")
@@ -376,13 +376,15 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):  # pylint: d
         if profile_id is not None:
             url = self.page_url(environ, profile_id) if self.page_url is not None else None
             print(f"PROFILE: {profile_id}" + (f" {url}" if url else ""), file=report)
+        is_sampled = sampled.engine_of(stats) == sampled.ENGINE
         if request["overlapped"]:
+            mixed = ONE_PROFILER_PER_PROCESS and not is_sampled
             print(f"NOTE: {request['overlapped']} other request(s) ran during this one"
-                  + ("; their calls are included below." if ONE_PROFILER_PER_PROCESS else "."),
-                  file=report)
-        if sampled.engine_of(stats) == sampled.ENGINE:
-            print(call_tree.report(stats.stacks, request["elapsed_ms"], stats.interval,
-                                   request["samples"]), file=report)
+                  + ("; their calls are included below." if mixed else "."), file=report)
+        if is_sampled:
+            stacks = [(wrappers.request_frames(frames), seconds) for frames, seconds in stats.stacks]
+            print(call_tree.report([stack for stack in stacks if stack[0]], request["elapsed_ms"],
+                                   stats.interval, request["samples"]), file=report)
         else:
             stats.sort_stats(*self._sort_by)
             stats.print_stats(*self._restrictions)

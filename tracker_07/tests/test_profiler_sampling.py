@@ -71,6 +71,8 @@ class SamplingModeTestCase(ProfiledAppTestCase):
         percents = [float(re.search(r"([\d.]+)%", row)[1]) for row in rows]
         self.assertTrue(all(percent >= 1.0 for percent in percents), rows)
         self.assertTrue([row for row in rows if "top_words_naive  (main/wordcount.py:" in row])
+        self.assertIn(" wsgi_app  (", rows[0])  # Tracker's wrapper frames are left out
+        self.assertFalse([row for row in rows if "capture.py" in row or "middleware.py" in row])
 
     def test_listed_opened_downloaded_and_exported(self):
         self.make_app("profile", PROFILER_ENGINE="sampling", TRACKER_ENABLED=False,
