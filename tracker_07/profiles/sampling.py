@@ -42,7 +42,12 @@ def stacks_from_records(frame_records, root):
     """
     cache = {}
     stacks = []
+    # Most samples repeat a stack seen before: each distinct stack is converted once.
+    distinct = {}
     for identifiers, seconds in frame_records:
+        key = tuple(identifiers)
+        distinct[key] = distinct.get(key, 0.0) + seconds
+    for identifiers, seconds in distinct.items():
         frames = [frame_key(identifier, cache) for identifier in identifiers[1:]]
         try:
             cut = len(frames) - frames[::-1].index(root)
