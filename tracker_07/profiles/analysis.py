@@ -23,10 +23,9 @@ import heapq
 import itertools
 import pstats
 
-from . import kinds
+from . import kinds, sampled
 
-SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
-EXPORTER = "tracker_07"
+EXPORTER = sampled.EXPORTER
 
 #: A change of at most this many seconds, or of at most NOISE_RATIO of the
 #: larger side, is reported as "same": timer jitter and cache effects alone
@@ -529,21 +528,4 @@ def speedscope(stats, name):
         if weight > 0:
             samples.append([frame_index[n["func_id"]] for n in ancestors[1:] + (node,)])
             weights.append(weight)
-    return {
-        "$schema": SPEEDSCOPE_SCHEMA,
-        "shared": {"frames": frames},
-        "profiles": [
-            {
-                "type": "sampled",
-                "name": name,
-                "unit": "seconds",
-                "startValue": 0,
-                "endValue": sum(weights),
-                "samples": samples,
-                "weights": weights,
-            }
-        ],
-        "name": name,
-        "activeProfileIndex": 0,
-        "exporter": EXPORTER,
-    }
+    return sampled.speedscope_file(frames, samples, weights, name=name, exporter=EXPORTER)

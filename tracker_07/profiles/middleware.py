@@ -382,7 +382,8 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):  # pylint: d
             print(f"NOTE: {request['overlapped']} other request(s) ran during this one"
                   + ("; their calls are included below." if mixed else "."), file=report)
         if is_sampled:
-            stacks = [(wrappers.request_frames(frames), seconds) for frames, seconds in stats.stacks]
+            stacks = [(wrappers.request_frames(frames), seconds)
+                      for frames, seconds in stats.stacks]
             print(call_tree.report([stack for stack in stacks if stack[0]], request["elapsed_ms"],
                                    stats.interval, request["samples"]), file=report)
         else:

@@ -94,6 +94,12 @@ def to_speedscope(stacks, *, name, interval):
                 frames.append(_speedscope_frame(func))
         samples.append([frame_index[func] for func in stack])
         weights.append(seconds)
+    return speedscope_file(frames, samples, weights, name=name,
+                           exporter=f"{EXPORTER} {ENGINE}{INTERVAL_TAG}{interval!r}")
+
+
+def speedscope_file(frames, samples, weights, *, name, exporter):
+    """Wrap frames and weighted samples (seconds) in speedscope's file format, one profile."""
     return {
         "$schema": SPEEDSCOPE_SCHEMA,
         "shared": {"frames": frames},
@@ -108,7 +114,7 @@ def to_speedscope(stacks, *, name, interval):
         }],
         "name": name,
         "activeProfileIndex": 0,
-        "exporter": f"{EXPORTER} {ENGINE}{INTERVAL_TAG}{interval!r}",
+        "exporter": exporter,
     }
 
 
