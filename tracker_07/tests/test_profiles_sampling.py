@@ -93,10 +93,14 @@ def _run(function):
         function()
 
 
-def collapsed(stacks):
-    """``frame;frame seconds`` per distinct stack, by function name (the collapsed export)."""
-    return {";".join(frame[2] for frame in frames): seconds
-            for frames, seconds in sampled.merge_stacks(stacks)}
+def collapsed(text):
+    """Read collapsed-stack lines (``label;label microseconds``) by function name."""
+    stacks = {}
+    for line in text.splitlines():
+        frames, microseconds = line.rsplit(" ", 1)
+        names = ";".join(re.sub(r"^.*:\d+\((.*)\)$", r"\1", label) for label in frames.split(";"))
+        stacks[names] = stacks.get(names, 0) + int(microseconds)
+    return stacks
 
 
 class PathsTestCase(ProfiledAppTestCase):
@@ -108,7 +112,9 @@ class PathsTestCase(ProfiledAppTestCase):
     def make_app(self, config_name="profile", **settings):
         self.profile_dir = os.path.join(self.tmp, "profiles")
         os.environ["FLASK_PROFILER_DIR"] = self.profile_dir
+        os.environ["FLASK_DASHBOARD_ENABLED"] = "true"  # for its export URL
         self.addCleanup(os.environ.pop, "FLASK_PROFILER_DIR", None)
+        self.addCleanup(os.environ.pop, "FLASK_DASHBOARD_ENABLED", None)
         app = sampling_app.create_app()
         app.extensions["tracker_profiler"]._stream = None  # pylint: disable=protected-access
         self.apps.append(app)
@@ -119,10 +125,14 @@ class PathsTestCase(ProfiledAppTestCase):
             self.assertEqual(self.client.get("/paths").status_code, 200)
         records = index.read_index(self.profile_dir)
         self.assertEqual(len(records), self.REQUESTS)
-        lines = collapsed(profile_stats.merge(
-            os.path.join(self.profile_dir, record["id"]) for record in records).stacks)
-        via_a = sum(seconds for line, seconds in lines.items() if ";paths;a;c" in line)
-        via_b = sum(seconds for line, seconds in lines.items() if ";paths;b;a;c" in line)
+        lines = {}  # the dashboard's collapsed export of each profile, added up
+        for record in records:
+            export = self.client.get(f"/dashboard/profiles/{record['id']}/export/collapsed")
+            self.assertEqual(export.status_code, 200)
+            for stack, microseconds in collapsed(export.get_data(as_text=True)).items():
+                lines[stack] = lines.get(stack, 0) + microseconds
+        via_a = sum(weight for line, weight in lines.items() if ";paths;a;c;" in line + ";")
+        via_b = sum(weight for line, weight in lines.items() if ";paths;b;a;c;" in line + ";")
         self.assertFalse([line for line in lines if RUN_APP_KEY[2] in line])  # cut above the app
         self.assertAlmostEqual(via_a / via_b, 4.0, delta=0.4, msg=lines)
         self.assertEqual({record["view"][2] for record in records}, {"paths"})
