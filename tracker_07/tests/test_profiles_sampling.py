@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from tracker_07.profiles import index, sampled, stats as profile_stats
+from tracker_07.profiles import index, stats as profile_stats
 from tracker_07.profiles.middleware import RUN_APP_KEY
 from tracker_07.profiles.sampling import SampledProfile, frame_key, stacks_from_records
 from tracker_07.tests import sampling_app
