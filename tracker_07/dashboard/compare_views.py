@@ -9,8 +9,9 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 
 from ..profiles import analysis, listing, routes, sampled
 from . import args
+from . import profile_display as display
 from .blueprint import bp
-from .profile_views import ROUTE_PREFIX, load_profile, profile_folder
+from .profile_views import ROUTE_PREFIX, classifier, load_profile, profile_folder
 
 
 def comparison(before, after, key, limit):
@@ -57,6 +58,9 @@ def compare():
     result = records = engines = None
     if before and after:
         result, records, engines = comparison(before, after, key, limit)
+        sorter = classifier()
+        result["rows"] = [dict(row, **display.describe(sorter, *display.split_label(row["label"])))
+                          for row in result["rows"]]
     recent = listing.list_profiles(profile_folder(), per_page=200).items
     route_choices = sorted({(item["method"], item["path"]) for item in recent if item["path"]})
     return render_template("dashboard/compare.html", result=result, records=records,

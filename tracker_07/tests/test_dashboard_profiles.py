@@ -224,6 +224,9 @@ class CompareTestCase(DashboardTestCase):
         self.assertIn('<tr class="gone">', first_row)
         self.assertIn('<tr class="improved">', text)  # functions on both sides still compare
         self.assertIn('class="summary improved"', text)
+        # Short locations, the full path on hover, as on the profile page.
+        self.assertRegex(text, r'title="[^"]+/tracker_07/main/wordcount\.py[^"]*">top_words_\w+'
+                               r'</span> <span class="loc">tracker_07/main/wordcount\.py:\d+<')
 
     def test_merged_routes(self):
         self.save_profiles("/words/fast", "/words/fast", "/index")
