@@ -4,11 +4,12 @@
         [--baseline REV]
 
 Each measurement runs in a fresh process: it builds the app, fills its profile folder with
-``--fill`` saved profiles (a comma-separated list: by default an empty folder and one at
-the 10,000-profile cap, measured side by side in the same rounds; real ``.prof`` files with
-their index lines, as a server that has run for a while has; not measured), warms up,
-then sends ``--requests`` requests to ``/words/fast`` through the WSGI app and reads the process CPU time (every thread: Tracker's
-background retention counts) once the background work has ended.  Variants, interleaved and
+``--fill`` saved profiles (a comma-separated list: by default an empty folder and one at the
+10,000-profile cap, measured side by side in the same rounds; real ``.prof`` files with
+their index lines, as a server that has run for a while has; not measured), warms up, then
+sends ``--requests`` requests to ``/words/fast`` through the WSGI app and reads the process
+CPU time (every thread: Tracker's background retention counts) once the background work has
+ended.  Variants, interleaved and
 rotated round by round:
 
 * ``stock``: the demo app in Werkzeug's ``ProfilerMiddleware`` (report to a discarded stream,
