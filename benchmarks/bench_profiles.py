@@ -259,7 +259,8 @@ def page_cases(fixture):
         """Start as before the first listing ever: no parsed index kept on disk either."""
         first_listed()
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(fixture.folder, index_cache.CACHE_NAME))
+            os.remove(os.path.join(fixture.folder, index_cache.CACHE_DIR,
+                                   index_cache.CACHE_NAME))
 
     profile_url = f"/dashboard/profiles/{big_id}"
     return [

@@ -1,6 +1,6 @@
 """The parsed index kept on disk beside it, so a new process need not parse 50,000 JSON lines.
 
-``.index.parsed`` holds, in ``marshal`` form, what a reader parsed of
+``.tracker-cache/index.parsed`` holds, in ``marshal`` form, what a reader parsed of
 ``index.jsonl``: the index's inode, how many bytes were parsed, the first and
 last bytes of that part, and the normalised records.  A process that has not
 read the index yet loads it instead of parsing those bytes, when the index is
@@ -9,7 +9,9 @@ appended since); the lines after it are parsed as usual.  A rewritten index
 (a prune or compaction replaces the file) or a damaged cache is read in full
 again.  It is written, replaced atomically, in a background thread after a
 read that parsed at least ``MIN_LINES`` lines, and a failed write is ignored:
-the cache only saves time.
+the cache only saves time.  It lives in a folder of its own, so that writing it does not
+change the profile folder's modification time, which tells the kept listing that the folder
+changed (:mod:`tracker_07.profiles.catalog`).
 """
 import contextlib
 import dataclasses
@@ -20,7 +22,8 @@ import os
 import tempfile
 import threading
 
-CACHE_NAME = ".index.parsed"
+CACHE_DIR = ".tracker-cache"
+CACHE_NAME = "index.parsed"
 #: Bumped whenever the records' form changes, so an older cache is not used.
 VERSION = 1
 #: A read that parsed fewer lines than this is cheap enough to repeat.
@@ -45,7 +48,7 @@ class IndexSnapshot:
 def load(folder, index_file, info):
     """Return the snapshot kept in ``folder`` if it fits the open index, else None."""
     try:
-        with open(os.path.join(folder, CACHE_NAME), "rb") as cache:
+        with open(os.path.join(folder, CACHE_DIR, CACHE_NAME), "rb") as cache:
             kept = marshal.loads(cache.read())
     except (OSError, EOFError, ValueError, TypeError):
         return None
@@ -93,15 +96,17 @@ def wait_for_writes():
 
 def _save(folder, kept):
     """Write the cache atomically; a folder that cannot take it keeps none."""
+    cache_dir = os.path.join(folder, CACHE_DIR)
     try:
-        handle, temp_path = tempfile.mkstemp(dir=folder, prefix=CACHE_NAME + ".", suffix=".tmp")
+        os.makedirs(cache_dir, exist_ok=True)
+        handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=CACHE_NAME + ".", suffix=".tmp")
     except OSError as error:
         logger.debug("No index cache in %s: %s", folder, error)
         return
     try:
         with os.fdopen(handle, "wb") as temp:
             marshal.dump(kept, temp)
-        os.replace(temp_path, os.path.join(folder, CACHE_NAME))
+        os.replace(temp_path, os.path.join(cache_dir, CACHE_NAME))
     except (OSError, ValueError) as error:
         logger.debug("No index cache in %s: %s", folder, error)
         with contextlib.suppress(OSError):

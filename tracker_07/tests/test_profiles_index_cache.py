@@ -19,7 +19,8 @@ class IndexCacheTest(fx.TempFolderTestCase):
         self.addCleanup(index.forget_snapshots)
         self.ids = [fx.write_profile(self.folder, start=1_700_000_000.0 + n) for n in range(4)]
         self.index_path = os.path.join(self.folder, index.INDEX_NAME)
-        self.cache_path = os.path.join(self.folder, index_cache.CACHE_NAME)
+        self.cache_path = os.path.join(self.folder, index_cache.CACHE_DIR,
+                                       index_cache.CACHE_NAME)
         with CACHE_PATCH:
             self.first = index.indexed_records(self.folder)
         index_cache.wait_for_writes()
@@ -40,8 +41,16 @@ class IndexCacheTest(fx.TempFolderTestCase):
         fifth = fx.write_profile(self.folder, start=1_700_000_004.0)
         self.assertEqual(self.new_process_read(), (self.ids + [fifth], 1))
 
-    def test_a_cache_is_not_a_profile(self):
-        """The cache file is not listed as a profile."""
+    def test_a_cache_is_not_a_profile_and_leaves_the_folder_as_it_was(self):
+        """The cache is not listed, and a new one leaves the folder's modification time alone
+        (a changed folder makes the kept listing scan it again)."""
+        before = os.stat(self.folder).st_mtime_ns
+        with CACHE_PATCH:
+            self.new_process_read()
+            os.remove(self.cache_path)
+            self.new_process_read()
+        self.assertTrue(os.path.isfile(self.cache_path))
+        self.assertEqual(os.stat(self.folder).st_mtime_ns, before)
         listing.clear_listing_cache()
         page = listing.list_profiles(self.folder)
         self.assertEqual(sorted(item["id"] for item in page.items), sorted(self.ids))
@@ -96,4 +105,4 @@ class IndexCacheTest(fx.TempFolderTestCase):
         with CACHE_PATCH, mock.patch.object(index_cache.os, "replace",
                                             side_effect=OSError("full")):
             self.assertEqual(self.new_process_read(), (self.ids, 4))
-        self.assertEqual(sorted(os.listdir(self.folder)), sorted([*self.ids, index.INDEX_NAME]))
+        self.assertEqual(os.listdir(os.path.dirname(self.cache_path)), [])
