@@ -7,7 +7,7 @@ read the index yet loads it instead of parsing those bytes, when the index is
 still the same file with the same bytes at both ends of that part (only lines
 appended since); the lines after it are parsed as usual.  A rewritten index
 (a prune or compaction replaces the file) or a damaged cache is read in full
-again.  It is written, replaced atomically, in a background thread after a
+again.  It is written, replaced atomically, in a background thread soon after a
 read that parsed at least ``MIN_LINES`` lines, and a failed write is ignored:
 the cache only saves time.  It lives in a folder of its own, so that writing it does not
 change the profile folder's modification time, which tells the kept listing that the folder
@@ -30,6 +30,8 @@ VERSION = 1
 MIN_LINES = 2000
 #: Bytes at the end of the parsed part that must be unchanged too.
 TAIL_BYTES = 4096
+#: The cache is written this long after the read, so as not to slow down the page being built.
+WRITE_DELAY_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 _writers = []
@@ -79,11 +81,11 @@ def _well_formed(kept):
 
 
 def save_later(folder, snapshot, tail):
-    """Write the snapshot to ``folder``'s cache in a background thread."""
+    """Write the snapshot to ``folder``'s cache in a background thread, a little later."""
     kept = (VERSION, snapshot.inode, snapshot.offset, snapshot.head, tail,
             list(snapshot.records))
-    writer = threading.Thread(target=_save, args=(folder, kept), name="tracker-index-cache",
-                              daemon=True)
+    writer = threading.Timer(WRITE_DELAY_SECONDS, _save, args=(folder, kept))
+    writer.name, writer.daemon = "tracker-index-cache", True
     _writers[:] = [*filter(threading.Thread.is_alive, _writers), writer]
     writer.start()
 
@@ -99,7 +101,8 @@ def _save(folder, kept):
     _share_strings(kept[-1])
     cache_dir = os.path.join(folder, CACHE_DIR)
     try:
-        os.makedirs(cache_dir, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(cache_dir)  # not makedirs: a profile folder removed meanwhile stays removed
         handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=CACHE_NAME + ".", suffix=".tmp")
     except OSError as error:
         logger.debug("No index cache in %s: %s", folder, error)

@@ -1,6 +1,7 @@
 """The parsed index kept on disk: used by a new process, ignored when it no longer fits."""
 import marshal
 import os
+import shutil
 from unittest import mock
 
 from tracker_07.profiles import index, index_cache, listing
@@ -15,6 +16,9 @@ class IndexCacheTest(fx.TempFolderTestCase):
     def setUp(self):
         """Index four profiles and read the index once, as a first listing does."""
         super().setUp()
+        delay = mock.patch.object(index_cache, "WRITE_DELAY_SECONDS", 0)
+        delay.start()
+        self.addCleanup(delay.stop)
         index.forget_snapshots()
         self.addCleanup(index.forget_snapshots)
         self.ids = [fx.write_profile(self.folder, start=1_700_000_000.0 + n) for n in range(4)]
@@ -89,6 +93,15 @@ class IndexCacheTest(fx.TempFolderTestCase):
                 with open(self.cache_path, "wb") as cache:
                     cache.write(content)
                 self.assertEqual(self.new_process_read(), (self.ids, 4))
+
+    def test_a_folder_removed_before_the_write_is_not_made_again(self):
+        """The cache is written a little later; a profile folder gone by then stays gone."""
+        with CACHE_PATCH, mock.patch.object(index_cache, "WRITE_DELAY_SECONDS", 0.2):
+            index.forget_snapshots()
+            index.indexed_records(self.folder)
+            shutil.rmtree(self.folder)
+            index_cache.wait_for_writes()
+        self.assertFalse(os.path.exists(self.folder))
 
     def test_small_reads_leave_no_cache(self):
         """A read of fewer lines than MIN_LINES writes nothing."""
