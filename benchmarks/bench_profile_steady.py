@@ -1,13 +1,15 @@
 """Profile mode at steady state: total CPU per profiled request with a full profile folder.
 
-    python benchmarks/bench_profile_steady.py [--requests 600] [--rounds 5] [--fill 10000]
+    python benchmarks/bench_profile_steady.py [--requests 600] [--rounds 5] [--fill 0,10000]
         [--baseline REV]
 
 Each measurement runs in a fresh process: it builds the app, fills its profile folder with
-``--fill`` saved profiles (real ``.prof`` files with their index lines, as a server that has
-run for a while has; not measured), warms up, then sends ``--requests`` requests to
-``/words/fast`` through the WSGI app and reads the process CPU time (every thread: Tracker's
-background retention counts) once the background work has ended.  Variants, interleaved and
+``--fill`` saved profiles (a comma-separated list: by default an empty folder and one at the
+10,000-profile cap, measured side by side in the same rounds; real ``.prof`` files with
+their index lines, as a server that has run for a while has; not measured), warms up, then
+sends ``--requests`` requests to ``/words/fast`` through the WSGI app and reads the process
+CPU time (every thread: Tracker's background retention counts) once the background work has
+ended.  Variants, interleaved and
 rotated round by round:
 
 * ``stock``: the demo app in Werkzeug's ``ProfilerMiddleware`` (report to a discarded stream,
@@ -18,8 +20,9 @@ rotated round by round:
 * ``tracker@REV``: the same as of git revision REV (``--baseline``), checked out into a
   temporary worktree.
 
-Printed: the median CPU µs per request of each variant, and per round the ratio of each
-Tracker variant to stock, with the median and the range of those paired ratios.
+Printed, for each fill: the median CPU µs per request of each variant, and per round the
+ratio of each Tracker variant to stock (measured next to each other), with the median and the
+range of those paired ratios.
 """
 import argparse
 import contextlib
@@ -109,15 +112,26 @@ def _wait_for_background(threads, timeout=60):
         time.sleep(0.01)
 
 
-def measure(variant, root, args):
+def measure(variant, root, args, fill):
     """Run one variant in a fresh process with ``root`` importable."""
     name = "stock" if variant == "stock" else "tracker"
     output = subprocess.run(
         [sys.executable, __file__, "--child", name, "--requests", str(args.requests),
-         "--fill", str(args.fill)],
+         "--fill", str(fill)],
         env=dict(os.environ, PYTHONPATH=root), check=True, capture_output=True, text=True,
         cwd=root, timeout=1800).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def fills(text):
+    """Read ``--fill``: one or more profile counts, comma-separated."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("profile counts cannot be negative")
+    return counts
 
 
 def main():
@@ -125,38 +139,41 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fill", type=int, default=10_000)
+    parser.add_argument("--fill", type=fills, default=[0, 10_000])
     parser.add_argument("--baseline", metavar="REV")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.requests, args.fill)
+        child(args.child, args.requests, args.fill[0])
         return
     with contextlib.ExitStack() as stack:
         roots = {"stock": REPO_ROOT, "tracker": REPO_ROOT}
         if args.baseline:
             roots[f"tracker@{args.baseline}"] = stack.enter_context(checkout(args.baseline))
         variants = list(roots)
-        results = {variant: [] for variant in variants}
+        results = {(fill, variant): [] for fill in args.fill for variant in variants}
         for round_number in range(args.rounds):
             shift = round_number % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
-                result = measure(variant, roots[variant], args)
-                results[variant].append(result)
-                print(f"round {round_number + 1} {variant}: {result}", file=sys.stderr)
-    print(f"\n{args.requests} requests to {ROUTE} per measurement, folder filled with "
-          f"{args.fill:,} profiles, {args.rounds} rounds, Python {sys.version.split()[0]}\n")
-    print("| variant | CPU µs per request (median) | × stock, paired per round: median "
-          "(range) | .prof files after |")
-    print("|---|---:|---|---:|")
-    stock = [result["cpu_us"] for result in results["stock"]]
-    for variant in variants:
-        cpu = [result["cpu_us"] for result in results[variant]]
-        ratios = [mine / theirs for mine, theirs in zip(cpu, stock)]
-        paired = ("" if variant == "stock" else
-                  f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})")
-        print(f"| {variant} | {statistics.median(cpu):,.0f} | {paired} "
-              f"| {results[variant][-1]['files']:,} |")
+            for fill in args.fill:
+                for variant in variants[shift:] + variants[:shift]:
+                    result = measure(variant, roots[variant], args, fill)
+                    results[(fill, variant)].append(result)
+                    print(f"round {round_number + 1} fill {fill} {variant}: {result}",
+                          file=sys.stderr)
+    print(f"\n{args.requests} requests to {ROUTE} per measurement, {args.rounds} rounds, "
+          f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}\n")
+    print("| folder before | variant | CPU µs per request (median) | × stock, paired per "
+          "round: median (range) | .prof files after |")
+    print("|---|---|---:|---|---:|")
+    for fill in args.fill:
+        stock = [result["cpu_us"] for result in results[(fill, "stock")]]
+        for variant in variants:
+            cpu = [result["cpu_us"] for result in results[(fill, variant)]]
+            ratios = [mine / theirs for mine, theirs in zip(cpu, stock)]
+            paired = ("" if variant == "stock" else
+                      f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})")
+            print(f"| {fill:,} profiles | {variant} | {statistics.median(cpu):,.0f} | {paired} "
+                  f"| {results[(fill, variant)][-1]['files']:,} |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ more, write a function ``fixture -> [(name, callable[, untimed setup]), ...]`` a
 ``main(extra_cases=...)``, or append it to ``CASE_BUILDERS``.
 """
 import argparse
+import contextlib
 import cProfile
 import importlib
 import os
@@ -45,6 +46,7 @@ analysis = importlib.import_module("tracker_07.profiles.analysis")
 charts = importlib.import_module("tracker_07.dashboard.charts")
 files = importlib.import_module("tracker_07.profiles.files")
 index = importlib.import_module("tracker_07.profiles.index")
+index_cache = importlib.import_module("tracker_07.profiles.index_cache")
 listing = importlib.import_module("tracker_07.profiles.listing")
 routes = importlib.import_module("tracker_07.profiles.routes")
 saved_stats = importlib.import_module("tracker_07.profiles.stats")
@@ -230,10 +232,7 @@ def page_cases(fixture):
     shutil.copy(fixture.big_profile, os.path.join(fixture.folder, big_id))
     settle_folder(fixture.folder)
 
-    def get(url, cold=False):
-        if cold:
-            listing.clear_listing_cache(index_too=True)
-            saved_stats.clear_cache()
+    def get(url):
         response = client.get(url)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: HTTP {response.status_code}")
@@ -249,19 +248,33 @@ def page_cases(fixture):
         return name
 
     def first_listed():
-        """Start from a fresh process's state: nothing listed, nothing parsed."""
+        """Start from a fresh process's state: nothing listed, nothing parsed or loaded (the
+        kept records are freed here, untimed, as a new process has none to free)."""
+        index_cache.wait_for_writes()
         listing.clear_listing_cache(index_too=True)
+        routes.forget()
+        saved_stats.clear_cache()
+
+    def forget_index_cache():
+        """Start as before the first listing ever: no parsed index kept on disk either."""
+        first_listed()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(fixture.folder, index_cache.CACHE_DIR,
+                                   index_cache.CACHE_NAME))
 
     profile_url = f"/dashboard/profiles/{big_id}"
     return [
         ("page: one profile (table + icicle graph), file not cached",
          lambda: get(profile_url), saved_stats.clear_cache),
         ("page: one profile, file not cached, index not read yet (a new process)",
-         lambda: get(profile_url, True)),
+         lambda: get(profile_url), first_listed),
         ("page: one profile (table + icicle graph), cached", lambda: get(profile_url)),
         ("page: one profile, a function's callers and callees",
          lambda: get(profile_url + "?fn=" + analysis.function_id(max(fixture.big_stats.stats)))),
-        ("page: profiles list, first listing", lambda: get("/dashboard/profiles/", True)),
+        ("page: profiles list, first listing, no index cache yet (a first-ever listing)",
+         lambda: get("/dashboard/profiles/"), forget_index_cache),
+        ("page: profiles list, first listing (a new process: index cache on disk)",
+         lambda: get("/dashboard/profiles/"), first_listed),
         ("page: profiles list, warm", lambda: get("/dashboard/profiles/")),
         ("route summary of every profile, built again (first listing, rescan)",
          lambda: routes.route_summaries(fixture.folder), routes.forget),

@@ -16,6 +16,7 @@ What the folder's index says about each file is kept by
 """
 import itertools
 import marshal
+import operator
 import os
 import re
 
@@ -166,10 +167,21 @@ _JOINED_SAFE_NAMES = re.compile(
 
 
 def safe_names(names):
-    """Return the names ``is_safe_name`` accepts, checked by one regex pass over them all.
+    """Return the names ``is_safe_name`` accepts, checked by one pass over them all.
 
     Every name ``FILENAME_RE`` accepts is also a SAFE_NAME_RE name (both
     allow no separators or control characters, and no file name is longer
     than 255 bytes), so the general pattern alone decides.
     """
-    return _JOINED_SAFE_NAMES.findall("/".join(names))
+    candidates = list(filter(_HAS_PROFILE_SUFFIX, names))
+    joined = "/".join(candidates)
+    if (not candidates or "/." in "/" + joined or joined.count("/") != len(candidates) - 1
+            or _UNSAFE_CHARACTER.search(joined) or max(map(len, candidates)) > MAX_FAST_LENGTH):
+        return _JOINED_SAFE_NAMES.findall(joined)
+    return candidates  # no leading dot, separator, control character or long name: all safe
+
+
+_HAS_PROFILE_SUFFIX = operator.methodcaller("endswith", (PROFILE_SUFFIX, SAMPLED_SUFFIX))
+_UNSAFE_CHARACTER = re.compile(r"[\\\x00-\x1f\x7f]")
+#: The longest name SAFE_NAME_RE accepts with either suffix (a first character, 250, ``.prof``).
+MAX_FAST_LENGTH = 1 + 250 + len(PROFILE_SUFFIX)

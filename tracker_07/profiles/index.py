@@ -6,16 +6,19 @@ file.  Readers parse only the lines appended since their last read; a prune
 rewrites the file atomically, keeping damaged lines and dropping lines whose
 file is gone.  ``INDEX_LOCK`` keeps this process's appends and rewrites apart.
 """
-import dataclasses
+import itertools
 import json
 import os
 import tempfile
 import threading
 
+from . import index_cache
 from .files import FILENAME_RE, is_sampled, profile_entries
 from .unprofiled import unprofiled_counts
 
-__all__ = ["unprofiled_counts"]  # requests served unprofiled, counted beside the index
+IndexSnapshot = index_cache.IndexSnapshot
+# Requests served unprofiled are counted beside the index; snapshots are kept by index_cache.
+__all__ = ["unprofiled_counts", "IndexSnapshot"]
 
 INDEX_NAME = "index.jsonl"
 MAX_INDEXED_PATH_LENGTH = 2000
@@ -86,7 +89,13 @@ EXACT_FIELD_TYPES = tuple(
     (field, frozenset((*(kind if isinstance(kind, tuple) else (kind,)), type(None))))
     for field, kind in FIELD_TYPES.items()
 )
-_MISSING = object()
+FIELD_NAMES = tuple(FIELD_TYPES)
+#: ``record.get``'s default for every field: a type of its own marks a missing field.
+_ALWAYS_MISSING = itertools.repeat(type("Missing", (), {})())
+#: Each shape of record seen (the types of its FIELD_NAMES) -> the fields it must blank.
+_shape_blanks = {}
+#: Shapes kept at most (a damaged index could hold a great many).
+MAX_SHAPES = 1000
 
 
 def normalise_record(record):
@@ -97,33 +106,35 @@ def normalise_record(record):
 def _normalise_in_place(record):
     """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy).
 
-    A record without an engine (written before there were two) gets its file's engine.
+    The types of a record's fields (its shape) are looked up in C; each shape is
+    judged once by the rules below, so a folder of like records costs one tuple
+    and one dict lookup per record.  A record without an engine (written before
+    there were two) gets its file's engine.
     """
     record["indexed"] = True
-    get = record.get
-    for field, kinds in EXACT_FIELD_TYPES:
-        value = get(field, _MISSING)
-        if type(value) not in kinds:  # exact types: json.loads makes no subclasses
-            if not isinstance(value, FIELD_TYPES[field]) or isinstance(value, bool):
-                record[field] = None
+    shape = tuple(map(type, map(record.get, FIELD_NAMES, _ALWAYS_MISSING)))
+    blank = _shape_blanks.get(shape)
+    if blank is None:
+        blank = _fields_to_blank(shape)
+        if len(_shape_blanks) < MAX_SHAPES:
+            _shape_blanks[shape] = blank
+    if blank:
+        record.update(blank)
     if record["engine"] is None:
         record["engine"] = engine_of_name(record["id"])
     return record
 
 
+def _fields_to_blank(shape):
+    """Map the fields of one shape that must become None (missing, or of the wrong type) to None."""
+    return dict.fromkeys(field for (field, kinds), kind in zip(EXACT_FIELD_TYPES, shape)
+                 if kind not in kinds and not (kind is not bool
+                                               and issubclass(kind, FIELD_TYPES[field])))
+
+
 def engine_of_name(name):
     """Name the engine of a profile file by its name: ``sampling`` or ``cprofile``."""
     return "sampling" if is_sampled(name) else "cprofile"
-
-
-@dataclasses.dataclass
-class IndexSnapshot:
-    """What was read of an index file: enough to read only what is appended later."""
-
-    inode: int
-    offset: int
-    head: bytes
-    records: list
 
 
 _index_snapshots = {}
@@ -147,7 +158,7 @@ def indexed_records(folder):
         with open(path, "rb") as index:
             info = os.fstat(index.fileno())
             head = index.read(INDEX_HEAD_BYTES)
-            snapshot = _index_snapshots.get(path)
+            snapshot = _index_snapshots.get(path) or index_cache.load(folder, index, info)
             if not _is_appended_to(snapshot, info, head) or not _ends_line(index, snapshot):
                 snapshot = IndexSnapshot(info.st_ino, 0, b"", [])
             index.seek(snapshot.offset)
@@ -164,6 +175,8 @@ def indexed_records(folder):
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
     _index_snapshots.clear()
     _index_snapshots[path] = snapshot
+    if len(lines) >= index_cache.MIN_LINES:
+        index_cache.save_later(folder, snapshot, complete[-index_cache.TAIL_BYTES:])
     return snapshot.records
 
 

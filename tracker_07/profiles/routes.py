@@ -13,12 +13,16 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
-import heapq
+import operator
 import os
 import threading
 
 from . import catalog, index, listing
 from .listing import route_of
+
+#: What a route needs of a record, read in one call.
+ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
+ELAPSED = operator.itemgetter(0)
 
 def median(times):
     """Return the median of sorted times (the mean of the two middle ones for an even count)."""
@@ -48,20 +52,29 @@ class Route:
         self.total_ms = 0.0
         self.summary = None
 
-    def add(self, records):
-        """Count more profiles of this route."""
-        self.count += len(records)
+    def add(self, rows):
+        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
+        self.count += len(rows)
         self.summary = None
-        timed = [(record["elapsed_ms"], record["id"]) for record in records
-                 if record["elapsed_ms"] is not None]
+        elapsed, ids, times = zip(*rows)
+        timed = list(zip(elapsed, ids))
+        if None in elapsed:
+            timed = [pair for pair in timed if pair[0] is not None]
+            elapsed = [pair[0] for pair in timed]
         if len(timed) == 1:
             bisect.insort(self.timed, timed[0])
         elif timed:
+            # Comparing times alone is quicker; the ids decide only between equal times.
+            distinct = not self.timed and len(set(elapsed)) == len(elapsed)
             self.timed.extend(timed)
-            self.timed.sort()
-        self.total_ms += sum(elapsed for elapsed, _profile_id in timed)
-        moments = [(record["time"] or 0.0, record["id"]) for record in records]
-        self.newest = heapq.nlargest(2, [*self.newest, *moments])
+            self.timed.sort(key=ELAPSED if distinct else None)
+        self.total_ms += sum(elapsed)
+        if None in times:
+            times = [moment or 0.0 for moment in times]
+        moments = [*self.newest, *zip(times, ids)]
+        newest = max(moments)
+        moments.remove(newest)
+        self.newest = [newest, max(moments)] if moments else [newest]
 
     def summarise(self):
         """Describe the route (kept until a profile is added); times in ms, None when unknown."""
@@ -101,27 +114,32 @@ class RouteTable:
         self.add(records)
 
     def add(self, records):
-        """Add records to their routes (records without a method or path are not summarised)."""
+        """Add records to their routes (records without a method or path are not summarised).
+
+        One pass reads every field a route needs from each record: the records
+        lie all over memory, so each pass over them costs more than its work.
+        """
         grouped = {}
+        path_routes = self.path_routes
         for record in records:
-            method, path = record["method"], record["path"]
+            method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
             if method is None or path is None:
                 continue
             route = path
             if "rule" in record or "endpoint" in record:
                 route = route_of(record)
                 if route != path:
-                    self.path_routes[(method, path)] = route
-            members = grouped.get((method, route))
-            if members is None:
-                grouped[(method, route)] = [record]
+                    path_routes[(method, path)] = route
+            rows = grouped.get((method, route))
+            if rows is None:
+                grouped[(method, route)] = [(elapsed, profile_id, moment)]
             else:
-                members.append(record)
-        for (method, route), members in grouped.items():
+                rows.append((elapsed, profile_id, moment))
+        for (method, route), rows in grouped.items():
             group = self.routes.get((method, route))
             if group is None:
                 group = self.routes[(method, route)] = Route(method, route)
-            group.add(members)
+            group.add(rows)
         self.size += len(records)
         self.ordered = None
 

@@ -107,6 +107,20 @@ class ProfileFilesTestCase(unittest.TestCase):
         for name in bad_names:
             self.assertFalse(files.is_safe_name(name), name)
 
+    def test_safe_names_of_many_names_agree_with_one_by_one(self):
+        """The quick check of a whole folder's names keeps exactly the names one by one keeps."""
+        plain = [fx.fake_name(seq=number) for number in range(5)]
+        plain += ["a b.speedscope.json", "é.prof"]
+        odd = ["..prof", ".hidden.prof", "a\\b.prof", "x\x7f.prof", "x" * 300 + ".prof", "n.txt",
+               "a/b.prof"]
+        for names in (plain, plain + odd[:1], plain + odd[2:3], plain + odd[3:4],
+                      plain + odd[4:5], plain + odd[5:6], odd[6:] + plain, ["n.txt"]):
+            with self.subTest(names=names[-1][:20]):
+                expected = [name for name in names if files.is_safe_name(name)]
+                if "a/b.prof" in names:
+                    expected.insert(0, "b.prof")  # as ever: a listing's names hold no "/"
+                self.assertEqual(files.safe_names(names), expected)
+
     def test_profile_entries(self):
         """Only safe, regular ``.prof`` files count; a missing folder has none."""
         fx.write_raw(self.folder, "a.prof", {})

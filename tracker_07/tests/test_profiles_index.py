@@ -37,6 +37,25 @@ class AppendReadTest(fx.TempFolderTestCase):
         self.assertEqual((made["status"], made["calls"], made["indexed"]), (None, None, True))
 
 
+class ShapeTest(fx.TempFolderTestCase):
+    """Records are judged by the types of their fields, each kind of record once."""
+
+    def test_same_rules_whether_a_shape_is_kept_or_not(self):
+        """A complete record keeps its fields; wrong types become None even past MAX_SHAPES."""
+        complete = fx.index_entry("a.prof", engine="cprofile", queries=2, sql_ms=1.5,
+                                  interval_ms=None, samples=None)
+        wrong = fx.index_entry("b.prof", status="200", calls=True, elapsed_ms=3)
+        for limit in (index.MAX_SHAPES, 0):
+            with self.subTest(limit=limit), mock.patch.object(index, "MAX_SHAPES", limit):
+                index._shape_blanks.clear()  # pylint: disable=protected-access  # a cold start
+                made = index.normalise_record(complete)
+                self.assertEqual({key: made[key] for key in complete}, complete)
+                made = index.normalise_record(wrong)
+                self.assertEqual((made["status"], made["calls"], made["elapsed_ms"]),
+                                 (None, None, 3))
+                self.assertEqual((made["queries"], made["engine"]), (None, "cprofile"))
+
+
 class IncrementalIndexTest(fx.TempFolderTestCase):
     """After a change, only the index lines appended since the last read are parsed."""
 

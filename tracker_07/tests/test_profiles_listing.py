@@ -270,6 +270,33 @@ class SortFilterPageTest(fx.TempFolderTestCase):
         self.assertEqual(listing.route_profiles(self.folder, "get", "/r"), [first, second])
 
 
+class SortOrderTest(unittest.TestCase):
+    """Every sort gives the documented total order, with equal, unknown and distinct times."""
+
+    @staticmethod
+    def reference(records, sort, descending):
+        """The order spelled out: known values by the column, newest first, then id."""
+        def tie(record):
+            return (-(record["time"] or 0.0), record["id"])
+        known = sorted((r for r in records if r[sort] is not None), key=tie)
+        known.sort(key=lambda record: record[sort], reverse=descending)
+        return known + sorted((r for r in records if r[sort] is None), key=tie)
+
+    def test_against_the_reference(self):
+        distinct = [{"id": f"p{n:02}.prof", "time": 100.0 + n * 7 % 13, "status": 200 + n % 3,
+                     "elapsed_ms": None if n % 5 == 0 else float(n % 4)} for n in range(13)]
+        tied = [dict(record, time=float(record["time"] // 4)) for record in distinct]
+        tied += [dict(tied[0], id="a-first.prof"), dict(tied[-1], id="z-last.prof")]
+        unknown = distinct + [dict(distinct[1], id="none.prof", time=None)]
+        for name, records in (("distinct", distinct), ("tied", tied), ("unknown", unknown)):
+            for sort in ("time", "status", "elapsed_ms"):
+                for descending in (True, False):
+                    with self.subTest(records=name, sort=sort, descending=descending):
+                        expected = self.reference(records, sort, descending)
+                        got = listing.sort_records(list(reversed(records)), sort, descending)
+                        self.assertEqual([r["id"] for r in got], [r["id"] for r in expected])
+
+
 class ProfilePathTest(fx.TempFolderTestCase):
     """Only files directly inside the folder can be reached by id."""
 

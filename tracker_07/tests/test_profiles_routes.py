@@ -107,6 +107,16 @@ class RouteSummaryTest(RouteFolderTestCase):
         totals = [summary["total_ms"] for summary in summaries]
         self.assertEqual(totals, sorted(totals, reverse=True))  # most time first
 
+    def test_equal_times_and_unknown_moments(self):
+        """Equal elapsed times are told apart by id; a line without a time counts as oldest."""
+        tied = [self.save("/tied", 7.0, start) for start in (START, None, START + 5)]
+        index.append_index(self.folder, fx.index_entry(tied[1], method="GET", path="/tied",
+                                                      time=None, elapsed_ms=7.0))
+        summary = self.by_route()[("GET", "/tied")]
+        self.assertEqual((summary["fastest_id"], summary["slowest_id"]), (min(tied), max(tied)))
+        self.assertEqual((summary["newest_id"], summary["previous_id"]), (tied[2], tied[0]))
+        self.assertEqual((summary["count"], summary["median_ms"]), (3, 7.0))
+
     def test_filters_keep_the_lists_routes(self):
         self.assertEqual(set(self.by_route(method="post")), {("POST", "/a")})
         self.assertEqual(set(self.by_route(path_contains="B")), {("GET", "/b")})

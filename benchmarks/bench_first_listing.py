@@ -1,0 +1,85 @@
+"""The profiles list's first listing of a big folder, this code against a git revision, paired.
+
+    python -B benchmarks/bench_first_listing.py [--profiles 50000] [--rounds 5] [--runs 5]
+        [--baseline REV]
+
+Builds one folder of ``--profiles`` saved profiles as ``bench_profiles.py`` does, then, round
+by round and in alternating order, runs a fresh process per variant (this working tree, and
+REV checked out beside it) that opens ``/dashboard/profiles/`` (the list with its route
+summary) ``--runs`` times, forgetting the kept records before each run (untimed), and prints
+the median and minimum server time in ms.  The index cache, when a variant has one, is on
+disk from the first run on, as for a process started after another one listed the folder.
+"""
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from baseline import checkout
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child(folder, runs):
+    """List ``folder`` ``runs`` times in this process; print the median and minimum ms."""
+    from tracker_07 import create_app  # pylint: disable=import-outside-toplevel,import-error  # the variant's
+    from tracker_07.profiles import listing, routes  # pylint: disable=import-outside-toplevel,import-error
+
+    client = create_app("testing", PROFILER_DIR=folder, DASHBOARD_ENABLED=True).test_client()
+    client.get("/dashboard/profiles/").close()  # the template compiled, the index cache written
+    durations = []
+    for _ in range(runs):
+        listing.clear_listing_cache(index_too=True)
+        routes.forget()
+        started = time.perf_counter()
+        response = client.get("/dashboard/profiles/")
+        durations.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}")
+    print(f"{statistics.median(durations):.1f} {min(durations):.1f}")
+
+
+def main():
+    """Build the folder, alternate the variants for ``--rounds`` rounds, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--profiles", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline", metavar="REV", default="403a8e3")
+    parser.add_argument("--child", metavar="FOLDER", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.runs)
+        return
+    sys.path.insert(0, REPO_ROOT)
+    import bench_profiles  # pylint: disable=import-outside-toplevel  # imports this tree
+
+    root = tempfile.mkdtemp(prefix="bench-first-listing-")
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        folder = os.path.join(root, "profiles")
+        bench_profiles.make_folder(folder, args.profiles, bench_profiles.make_small_profile_bytes())
+        bench_profiles.settle_folder(folder)
+        roots = {"this tree": REPO_ROOT,
+                 args.baseline: stack.enter_context(checkout(args.baseline))}
+        print(f"| round | {' | '.join(roots)} |\n|---:|{'---:|' * len(roots)}")
+        for number in range(args.rounds):
+            order = list(roots) if number % 2 else list(reversed(roots))
+            cells = {}
+            for variant in order:
+                median, fastest = subprocess.run(
+                    [sys.executable, "-B", __file__, "--child", folder, "--runs", str(args.runs)],
+                    env=dict(os.environ, PYTHONPATH=roots[variant]), cwd=roots[variant],
+                    check=True, capture_output=True, text=True).stdout.split()[-2:]
+                cells[variant] = f"{median} ms ({fastest})"
+            print(f"| {number + 1} | {' | '.join(cells[variant] for variant in roots)} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
