@@ -224,6 +224,37 @@ class MaintenanceTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 4)
         self.assertEqual(tracking.maintain_now(), 2)
 
+    def test_few_new_rows_defer_maintenance_up_to_five_intervals(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=60)
+        started = tracking.writer.last_maintenance
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        # Four rows are far fewer than a pass needs to pay its fixed cost: it waits.
+        for minutes in (1, 2, 4.9):
+            self.assertEqual(tracking.writer.maintain(now=started + minutes * 60), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 4)
+        self.assertEqual(tracking.writer.maintain(now=started + 5 * 60), 2)
+        self.assertEqual(len(self.stored_rows(tracking)), 2)
+        with tracking.engine.connect() as conn:  # the deferred rows were rolled up too
+            self.assertEqual(sum(row["count"] for row in reads.summary(
+                conn, filters.Filters(since=0, until=filters.now() + 3600))), 4)
+
+    def test_many_new_rows_make_maintenance_run_every_interval(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=60)
+        started = tracking.writer.last_maintenance
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        with mock.patch.object(writer, "ROWS_PER_PASS", 4):
+            self.assertEqual(tracking.writer.maintain(now=started + 59), 0)  # too soon
+            self.assertEqual(tracking.writer.maintain(now=started + 60), 2)
+            get(app.test_client(), "/user/9")
+            self.assertTrue(tracking.flush())
+            # One new row since that pass: the next one waits again.
+            self.assertEqual(tracking.writer.maintain(now=started + 120), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 3)
+
     def test_no_retention_configured_means_nothing_pruned(self):
         app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
         with tracking.engine.begin() as conn:
