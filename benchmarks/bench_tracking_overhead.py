@@ -1,20 +1,27 @@
 """What always-on tracking costs per request: bare Flask, Flask + Tracker's tracking,
-flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route app.
+flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route app, with
+Tracker's store empty and full (a copy of a store at its 1,000,000-row cap).
 
-    python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3] [--skip-http]
+    python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3]
+        [--rates 100,4000] [--states empty,full] [--http] [--python PATH]
 
 The comparison packages are not project dependencies: the script creates its own
 virtualenv in ``benchmarks/.venv-compare`` (git-ignored) and pip-installs pinned versions
-there; nothing is installed globally.  Every measurement runs in a fresh process of that
-virtualenv, variants interleaved round by round, and medians are reported.
+there; nothing is installed globally (``--python`` runs the children with another
+interpreter that has Flask, SQLAlchemy and pyinstrument instead).  Every measurement runs
+in a fresh process, cases interleaved round by round; each is compared with bare Flask's
+run of the same round, and the medians and ranges of those paired figures are printed.
 
-(a) WSGI: ``app.wsgi_app(environ, start_response)`` called in a loop for ``--seconds``;
-    wall µs per request on the request path, and process CPU µs per request including
-    background threads (``time.process_time()`` over the loop, the final flush and, for
-    Tracker, the roll-up of the measured rows that its writer does once a minute).
-(b) HTTP: ``gunicorn -w 1`` (sync worker) on 127.0.0.1 and a load generator in another
-    process (raw sockets, ``--clients`` threads, one connection per request since the
-    sync worker closes connections); requests per second over ``--seconds``.
+(a) WSGI: ``app.wsgi_app(environ, start_response)`` called for ``--seconds`` at each of
+    ``--rates`` requests per second (ten bursts a second; 0 for back to back); process CPU
+    per request, every thread: the loop, the final flush and Tracker's maintenance pass.
+    At a low rate a pass folds in more rows than the run makes: the writer thread writes
+    the rest (not measured) and the pass's CPU is charged per row.  For Tracker, what its
+    dashboard says it costs per request over the same rows is printed beside it.
+(b) ``--http``: ``gunicorn -w 1`` (sync worker) per case on 127.0.0.1 driven by ``wrk``
+    (Debian: ``apt-get install wrk``) with ``--clients`` connections for ``--seconds``; the
+    server's CPU per request (master and worker, all threads, from ``/proc``) and
+    requests per second.  A full store runs maintenance on a one-second interval there.
 """
 import argparse
 import contextlib
@@ -225,7 +232,8 @@ def wsgi_child(seconds, rate):  # pylint: disable=too-many-locals  # one measure
             time.sleep(0.01)
         cpu = time.process_time() - cpu_started
     result = {"requests": count, "wall_us": wall / count * 1e6, "cpu_us": cpu / count * 1e6,
-              "maintenance_us": maintenance_cpu / count * 1e6}
+              "maintenance_us": maintenance_cpu / count * 1e6,
+              "python": sys.version.split()[0]}
     if tracking is not None:
         result["dashboard_us"] = dashboard_us
         result["stored"] = stored_rows(tracking)
@@ -458,26 +466,29 @@ def print_wsgi(args, cases, wsgi):
     """Per case: CPU per request, and beside bare Flask at the same rate and in the same
     round, the added CPU and the ratio (median and range of the paired rounds); for
     Tracker also what its dashboard said it costs per request."""
+    version = next(iter(wsgi.values()))[0]["python"]
     print(f"\nWSGI, {args.rounds} interleaved rounds, {args.seconds:g} s each, "
-          f"Python {sys.version.split()[0] if args.python == sys.executable else args.python}"
-          f", {os.cpu_count()} CPUs; process CPU of all threads\n")
+          f"Python {version}, {os.cpu_count()} CPUs; process CPU of all threads\n")
     print("| variant | store | requests/s | CPU µs/request | added CPU µs (paired) "
-          "| × bare (paired) | maintenance µs | dashboard says µs |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| × bare (paired) | maintenance µs | dashboard says µs | says ÷ added (paired) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for variant, state, rate in cases:
         runs = wsgi[(variant, state, rate)]
         bare = wsgi[("bare", "empty", rate)]
         added = [run["cpu_us"] - base["cpu_us"] for run, base in zip(runs, bare)]
         ratio = [run["cpu_us"] / base["cpu_us"] for run, base in zip(runs, bare)]
         said = [run["dashboard_us"] for run in runs if "dashboard_us" in run]
+        agreement = [run["dashboard_us"] / cost for run, cost in zip(runs, added)
+                     if "dashboard_us" in run and cost > 0]
         cells = (
             LABELS.get(variant, variant), state if variant.startswith("tracker") else "",
             f"{rate:,.0f}" if rate else "back to back",
             f"{statistics.median(run['cpu_us'] for run in runs):.1f}",
             "" if variant == "bare" else spread(added),
-            "" if variant == "bare" else spread(ratio, 3),
+            "" if variant == "bare" else spread(ratio, 3).replace("+", ""),
             f"{statistics.median(run['maintenance_us'] for run in runs):.2f}" if said else "",
-            spread(said) if said else "",
+            spread(said).replace("+", "") if said else "",
+            spread(agreement, 2).replace("+", "") if agreement else "",
         )
         print("| " + " | ".join(cells) + " |")
 
@@ -500,9 +511,9 @@ def print_http(args, cases, http):
             LABELS.get(variant, variant), state if variant.startswith("tracker") else "",
             f"{statistics.median(run['cpu_us'] for run in runs):.1f}",
             "" if variant == "bare" else spread(added),
-            "" if variant == "bare" else spread(ratio, 3),
+            "" if variant == "bare" else spread(ratio, 3).replace("+", ""),
             f"{statistics.median(run['rps'] for run in runs):,.0f}",
-            "" if variant == "bare" else spread(rps, 3),
+            "" if variant == "bare" else spread(rps, 3).replace("+", ""),
             str(sum(run["errors"] for run in runs)),
         )
         print("| " + " | ".join(cells) + " |")
