@@ -107,8 +107,8 @@ class Tracking:
         }
 
     def maintain_now(self):
-        """Roll up and apply retention immediately (the writer does it every minute);
-        returns the number of rows deleted."""
+        """Roll up and apply retention immediately (the writer does it every minute, every
+        few at low rates); returns the number of rows deleted."""
         self.flush()
         return self.writer.maintain(force=True)
 
