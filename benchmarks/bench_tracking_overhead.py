@@ -1,20 +1,27 @@
 """What always-on tracking costs per request: bare Flask, Flask + Tracker's tracking,
-flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route app.
+flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route app, with
+Tracker's store empty and full (a copy of a store at its 1,000,000-row cap).
 
-    python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3] [--skip-http]
+    python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3]
+        [--rates 100,4000] [--states empty,full] [--http] [--python PATH]
 
 The comparison packages are not project dependencies: the script creates its own
 virtualenv in ``benchmarks/.venv-compare`` (git-ignored) and pip-installs pinned versions
-there; nothing is installed globally.  Every measurement runs in a fresh process of that
-virtualenv, variants interleaved round by round, and medians are reported.
+there; nothing is installed globally (``--python`` runs the children with another
+interpreter that has Flask, SQLAlchemy and pyinstrument instead).  Every measurement runs
+in a fresh process, cases interleaved round by round; each is compared with bare Flask's
+run of the same round, and the medians and ranges of those paired figures are printed.
 
-(a) WSGI: ``app.wsgi_app(environ, start_response)`` called in a loop for ``--seconds``;
-    wall µs per request on the request path, and process CPU µs per request including
-    background threads (``time.process_time()`` over the loop, the final flush and, for
-    Tracker, the roll-up of the measured rows that its writer does once a minute).
-(b) HTTP: ``gunicorn -w 1`` (sync worker) on 127.0.0.1 and a load generator in another
-    process (raw sockets, ``--clients`` threads, one connection per request since the
-    sync worker closes connections); requests per second over ``--seconds``.
+(a) WSGI: ``app.wsgi_app(environ, start_response)`` called for ``--seconds`` at each of
+    ``--rates`` requests per second (ten bursts a second; 0 for back to back); process CPU
+    per request, every thread: the loop, the final flush and Tracker's maintenance pass.
+    At a low rate a pass folds in more rows than the run makes: the writer thread writes
+    the rest (not measured) and the pass's CPU is charged per row.  For Tracker, what its
+    dashboard says it costs per request over the same rows is printed beside it.
+(b) ``--http``: ``gunicorn -w 1`` (sync worker) per case on 127.0.0.1 driven by ``wrk``
+    (Debian: ``apt-get install wrk``) with ``--clients`` connections for ``--seconds``; the
+    server's CPU per request (master and worker, all threads, from ``/proc``) and
+    requests per second.  A full store runs maintenance on a one-second interval there.
 """
 import argparse
 import contextlib
@@ -22,6 +29,8 @@ import functools
 import inspect
 import json
 import os
+import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -39,6 +48,7 @@ VENV_PYTHON = os.path.join(VENV, "bin", "python")
 PINS = (
     "Flask==3.1.3", "Werkzeug==3.1.9", "SQLAlchemy==2.0.44", "gunicorn==25.3.0",
     "flask-profiler==1.8.1", "Flask-MonitoringDashboard==5.1.0",
+    "pyinstrument==5.1.3",  # imported by tracker_07 (its sampling engine)
 )
 VARIANTS = ("bare", "tracker", "flask-profiler", "monitoringdashboard")
 LABELS = {
@@ -47,7 +57,6 @@ LABELS = {
     "flask-profiler": "Flask + flask-profiler 1.8.1",
     "monitoringdashboard": "Flask + Flask-MonitoringDashboard 5.1.0",
 }
-REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
 # --- the app under test (imported by the child processes) ---------------------------
@@ -69,11 +78,15 @@ def make_app():
         # pylint: disable-next=import-outside-toplevel,import-error  # child, on PYTHONPATH
         from tracker_07.tracking.extension import Tracking
         app.config["TRACKER_DATABASE_URL"] = f"sqlite:///{data_dir}/tracker.sqlite3"
+        # A full store (a copy of --store) keeps the defaults: 1,000,000 rows, 30 days.
         if variant == "tracker-ignored":  # diagnostic: the wrapper's ignore path only
             app.config["TRACKER_IGNORE"] = ["^/hello"]
         if variant == "tracker-nowriter":  # diagnostic: request path only, records dropped
             app.config["TRACKER_QUEUE_SIZE"] = 1
             app.config["TRACKER_FLUSH_INTERVAL"] = 3600
+        if os.environ.get("BENCH_MAINTENANCE_INTERVAL"):
+            app.config["TRACKER_MAINTENANCE_INTERVAL"] = float(
+                os.environ["BENCH_MAINTENANCE_INTERVAL"])
         tracking = Tracking(app)
         flush = tracking.flush
         if "collect_garbage" in inspect.signature(flush).parameters:
@@ -81,6 +94,7 @@ def make_app():
             # flush() does for test clients; that is not a cost of tracking.
             flush = functools.partial(flush, collect_garbage=False)
         app.extensions["bench_flush"] = flush
+        app.extensions["bench_tracking"] = tracking
         # The roll-up the writer runs once a minute, so its share of the rows measured
         # here is counted too (a 3-second run would otherwise never reach it).
         app.extensions["bench_maintain"] = lambda: (
@@ -100,8 +114,62 @@ def make_app():
     return app
 
 
-def wsgi_child(seconds):
-    """Call the WSGI app in a loop; print wall and CPU µs per request as JSON."""
+def synthetic_records(count, seed=1):
+    """Queue tuples of the last five minutes over 50 endpoints, as the store benchmark
+    makes them: the rest of a maintenance pass's rows at a low rate."""
+    generator = random.Random(seed)
+    now = time.perf_counter()
+    rules = [f"/api/v1/resource{i}/<int:id>" for i in range(50)]
+    weights = [1 / (i + 1) for i in range(50)]
+    return [(started, started + generator.lognormvariate(2.0, 1.0) / 1000.0, rule, "GET",
+             "200 OK", None)
+            for started, rule in zip(sorted(now - generator.random() * 300
+                                            for _ in range(count)),
+                                     generator.choices(rules, weights, k=count))]
+
+
+def maintenance_pass_rows(writer_module, rate):
+    """How many rows one maintenance pass folds in at ``rate`` requests/s: a minute's, or
+    (the adaptive policy, where the revision has it) at least ``ROWS_PER_PASS`` within
+    ``MAX_DEFERRED_INTERVALS`` minutes."""
+    minute = int(rate * 60)
+    least = getattr(writer_module, "ROWS_PER_PASS", 0)
+    if minute >= least:
+        return minute
+    return min(least, minute * getattr(writer_module, "MAX_DEFERRED_INTERVALS", 1))
+
+
+def paced(one_request, seconds, rate):
+    """Requests at ``rate`` per second (0: back to back) for ``seconds``; returns count."""
+    count = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    if not rate:
+        while time.perf_counter() < deadline:
+            for _ in range(100):
+                one_request()
+            count += 100
+        return count
+    # Ten bursts a second: after a sleep the first request runs with cold caches, and a
+    # request alone every 10 ms measured 120 to 250 µs of CPU for bare Flask from one
+    # process to the next, which would bury Tracker's few µs.
+    chunk = max(1, int(rate / 10))
+    while True:
+        due = started + count / rate
+        now = time.perf_counter()
+        if due >= deadline:
+            return count
+        if due > now:
+            time.sleep(due - now)
+        for _ in range(chunk):
+            one_request()
+        count += chunk
+
+
+def wsgi_child(seconds, rate):  # pylint: disable=too-many-locals  # one measured sequence
+    """Call the WSGI app ``rate`` times a second (0: back to back) for ``seconds``; print
+    wall and process CPU µs per request as JSON, and for Tracker what its dashboard says
+    it costs per request."""
     app = make_app()
     wsgi = app.wsgi_app
     environ = {
@@ -126,61 +194,63 @@ def wsgi_child(seconds):
     for _ in range(500):  # warm-up: imports, first connections, caches
         one_request()
     flush = app.extensions.get("bench_flush")
+    tracking = app.extensions.get("bench_tracking")
     if flush:
         flush(30)
         app.extensions["bench_maintain"]()  # the warm-up's rows are rolled up unmeasured
+        said_before = writer_cost(tracking)
     threads_before = threading.active_count()
-    count = 0
     cpu_started, wall_started = time.process_time(), time.perf_counter()
-    deadline = wall_started + seconds
-    while time.perf_counter() < deadline:
-        for _ in range(100):
-            one_request()
-        count += 100
+    count = paced(one_request, seconds, rate)
     wall = time.perf_counter() - wall_started
+    maintenance_cpu = 0.0
     if flush:
         flush(60)
+        cpu = time.process_time() - cpu_started
+        said_after = writer_cost(tracking)
+        pass_rows = count if not rate else max(count, maintenance_pass_rows(
+            sys.modules[type(tracking.writer).__module__], rate))
+        if pass_rows > count:
+            # The rest of the rows a pass folds in at this rate, written by the writer
+            # thread (its CPU per row goes into what the dashboard says, not into the
+            # measurement); the pass's CPU is then charged per row.
+            tracking.middleware.queue.extend(synthetic_records(pass_rows - count))
+            flush(120)
+        maintenance_started, said_maintenance = time.process_time(), writer_cost(tracking)
         app.extensions["bench_maintain"]()
-    for _ in range(1000):  # let other tools' per-request threads finish
-        if threading.active_count() <= threads_before:
-            break
-        time.sleep(0.01)
-    cpu = time.process_time() - cpu_started
-    print(json.dumps({"requests": count, "wall_us": wall / count * 1e6,
-                      "cpu_us": cpu / count * 1e6}))
+        maintenance_cpu = (time.process_time() - maintenance_started) * count / pass_rows
+        cpu += maintenance_cpu
+        # What the dashboard says for this traffic: the sampled request path, the
+        # writer's CPU per row over the measured rows, and the pass's per row.
+        dashboard_us = tracking.stats()["request_path_us"] + 1e6 * (
+            (said_after[0] - said_before[0]) / max(said_after[1] - said_before[1], 1)
+            + (writer_cost(tracking)[0] - said_maintenance[0]) / pass_rows)
+    else:
+        for _ in range(1000):  # let other tools' per-request threads finish
+            if threading.active_count() <= threads_before:
+                break
+            time.sleep(0.01)
+        cpu = time.process_time() - cpu_started
+    result = {"requests": count, "wall_us": wall / count * 1e6, "cpu_us": cpu / count * 1e6,
+              "maintenance_us": maintenance_cpu / count * 1e6,
+              "python": sys.version.split()[0]}
+    if tracking is not None:
+        result["dashboard_us"] = dashboard_us
+        result["stored"] = stored_rows(tracking)
+    print(json.dumps(result))
 
 
-def load_child(port, seconds, clients):
-    """Send requests from ``clients`` threads for ``seconds``; print requests/s as JSON."""
-    stop = time.perf_counter() + seconds
-    counts, errors = [0] * clients, [0] * clients
+def writer_cost(tracking):
+    """The writer's CPU seconds so far, as the dashboard counts them, and rows written."""
+    time.sleep(0.05)  # the writer thread notes its CPU after it flushed (no CPU spent)
+    stats = tracking.stats()
+    return stats.get("writer_cpu_seconds", tracking.writer.cpu_seconds), stats["written"]
 
-    def client(slot):
-        while time.perf_counter() < stop:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                    conn.sendall(REQUEST)
-                    response = b""
-                    while True:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        response += chunk
-                if response.startswith(b"HTTP/1.1 200"):
-                    counts[slot] += 1
-                else:
-                    errors[slot] += 1
-            except OSError:
-                errors[slot] += 1
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"rps": sum(counts) / elapsed, "errors": sum(errors)}))
+def stored_rows(tracking):
+    """Rows in the store after the run (the full store stays at its cap)."""
+    with tracking.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM tracker_requests").scalar()
 
 
 # --- the driver ----------------------------------------------------------------------
@@ -189,7 +259,10 @@ def load_child(port, seconds, clients):
 def ensure_venv(install):
     """Create benchmarks/.venv-compare with the pinned comparison packages."""
     if os.path.exists(VENV_PYTHON) and not install:
-        return
+        missing = subprocess.run([VENV_PYTHON, "-c", "import pyinstrument"], check=False,
+                                 capture_output=True).returncode
+        if not missing:
+            return
     print(f"creating {VENV} and installing into it only: {' '.join(PINS)}", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
     subprocess.run([VENV_PYTHON, "-m", "pip", "install", "-q", *PINS], check=True)
@@ -213,45 +286,92 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def run_wsgi(variant, seconds):
-    """One WSGI measurement in a fresh process."""
+def run_wsgi(args, variant, state, rate):
+    """One WSGI measurement in a fresh process; a ``full`` Tracker starts from a copy of
+    ``--store`` (copied before the child starts, so not measured)."""
     with tempfile.TemporaryDirectory() as data_dir:
+        if state == "full" and variant.startswith("tracker"):
+            shutil.copyfile(args.store, os.path.join(data_dir, "tracker.sqlite3"))
         output = subprocess.run(
-            [VENV_PYTHON, __file__, "--child-wsgi", str(seconds)],
+            [args.python, __file__, "--child-wsgi", str(args.seconds), str(rate)],
             env=child_env(variant, data_dir), check=True, capture_output=True, text=True,
-            timeout=600,
+            timeout=900,
         ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def run_http(variant, seconds, clients):
-    """One HTTP measurement: a fresh gunicorn, a warm-up, then the load generator."""
+def process_cpu_seconds(pids):
+    """User and system CPU of ``pids`` so far, all their threads, from ``/proc``."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(master):
+    """The gunicorn master and its workers."""
+    try:
+        with open(f"/proc/{master}/task/{master}/children", encoding="ascii") as children:
+            return [master, *map(int, children.read().split())]
+    except OSError:
+        return [master]
+
+
+def wrk(port, seconds, connections):
+    """Run wrk against /hello; the number of requests it completed and its error count."""
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+         f"http://127.0.0.1:{port}/hello"],
+        check=True, capture_output=True, text=True, timeout=seconds + 120).stdout
+    requests = errors = 0
+    for line in output.splitlines():
+        words = line.split()
+        if "requests in" in line:
+            requests = int(words[0])
+        elif line.strip().startswith(("Socket errors", "Non-2xx")):
+            errors += sum(int(word.rstrip(",")) for word in words if word.rstrip(",").isdigit())
+    return requests, errors
+
+
+def run_http(args, variant, state):
+    """One HTTP measurement: a fresh ``gunicorn -w 1`` (sync worker) on 127.0.0.1, a
+    warm-up, then wrk for ``--seconds``; the server's CPU (master and worker, every
+    thread, from /proc) per request completed."""
     with tempfile.TemporaryDirectory() as data_dir:
+        env = child_env(variant, data_dir)
+        if state == "full" and variant.startswith("tracker"):
+            shutil.copyfile(args.store, os.path.join(data_dir, "tracker.sqlite3"))
+            # Passes as the writer's policy decides, on a one-second interval: at least
+            # as often as in production, so maintenance is not undercounted.
+            env["BENCH_MAINTENANCE_INTERVAL"] = "1"
         port = free_port()
         with subprocess.Popen(
-            [VENV_PYTHON, "-m", "gunicorn", "-w", "1", "-k", "sync", "-b",
+            [args.python, "-m", "gunicorn", "-w", "1", "-k", "sync", "-b",
              f"127.0.0.1:{port}", "--log-level", "warning", "bench_tracking_overhead:make_app()"],
-            env=child_env(variant, data_dir), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ) as server:
             try:
-                for _ in range(200):
+                for _ in range(400):
                     try:
                         socket.create_connection(("127.0.0.1", port), timeout=1).close()
                         break
                     except OSError:
                         time.sleep(0.05)
-                load = [VENV_PYTHON, __file__, "--child-load", str(port)]
-                subprocess.run([*load, "1", str(clients)], check=True, capture_output=True,
-                               timeout=600)  # warm-up
-                output = subprocess.run(
-                    [*load, str(seconds), str(clients)], check=True, capture_output=True,
-                    text=True, timeout=600,
-                ).stdout
+                wrk(port, 1, args.clients)  # warm-up
+                pids = server_pids(server.pid)
+                cpu = process_cpu_seconds(pids)
+                requests, errors = wrk(port, args.seconds, args.clients)
+                cpu = process_cpu_seconds(pids) - cpu
             finally:
                 server.terminate()
                 server.wait(60)
-    return json.loads(output)
+    return {"rps": requests / args.seconds, "errors": errors,
+            "cpu_us": cpu / max(requests, 1) * 1e6}
 
 
 def rotated(variants, round_number):
@@ -265,25 +385,35 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--clients", type=int, default=2, help="wrk connections")
+    parser.add_argument("--http", action="store_true",
+                        help="also measure over HTTP: gunicorn driven by wrk")
     parser.add_argument("--reinstall", action="store_true")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated subset; diagnostics: tracker-ignored, "
                              "tracker-nowriter")
     parser.add_argument("--baseline", metavar="REV",
                         help="also measure Tracker as of git revision REV (variant tracker@REV)")
-    parser.add_argument("--child-wsgi", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--child-load", nargs=3, type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--states", default="empty,full",
+                        help="empty and/or full: Tracker's store empty, or a copy of --store")
+    parser.add_argument("--store", default=os.path.join(HERE, "results", "store-1m.tmp"),
+                        help="a store at its cap, made by bench_tracking_store.py --store")
+    parser.add_argument("--rates", default="0",
+                        help="requests per second in the WSGI loop, 0 for back to back; "
+                             "e.g. 100,4000")
+    parser.add_argument("--python", default=VENV_PYTHON,
+                        help="interpreter of the children (with Flask and SQLAlchemy)")
+    parser.add_argument("--child-wsgi", nargs=2, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_wsgi is not None:
-        wsgi_child(args.child_wsgi)
-        return
-    if args.child_load is not None:
-        load_child(int(args.child_load[0]), args.child_load[1], int(args.child_load[2]))
+        wsgi_child(args.child_wsgi[0], args.child_wsgi[1])
         return
 
-    ensure_venv(args.reinstall)
+    if args.python == VENV_PYTHON:
+        ensure_venv(args.reinstall)
+    if "full" in args.states.split(",") and not os.path.exists(args.store):
+        sys.exit(f"no full store at {args.store}: make one with bench_tracking_store.py "
+                 "--rows 1000000 --store ...")
     variants = tuple(args.variants.split(","))
     with contextlib.ExitStack() as stack:
         if args.baseline:
@@ -293,50 +423,100 @@ def main():
         measure(args, variants)
 
 
+def wsgi_cases(args, variants):
+    """(variant, state, rate) triples: bare once per rate, Tracker's variants per state."""
+    cases = []
+    for rate in (float(rate) for rate in args.rates.split(",")):
+        for variant in variants:
+            states = args.states.split(",") if variant.startswith("tracker") else ["empty"]
+            cases += [(variant, state, rate) for state in states]
+    return cases
+
+
 def measure(args, variants):
-    """Run every variant, interleaved round by round, and print the tables."""
-    wsgi = {variant: [] for variant in variants}
-    http = {variant: [] for variant in variants}
+    """Run every case, interleaved round by round, and print the tables."""
+    cases = wsgi_cases(args, variants)
+    http_cases = list(dict.fromkeys((variant, state) for variant, state, _rate in cases))
+    wsgi = {case: [] for case in cases}
+    http = {case: [] for case in http_cases}
     for round_number in range(args.rounds):
-        for variant in rotated(variants, round_number):
-            result = run_wsgi(variant, args.seconds)
-            wsgi[variant].append(result)
-            print(f"round {round_number + 1} wsgi {variant}: {result}", file=sys.stderr)
-        if args.skip_http:
+        for case in rotated(cases, round_number):
+            result = run_wsgi(args, *case)
+            wsgi[case].append(result)
+            print(f"round {round_number + 1} wsgi {case}: {result}", file=sys.stderr)
+        if not args.http:
             continue
-        for variant in rotated(variants, round_number):
-            result = run_http(variant, args.seconds, args.clients)
-            http[variant].append(result)
-            print(f"round {round_number + 1} http {variant}: {result}", file=sys.stderr)
+        for case in rotated(http_cases, round_number):
+            result = run_http(args, *case)
+            http[case].append(result)
+            print(f"round {round_number + 1} http {case}: {result}", file=sys.stderr)
 
-    print_tables(args, variants, wsgi, http)
+    print_wsgi(args, cases, wsgi)
+    if args.http:
+        print_http(args, http_cases, http)
 
 
-def print_tables(args, variants, wsgi, http):
-    """Markdown tables of the medians, with each variant compared to bare Flask."""
-    print(f"\nMedians of {args.rounds} interleaved rounds, {args.seconds:g} s each, "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
-    bare_wall = statistics.median(r["wall_us"] for r in wsgi["bare"])
-    bare_cpu = statistics.median(r["cpu_us"] for r in wsgi["bare"])
-    print("| variant | wall µs/request | CPU µs/request (all threads) | added CPU µs |")
-    print("|---|---|---|---|")
-    for variant in variants:
-        wall = statistics.median(r["wall_us"] for r in wsgi[variant])
-        cpu = statistics.median(r["cpu_us"] for r in wsgi[variant])
-        added = "" if variant == "bare" else f"{cpu - bare_cpu:+.1f}"
-        print(f"| {LABELS.get(variant, variant)} | {wall:.1f} ({wall - bare_wall:+.1f}) "
-              f"| {cpu:.1f} | {added} |")
-    if args.skip_http:
-        return
-    bare_rps = statistics.median(r["rps"] for r in http["bare"])
-    print(f"\n| variant | requests/s (gunicorn -w 1, {args.clients} client threads) "
-          "| × bare | errors |")
-    print("|---|---|---|---|")
-    for variant in variants:
-        rps = statistics.median(r["rps"] for r in http[variant])
-        errors = sum(r["errors"] for r in http[variant])
-        print(f"| {LABELS.get(variant, variant)} | {rps:,.0f} | {rps / bare_rps:.3f} "
-              f"| {errors} |")
+def spread(values, digits=1):
+    """Median and range of ``values``, e.g. ``+8.1 (+6.0 … +9.9)``."""
+    return (f"{statistics.median(values):+.{digits}f} "
+            f"({min(values):+.{digits}f} … {max(values):+.{digits}f})")
+
+
+def print_wsgi(args, cases, wsgi):
+    """Per case: CPU per request, and beside bare Flask at the same rate and in the same
+    round, the added CPU and the ratio (median and range of the paired rounds); for
+    Tracker also what its dashboard said it costs per request."""
+    version = next(iter(wsgi.values()))[0]["python"]
+    print(f"\nWSGI, {args.rounds} interleaved rounds, {args.seconds:g} s each, "
+          f"Python {version}, {os.cpu_count()} CPUs; process CPU of all threads\n")
+    print("| variant | store | requests/s | CPU µs/request | added CPU µs (paired) "
+          "| × bare (paired) | maintenance µs | dashboard says µs | says ÷ added (paired) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for variant, state, rate in cases:
+        runs = wsgi[(variant, state, rate)]
+        bare = wsgi[("bare", "empty", rate)]
+        added = [run["cpu_us"] - base["cpu_us"] for run, base in zip(runs, bare)]
+        ratio = [run["cpu_us"] / base["cpu_us"] for run, base in zip(runs, bare)]
+        said = [run["dashboard_us"] for run in runs if "dashboard_us" in run]
+        agreement = [run["dashboard_us"] / cost for run, cost in zip(runs, added)
+                     if "dashboard_us" in run and cost > 0]
+        cells = (
+            LABELS.get(variant, variant), state if variant.startswith("tracker") else "",
+            f"{rate:,.0f}" if rate else "back to back",
+            f"{statistics.median(run['cpu_us'] for run in runs):.1f}",
+            "" if variant == "bare" else spread(added),
+            "" if variant == "bare" else spread(ratio, 3).replace("+", ""),
+            f"{statistics.median(run['maintenance_us'] for run in runs):.2f}" if said else "",
+            spread(said).replace("+", "") if said else "",
+            spread(agreement, 2).replace("+", "") if agreement else "",
+        )
+        print("| " + " | ".join(cells) + " |")
+
+
+def print_http(args, cases, http):
+    """The HTTP table: the server's CPU per request and requests per second, each
+    beside bare Flask's in the same round (median and range of the paired rounds)."""
+    print(f"\nHTTP: gunicorn -w 1 (sync) on 127.0.0.1, wrk -t1 -c{args.clients}, "
+          f"{args.seconds:g} s, server CPU (all processes and threads) from /proc\n")
+    print("| variant | store | server CPU µs/request | added CPU µs (paired) "
+          "| × bare CPU (paired) | requests/s | × bare requests/s | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    bare = http[("bare", "empty")]
+    for variant, state in cases:
+        runs = http[(variant, state)]
+        added = [run["cpu_us"] - base["cpu_us"] for run, base in zip(runs, bare)]
+        ratio = [run["cpu_us"] / base["cpu_us"] for run, base in zip(runs, bare)]
+        rps = [run["rps"] / base["rps"] for run, base in zip(runs, bare)]
+        cells = (
+            LABELS.get(variant, variant), state if variant.startswith("tracker") else "",
+            f"{statistics.median(run['cpu_us'] for run in runs):.1f}",
+            "" if variant == "bare" else spread(added),
+            "" if variant == "bare" else spread(ratio, 3).replace("+", ""),
+            f"{statistics.median(run['rps'] for run in runs):,.0f}",
+            "" if variant == "bare" else spread(rps, 3).replace("+", ""),
+            str(sum(run["errors"] for run in runs)),
+        )
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -117,9 +117,11 @@ class EndpointsPageTestCase(AppTestCase):
         self.assertRegex(text, r'(?s)id="histogram"[^>]*>.*?<rect class="bar"')
         stats = self.tracking.stats()
         self.assertEqual(stats["request_path_us"], 0.0)  # fewer than 64 requests so far
-        self.assertIn('id="tracker-cost">–<', text)
+        self.assertIn('id="request-path-cost">–<', text)
         self.assertIn(f'id="writer-cost">{stats["writer_us_per_row"]:.1f} µs<', text)
         self.assertGreater(stats["writer_us_per_row"], 0)
+        # All in: so far the writer's share alone.
+        self.assertIn(f'id="tracker-cost">{stats["writer_us_per_row"]:.1f} µs<', text)
         self.assertIn('id="dropped">0<', text)
 
     def test_request_path_cost_appears_once_sampled(self):
@@ -127,9 +129,11 @@ class EndpointsPageTestCase(AppTestCase):
             self.client.get("/user/3").close()
         self.tracking.flush(10)
         text = self.client.get("/dashboard/").get_data(as_text=True)
-        cost = self.tracking.stats()["request_path_us"]
+        stats = self.tracking.stats()
+        cost = stats["request_path_us"]
         self.assertGreater(cost, 0)
-        self.assertIn(f'id="tracker-cost">{cost:.1f} µs<', text)
+        self.assertIn(f'id="request-path-cost">{cost:.1f} µs<', text)
+        self.assertIn(f'id="tracker-cost">{cost + stats["writer_us_per_row"]:.1f} µs<', text)
 
     def test_user_data_is_escaped(self):
         self.client.get("/<script>alert(1)</script>").close()

@@ -115,6 +115,23 @@ class RecordingTest(TrackedAppCase):
                 self.assertEqual(len(wrapper.queue), 1)
                 self.assertEqual(wrapper.queue[0][2:], (None, "GET", "500", None))
 
+    def test_sampled_cost_covers_every_part_of_the_wrapper(self):
+        app, tracking = self.tracked_app()
+        # Each clock read is one second later: each part the sample times adds 1.0.
+        ticks = iter(range(1000))
+        for path in ("/user/1", "/passthrough"):
+            with self.subTest(path=path), \
+                    mock.patch.object(middleware, "COST_SAMPLE_EVERY", 1), \
+                    mock.patch.object(middleware, "perf_counter", lambda: float(next(ticks))):
+                tracking.middleware.cost.seconds = 0.0
+                body = app.wsgi_app(EnvironBuilder(path=path).get_environ(),
+                                    lambda status, headers, exc_info=None: None)
+                b"".join(body)
+                body.close()
+                # Before the app is called, in start_response, after the app returned
+                # and when the body is closed.
+                self.assertEqual(tracking.middleware.cost.seconds, 4.0)
+
     def test_closing_twice_records_once(self):
         app, tracking = self.tracked_app()
         response = app.test_client().get("/user/1")

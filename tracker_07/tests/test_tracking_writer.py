@@ -224,6 +224,80 @@ class MaintenanceTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 4)
         self.assertEqual(tracking.maintain_now(), 2)
 
+    def test_few_new_rows_defer_maintenance_up_to_five_intervals(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=60)
+        started = tracking.writer.last_maintenance
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        # Four rows are far fewer than a pass needs to pay its fixed cost: it waits.
+        for minutes in (1, 2, 4.9):
+            self.assertEqual(tracking.writer.maintain(now=started + minutes * 60), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 4)
+        self.assertEqual(tracking.writer.maintain(now=started + 5 * 60), 2)
+        self.assertEqual(len(self.stored_rows(tracking)), 2)
+        with tracking.engine.connect() as conn:  # the deferred rows were rolled up too
+            self.assertEqual(sum(row["count"] for row in reads.summary(
+                conn, filters.Filters(since=0, until=filters.now() + 3600))), 4)
+
+    def test_many_new_rows_make_maintenance_run_every_interval(self):
+        app, tracking = self.tracked_app(TRACKER_MAX_ROWS=2, TRACKER_MAINTENANCE_INTERVAL=60)
+        started = tracking.writer.last_maintenance
+        for user_id in range(4):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        with mock.patch.object(writer, "ROWS_PER_PASS", 4):
+            self.assertEqual(tracking.writer.maintain(now=started + 59), 0)  # too soon
+            self.assertEqual(tracking.writer.maintain(now=started + 60), 2)
+            get(app.test_client(), "/user/9")
+            self.assertTrue(tracking.flush())
+            # One new row since that pass: the next one waits again.
+            self.assertEqual(tracking.writer.maintain(now=started + 120), 0)
+        self.assertEqual(len(self.stored_rows(tracking)), 3)
+
+    def test_the_writer_threads_whole_cpu_is_its_cost_per_row(self):
+        app, tracking = self.tracked_app(TRACKER_BATCH_SIZE=5)
+        # Whatever the writer thread did (waking up, writing, maintaining) so far: 2 s.
+        with mock.patch.object(writer.time, "thread_time", return_value=2.0):
+            for user_id in range(8):
+                get(app.test_client(), f"/user/{user_id}")
+            self.assertTrue(tracking.flush())
+        stats = tracking.stats()
+        self.assertEqual((stats["written"], stats["writer_cpu_seconds"]), (8, 2.0))
+        self.assertAlmostEqual(stats["writer_us_per_row"], 2.0 / 8 * 1e6)
+        self.assertAlmostEqual(stats["cost_us_per_request"],
+                               stats["request_path_us"] + 2.0 / 8 * 1e6)
+
+    def test_work_done_in_other_threads_adds_to_the_writer_threads(self):
+        app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        in_thread = tracking.writer.thread_cpu_seconds
+        self.assertGreater(in_thread, 0)
+        with mock.patch.object(writer.time, "thread_time", side_effect=[10.0, 10.25]):
+            tracking.writer.maintain(force=True)  # maintain_now() runs in the caller
+        self.assertAlmostEqual(tracking.stats()["writer_cpu_seconds"],
+                               in_thread + tracking.writer.cpu_seconds)
+        self.assertAlmostEqual(tracking.writer.cpu_seconds, 0.25)
+
+    def test_few_queued_rows_wait_up_to_five_flush_intervals(self):
+        with mock.patch.object(writer.Writer, "start"):
+            app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        deferred = [tracking.writer.defer_write() for _ in range(6)]
+        self.assertEqual(deferred, [True] * 4 + [False, True])
+        tracking.middleware.queue.extend([tracking.middleware.queue[0]] * 499)
+        self.assertFalse(tracking.writer.defer_write())  # 500 rows: written now
+        tracking.middleware.queue.clear()
+        self.assertTrue(tracking.writer.defer_write())  # nothing to write
+
+    def test_a_small_queue_is_never_left_to_fill_up(self):
+        with mock.patch.object(writer.Writer, "start"):
+            app, tracking = self.tracked_app(TRACKER_QUEUE_SIZE=30)
+        for user_id in range(3):
+            get(app.test_client(), f"/user/{user_id}")
+        self.assertFalse(tracking.writer.defer_write())  # a tenth of the queue
+
     def test_no_retention_configured_means_nothing_pruned(self):
         app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)
         with tracking.engine.begin() as conn:

@@ -89,10 +89,13 @@ class Tracking:
         return True
 
     def stats(self):
-        """Counters for the dashboard, including Tracker's own cost per request."""
+        """Counters for the dashboard, including Tracker's own cost per request: the
+        request path's sampled time, and all the CPU of writing, rolling up and applying
+        retention (the writer thread's, waking up included) per stored row."""
         writer = self.writer
         request_us = self.middleware.cost.seconds * 1e6
-        writer_us = writer.cpu_seconds / writer.written * 1e6 if writer.written else 0.0
+        writer_seconds = writer.cost_seconds()
+        writer_us = writer_seconds / writer.written * 1e6 if writer.written else 0.0
         return {
             "queued": len(self.middleware.queue),
             "written": writer.written,
@@ -100,11 +103,12 @@ class Tracking:
             "cost_us_per_request": request_us + writer_us,
             "request_path_us": request_us,
             "writer_us_per_row": writer_us,
+            "writer_cpu_seconds": writer_seconds,
         }
 
     def maintain_now(self):
-        """Roll up and apply retention immediately (the writer does it every minute);
-        returns the number of rows deleted."""
+        """Roll up and apply retention immediately (the writer does it every minute, every
+        few at low rates); returns the number of rows deleted."""
         self.flush()
         return self.writer.maintain(force=True)
 

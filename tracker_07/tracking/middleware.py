@@ -19,7 +19,8 @@ from ..sql.capture import ENVIRON_KEY as SQL_KEY
 
 perf_counter = time.perf_counter
 
-#: One request in this many also measures the wrapper's own cost.
+#: One request in this many also measures the wrapper's own time: before and after the
+#: app is called, in ``start_response`` and when the body is closed.
 COST_SAMPLE_EVERY = 64
 _COST_SMOOTHING = 0.05
 _PLAIN_PREFIX = re.compile(r"\^(?:[\w/~-]|\\[.\-/~])*")
@@ -81,10 +82,12 @@ class RequestRecord:
         garbage collector has to visit.
         """
         self.status = status
-        self._responded = perf_counter()
+        self._responded = responded = perf_counter()
         rule = getattr(self._environ.get("werkzeug.request"), "url_rule", None)
         if rule is not None:
             self.endpoint = rule.rule
+        if self.measured:
+            self.measured += perf_counter() - responded
         return self._start_response(status, headers, exc_info)
 
     def __del__(self):
@@ -189,16 +192,20 @@ class TrackingMiddleware:
         except BaseException:
             record.finish()
             raise
-        if type(body) is ClosingIterator:  # pylint: disable=unidiomatic-typecheck
-            callbacks = getattr(body, "_callbacks", None)
-            if type(callbacks) is list:  # pylint: disable=unidiomatic-typecheck
-                # Every Flask response comes back as Werkzeug's ClosingIterator, which
-                # calls its callbacks when the server closes it.  Joining them times the
-                # body to its end without a wrapper around it (an object and a call less
-                # per request); anything else falls back to the wrapper.
-                callbacks.append(record.finish)
-                return body
-        return TrackedBody(body, record)
+        returned = perf_counter() if record.measured else 0.0
+        # pylint: disable-next=unidiomatic-typecheck  # exactly Werkzeug's, not a subclass
+        callbacks = getattr(body, "_callbacks", None) if type(body) is ClosingIterator else None
+        if type(callbacks) is list:  # pylint: disable=unidiomatic-typecheck
+            # Every Flask response comes back as Werkzeug's ClosingIterator, which calls
+            # its callbacks when the server closes it.  Joining them times the body to its
+            # end without a wrapper around it (an object and a call less per request);
+            # anything else falls back to the wrapper.
+            callbacks.append(record.finish)
+        else:
+            body = TrackedBody(body, record)
+        if returned:
+            record.measured += perf_counter() - returned
+        return body
 
     def count_dropped(self):
         """Count a record the full queue could not take (rare, so a lock is fine)."""

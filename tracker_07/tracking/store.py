@@ -9,7 +9,7 @@ The tables, created (and upgraded from an older Tracker's store) by
     duplicate, slow) they gave.
 ``tracker_rollup_hourly``
     Per hour x endpoint x method x status x latency bucket: count, sum, max and the last
-    start time.  The writer folds new raw rows into it every minute, so dashboard
+    start time.  The writer folds new raw rows into it every minute or few, so dashboard
     summaries read hours from here instead of sorting millions of raw rows.
 ``tracker_rollup_daily``
     The same per day, for the days before ``daily_until`` in ``tracker_meta``: each day

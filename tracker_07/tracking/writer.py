@@ -33,6 +33,16 @@ KNOWN_METHODS = frozenset(
 )
 WRITE_RETRIES = 3
 RETRY_BACKOFF_SECONDS = 0.1
+#: A maintenance pass costs a fixed ~14 ms (some twenty statements and a commit) besides
+#: its rows, so with fewer new rows than this it waits, up to ``MAX_DEFERRED_INTERVALS``
+#: maintenance intervals: every interval at high rates, less often at low ones.
+ROWS_PER_PASS = 30_000
+MAX_DEFERRED_INTERVALS = 5
+#: A write costs some 0.5 ms besides its rows (a connection from the pool, a statement
+#: prepared for its size, a commit), so below this many queued rows a flush interval
+#: passes without one, up to ``MAX_DEFERRED_FLUSHES`` intervals in a row.
+ROWS_PER_WRITE = 500
+MAX_DEFERRED_FLUSHES = 5
 
 
 class StoreFile:
@@ -89,9 +99,14 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.db_dropped = 0
         self.recorded_drops = 0
         self.busy = False
+        #: CPU of drain() and maintain() run by other threads (flush() without a writer
+        #: thread, maintain_now()); the writer thread's own is ``thread_cpu_seconds``.
         self.cpu_seconds = 0.0
+        self.thread_cpu_seconds = 0.0
+        self.deferred_flushes = 0
         self.thread = None
         self.last_maintenance = time.monotonic()
+        self.maintained_at_written = 0
         self.flush_requested = False
         self.pending = rollups.Pending()
 
@@ -101,20 +116,49 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.thread.start()
 
     def run(self):
-        """Write full batches as they fill up; everything every flush interval, on
-        flush() and once more on stop."""
+        """Write full batches as they fill up; the rest every flush interval (at low rates
+        every few), on flush() and once more on stop.  All of this thread's CPU, waking
+        up included, is Tracker's cost (noted as it writes and maintains)."""
         settings = self.settings
         while not self.stopping.is_set():
             wake = self.middleware.wake
             full_batch = wake.wait(settings.flush_interval)
             wake.clear()
             flush_requested, self.flush_requested = self.flush_requested, False
-            # Under load only full batches are written: a stream of small batches would
-            # pay the per-transaction cost (and GIL hand-overs) over and over.
-            self.drain(full_batches_only=full_batch and not flush_requested)
+            if full_batch or flush_requested or not self.defer_write():
+                # Under load only full batches are written: a stream of small batches
+                # would pay the per-transaction cost (and GIL hand-overs) over and over.
+                self.drain(full_batches_only=full_batch and not flush_requested)
             self.maintain()
         self.drain()
         self.maintain(force=True)
+
+    def defer_write(self):
+        """Whether a flush interval passes without a write: few rows are queued and not
+        too many intervals passed since the last one."""
+        queued = len(self.middleware.queue)
+        if queued and (queued >= min(ROWS_PER_WRITE, self.middleware.capacity // 10)
+                       or self.deferred_flushes + 1 >= MAX_DEFERRED_FLUSHES):
+            self.deferred_flushes = 0
+            return False
+        self.deferred_flushes += 1
+        return True
+
+    def in_own_thread(self):
+        """Whether the caller is the writer thread (whose CPU is counted as a whole)."""
+        return self.thread is not None and threading.current_thread() is self.thread
+
+    def count_cpu(self, cpu_before):
+        """Add the CPU since ``cpu_before`` to the cost; in the writer thread, note its
+        whole CPU so far instead (idle wake-ups included), before flush() sees it idle."""
+        if self.in_own_thread():
+            self.thread_cpu_seconds = time.thread_time()
+        else:
+            self.cpu_seconds += time.thread_time() - cpu_before
+
+    def cost_seconds(self):
+        """All CPU spent writing, rolling up and applying retention, in every thread."""
+        return self.cpu_seconds + self.thread_cpu_seconds
 
     def drain(self, full_batches_only=False):
         """Write what is queued, one transaction per batch."""
@@ -132,7 +176,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                     pass
                 cpu_before = time.thread_time()
                 self.write(batch)
-                self.cpu_seconds += time.thread_time() - cpu_before
+                self.count_cpu(cpu_before)
             self.report_drops()
         finally:
             self.busy = False
@@ -244,13 +288,24 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             self.logger.warning("Tracker could not record the drop count: %s",
                                          first_line(error))
 
-    def maintain(self, force=False):
+    def maintenance_due(self, now):
+        """Whether a pass is due at ``now`` (monotonic seconds): an interval has passed and
+        enough rows came to spread its fixed cost thin, or several intervals passed."""
+        interval = self.settings.maintenance_interval
+        waited = now - self.last_maintenance
+        if waited < interval:
+            return False
+        return (self.written - self.maintained_at_written >= ROWS_PER_PASS
+                or waited >= interval * MAX_DEFERRED_INTERVALS)
+
+    def maintain(self, force=False, now=None):
         """Now and then fold new rows into the rollups and apply retention (both cheap)."""
         settings = self.settings
-        now = time.monotonic()
-        if not force and now - self.last_maintenance < settings.maintenance_interval:
+        now = time.monotonic() if now is None else now
+        if not force and not self.maintenance_due(now):
             return 0
         self.last_maintenance = now
+        self.maintained_at_written = self.written
         older_than = None
         if settings.retention_days:
             older_than = filters.now() - settings.retention_days * 86400
@@ -269,4 +324,4 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             return 0
         finally:  # part of what tracking costs, so part of the cost shown per row
             self.pending.clear()  # rolled up, or to be read back from the raw rows
-            self.cpu_seconds += time.thread_time() - cpu_before
+            self.count_cpu(cpu_before)
