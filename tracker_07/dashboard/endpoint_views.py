@@ -50,8 +50,17 @@ def selection():
     return window, chosen
 
 
+#: How long a dashboard read waits for the writer to store what is queued.
+WRITE_WAIT_SECONDS = 0.5
+
+
 def read_store(chosen):
-    """Query the store for the summary, the charts' data and the filter choices."""
+    """Query the store for the summary, the charts' data and the filter choices.
+
+    At low rates the writer lets rows wait a few seconds to write them together; the
+    page asks for them now, so the request a developer just made is on it.
+    """
+    tracking().flush(timeout=WRITE_WAIT_SECONDS, collect_garbage=False)
     with tracking().engine.connect() as conn:
         return {
             "summary": reads.summary(

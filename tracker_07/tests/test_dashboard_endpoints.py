@@ -39,6 +39,14 @@ class EndpointsPageTestCase(AppTestCase):
                  for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
                 for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
 
+    def test_a_request_just_made_is_on_the_page_without_a_flush(self):
+        """Few rows wait in the writer's queue at low rates; the page asks for them."""
+        self.client.get("/user/3").close()
+        self.assertEqual(len(self.tracking.middleware.queue), 1)  # the writer let it wait
+        data = self.client.get("/dashboard/api/endpoints").get_json()
+        counts = {(row["endpoint"], row["method"]): row["count"] for row in data["summary"]}
+        self.assertEqual(counts[("/user/<int:user_id>", "GET")], 3)
+
     def test_counts_per_endpoint_rule(self):
         counts = {(row[0], row[1]): int(row[2]) for row in self.rows()}
         self.assertEqual(counts[("/index", "GET")], 3)
