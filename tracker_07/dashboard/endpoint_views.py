@@ -60,8 +60,9 @@ def read_store(chosen):
     At low rates the writer lets rows wait a few seconds to write them together; the
     page asks for them now, so the request a developer just made is on it.
     """
-    tracking().flush(timeout=WRITE_WAIT_SECONDS, collect_garbage=False)
-    with tracking().engine.connect() as conn:
+    extension = tracking()
+    extension.flush(timeout=WRITE_WAIT_SECONDS, collect_garbage=False)
+    with extension.engine.connect() as conn:
         return {
             "summary": reads.summary(
                 conn, chosen, sort=args.choice("sort", reads.SUMMARY_SORT_KEYS, "count"),

@@ -217,7 +217,7 @@ def render_profile(stats, record, reference):
     return render_template(
         "dashboard/merged.html" if record["merged"] else "dashboard/profile.html",
         record=record, reference=reference, table=table,
-        database=database(record), sampled=sampled.engine_of(stats) == sampled.ENGINE,
+        database=database(record), sampled=sampled.is_sampled(stats),
         interval=getattr(stats, "interval", None), total=total,
         hottest=display.hottest(stats, sorter, total), own_only=own_only,
         options=options, sort_name=TABLE_SORTS[options["sort"]], tree=tree, rects=rects,

@@ -376,7 +376,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):  # pylint: d
         if profile_id is not None:
             url = self.page_url(environ, profile_id) if self.page_url is not None else None
             print(f"PROFILE: {profile_id}" + (f" {url}" if url else ""), file=report)
-        is_sampled = sampled.engine_of(stats) == sampled.ENGINE
+        is_sampled = sampled.is_sampled(stats)
         if request["overlapped"]:
             mixed = ONE_PROFILER_PER_PROCESS and not is_sampled
             print(f"NOTE: {request['overlapped']} other request(s) ran during this one"

@@ -11,11 +11,6 @@ import collections
 from . import analysis, kinds, sampled
 
 
-def is_sampled(stats):
-    """Tell whether ``stats`` holds whole stacks (a sampled profile)."""
-    return sampled.engine_of(stats) == sampled.ENGINE
-
-
 def flame_tree(stats, *, min_fraction=analysis.DEFAULT_MIN_FRACTION,
                max_nodes=analysis.DEFAULT_MAX_NODES, start=None):
     """Build the flame tree of a profile of either engine (see :func:`stack_tree`).
@@ -23,7 +18,7 @@ def flame_tree(stats, *, min_fraction=analysis.DEFAULT_MIN_FRACTION,
     ``start`` starts the tree at that function (its key); the tree then names it
     in ``start``.
     """
-    if is_sampled(stats):
+    if sampled.is_sampled(stats):
         tree = stack_tree(stats, min_fraction=min_fraction, max_nodes=max_nodes, start=start)
     else:
         tree = analysis.flame_tree(stats, min_fraction=min_fraction, max_nodes=max_nodes,
@@ -35,7 +30,7 @@ def flame_tree(stats, *, min_fraction=analysis.DEFAULT_MIN_FRACTION,
 
 def collapsed_stacks(stats):
     """Return ``root;child;leaf <microseconds>`` lines: for a sampled profile one per stack."""
-    if not is_sampled(stats):
+    if not sampled.is_sampled(stats):
         return analysis.collapsed_stacks(stats)
     lines = []
     for frames, seconds in stats.stacks:
@@ -48,7 +43,7 @@ def collapsed_stacks(stats):
 
 def speedscope(stats, name):
     """Return the profile in speedscope's file format (a sampled one: its own stacks)."""
-    if not is_sampled(stats):
+    if not sampled.is_sampled(stats):
         return analysis.speedscope(stats, name)
     return sampled.to_speedscope(stats.stacks, name=name, interval=stats.interval)
 
@@ -179,7 +174,7 @@ def _explained(node):
 def _overlap_start(stats, record):
     """Return ``(view function or None, note or None)`` for :func:`request_tree`."""
     overlapped = record.get("overlapped")
-    if is_sampled(stats) or not overlapped or not _mixes_threads(record.get("python")):
+    if sampled.is_sampled(stats) or not overlapped or not _mixes_threads(record.get("python")):
         return None, None
     mixed = _mixed(record)
     view = record.get("view")

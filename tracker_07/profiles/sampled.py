@@ -28,9 +28,14 @@ EXPORTER = "tracker_07"
 INTERVAL_TAG = " interval="
 
 
+def is_sampled(stats):
+    """Tell whether ``stats`` holds whole stacks (a sampled profile)."""
+    return getattr(stats, "stacks", None) is not None
+
+
 def engine_of(stats):
     """Name the engine that recorded ``stats``: ``sampling`` or ``cprofile``."""
-    return ENGINE if getattr(stats, "stacks", None) is not None else CPROFILE
+    return ENGINE if is_sampled(stats) else CPROFILE
 
 
 def merge_stacks(stacks):

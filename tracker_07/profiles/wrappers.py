@@ -6,6 +6,7 @@ icicle, table and export.  They are named by file and function, so no frame of
 the app itself (the demo in ``tracker_07/main`` included) is ever taken out.
 """
 import pstats
+import weakref
 
 from . import sampled
 
@@ -39,12 +40,27 @@ def without_wrappers(stats):
     loses them from every stack, with the server's frames above the outermost
     one (a sampler sees the thread's whole stack).  The result is a new
     ``pstats.Stats``: loaded profiles are cached and shared, so they are never
-    changed.
+    changed.  It is kept for as long as ``stats`` lives, so a cached profile's pages
+    and its function panel's requests strip it once.
     """
+    kept = _stripped.get(stats)
+    if kept is None:
+        kept = _strip(stats)
+        if kept is not stats:  # a value holding its own key would keep it alive for ever
+            _stripped[stats] = kept
+    return kept
+
+
+#: Each profile's stripped copy, for as long as the profile itself is kept.
+_stripped = weakref.WeakKeyDictionary()
+
+
+def _strip(stats):
+    """Build what :func:`without_wrappers` returns."""
     data = stats.stats
     if not any(map(is_wrapper, data)):
         return stats
-    if sampled.engine_of(stats) == sampled.ENGINE:
+    if sampled.is_sampled(stats):
         stacks = ((request_frames(frames), seconds) for frames, seconds in stats.stacks)
         return sampled.stats_from_stacks([stack for stack in stacks if stack[0]],
                                          interval=stats.interval)
