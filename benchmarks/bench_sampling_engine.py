@@ -1,26 +1,30 @@
-"""What each profile-mode engine adds per request: bare Flask, cProfile, pyinstrument, a
-sampler thread.
+"""What each profile-mode engine adds per request: bare Flask, cProfile, Tracker's sampling
+engine, pyinstrument's whole Profiler, a sampler thread.
 
     python benchmarks/bench_sampling_engine.py [--rounds 5] [--seconds 2] [--interval-ms 1]
         [--routes /words/slow /index]
 
-One process holds four apps of the demo (``create_app("testing")``, tracking and the
+One process holds five apps of the demo (``create_app("testing")``, tracking and the
 dashboard off), called through ``app.wsgi_app(environ, start_response)``:
 
 * ``bare``: no profiler;
 * ``cprofile``: profile mode as it runs (``SafeProfilerMiddleware``, engine ``cprofile``:
   the ``.prof`` file saved and indexed, the report printed to ``/dev/null``);
-* ``pyinstrument``: the same with ``PROFILER_ENGINE=sampling`` (pyinstrument in the
-  request's thread, speedscope file, call-tree report);
-* ``sampler-thread``: the same middleware, but its profile is the prototype below: one
-  daemon thread that reads ``sys._current_frames()`` every interval for the registered
-  request threads.
+* ``sampling``: the same with ``PROFILER_ENGINE=sampling`` as it runs: pyinstrument's
+  per-thread C hook ``setstatprofile`` with Tracker's recorder of code objects
+  (speedscope file, call-tree report);
+* ``pyinstrument``: the same middleware, but its profile is pyinstrument's whole
+  ``Profiler`` (the engine's first version): its frame identifiers (strings built per
+  frame per sample) turned into stacks at the end;
+* ``sampler-thread``: the same middleware, but its profile is a prototype: one daemon
+  thread that reads ``sys._current_frames()`` every interval for the registered request
+  threads.
 
 Round by round, variants interleaved (rotated), each route is requested for ``--seconds``
 per variant; the process CPU time of all threads (``time.process_time``) per request is
 read.  Printed per route: median CPU µs per request, the added µs against ``bare`` of the
 same round, and the per-round ratio of each sampler's added time to cProfile's (median and
-range; the issue's target is at most 0.5).  For the two samplers it also prints how many
+range; the issue's target is at most 0.5).  For the samplers it also prints how many
 samples a request got per interval of its wall time (1.00: one sample every interval; a
 sampler thread waits for the GIL, which the request's thread holds up to
 ``sys.getswitchinterval()`` at a time, so it samples less often and its samples miss time).
@@ -30,6 +34,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -40,14 +45,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 # pylint: disable=wrong-import-position  # the checkout's tracker_07, after sys.path is set
+from pyinstrument import Profiler  # noqa: E402
 from werkzeug.test import create_environ  # noqa: E402
 
 import tracker_07  # noqa: E402
 from tracker_07.profiles import middleware as profiles_middleware  # noqa: E402
-from tracker_07.profiles.sampling import stacks_from_records  # noqa: E402
+from tracker_07.profiles.sampling import stacks_from_samples  # noqa: E402
 from tracker_07.profiles.sampled import stats_from_stacks, to_speedscope  # noqa: E402
 
-VARIANTS = ("bare", "cprofile", "pyinstrument", "sampler-thread")
+VARIANTS = ("bare", "cprofile", "sampling", "pyinstrument", "sampler-thread")
+SAMPLERS = VARIANTS[2:]
 
 
 class SamplerThread:
@@ -68,17 +75,14 @@ class SamplerThread:
                 if not self.threads:
                     continue
                 frames = sys._current_frames()  # pylint: disable=protected-access  # what samplers read
-                for thread_id, records in self.threads.items():
+                for thread_id, (root, records) in self.threads.items():
                     frame = frames.get(thread_id)
-                    stack = []
-                    while frame is not None:
-                        code = frame.f_code
-                        stack.append(
-                            f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}")
+                    items = []
+                    while frame is not None and frame.f_code is not root:
+                        items.append(frame.f_code)
                         frame = frame.f_back
-                    stack.append("thread")  # the pseudo-frame pyinstrument's records start with
-                    stack.reverse()
-                    records.append((stack, self.interval))
+                    if frame is not None and items:
+                        records.append((items, self.interval))
 
 
 class PrototypeProfile:
@@ -94,7 +98,7 @@ class PrototypeProfile:
     def enable(self):
         """Register this thread with the sampler."""
         with self.sampler.lock:
-            self.sampler.threads[threading.get_ident()] = self.records
+            self.sampler.threads[threading.get_ident()] = (self.root, self.records)
             self.sampler.active.set()
 
     def disable(self):
@@ -104,7 +108,7 @@ class PrototypeProfile:
             if not self.sampler.threads:
                 self.sampler.active.clear()
         self.samples = len(self.records)
-        self.stacks = stacks_from_records(self.records, self.root)
+        self.stacks = stacks_from_samples(self.records)
 
     def stats(self):
         """The stacks as pstats."""
@@ -114,6 +118,36 @@ class PrototypeProfile:
         """Save as the sampling engine does."""
         with open(path, "w", encoding="utf-8") as file:
             json.dump(to_speedscope(self.stacks, name="x", interval=self.interval), file)
+
+
+class PyinstrumentProfile(PrototypeProfile):
+    """pyinstrument's whole ``Profiler`` in the request's thread, its records made stacks."""
+
+    def enable(self):
+        """Start pyinstrument's profiler in this thread."""
+        self.profiler = Profiler(interval=self.interval, async_mode="disabled")  # pylint: disable=attribute-defined-outside-init
+        self.profiler.start(caller_frame=sys._getframe(1))  # pylint: disable=protected-access
+
+    def disable(self):
+        """Stop it and turn its frame identifiers into stacks below the root."""
+        session = self.profiler.stop()
+        self.samples = session.sample_count
+        root = (self.root.co_name, self.root.co_filename, str(self.root.co_firstlineno))
+        stacks = {}
+        for identifiers, seconds in session.frame_records:
+            fields = [identifier.split("\x01", 1)[0].split("\x00") for identifier in identifiers]
+            names = [field[:3] for field in fields[1:]]
+            if root not in names:
+                continue
+            below = names[len(names) - names[::-1].index(root):]
+            if below:
+                key = tuple(("~", 0, name) if filename == "<built-in>" else
+                            (filename, int(line), name) for name, filename, line in below)
+                stacks[key] = stacks.get(key, 0.0) + seconds
+        self.stacks = list(stacks.items())
+
+
+PROTOTYPES = {"pyinstrument": PyinstrumentProfile, "sampler-thread": PrototypeProfile}
 
 
 def build(variant, folder, interval_ms):
@@ -129,39 +163,39 @@ def build(variant, folder, interval_ms):
             PROFILER_DIR=os.path.join(folder, variant), **quiet)
     middleware = app.extensions["tracker_profiler"]
     middleware._stream = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=protected-access,consider-using-with
-    if variant == "sampler-thread":
-        original = profiles_middleware.SampledProfile
+    if variant in PROTOTYPES:
         # The middleware builds its profile by this name: the prototype takes its place.
-        app.wsgi_app = _Swapped(middleware, original)
+        app.wsgi_app = _Swapped(middleware, PROTOTYPES[variant])
     return app
 
 
 class _Swapped:  # pylint: disable=too-few-public-methods
     """Calls the middleware with the prototype in place of SampledProfile."""
 
-    def __init__(self, middleware, original):
-        self.middleware, self.original = middleware, original
+    def __init__(self, middleware, prototype):
+        self.middleware, self.prototype = middleware, prototype
+        self.original = profiles_middleware.SampledProfile
 
     def __call__(self, environ, start_response):
-        profiles_middleware.SampledProfile = PrototypeProfile
+        profiles_middleware.SampledProfile = self.prototype
         try:
             return self.middleware(environ, start_response)
         finally:
             profiles_middleware.SampledProfile = self.original
 
 
-def run(app, route, seconds):
-    """Request ``route`` for ``seconds``; return CPU µs per request (all threads)."""
-    def start_response(_status, _headers, _exc_info=None):
-        return None
+def ignore_response(_status, _headers, _exc_info=None):
+    """Take the response's status and headers, as a server would."""
 
-    app.wsgi_app(create_environ(route), start_response)  # warm (templates, caches)
+
+def run(app, route, seconds):
+    """Request ``route`` for ``seconds`` (at least once); return CPU µs per request (all
+    threads)."""
     count = 0
     cpu_started = time.process_time()
     wall_ended = time.perf_counter() + seconds
-    while time.perf_counter() < wall_ended or count < 3:
-        body = app.wsgi_app(create_environ(route), start_response)
-        b"".join(body)
+    while time.perf_counter() < wall_ended or not count:
+        b"".join(app.wsgi_app(create_environ(route), ignore_response))
         count += 1
     return (time.process_time() - cpu_started) * 1e6 / count
 
@@ -177,19 +211,23 @@ def main():
     PrototypeProfile.sampler = SamplerThread(args.interval_ms / 1000.0)
     folder = tempfile.mkdtemp(prefix="bench-sampling-")
     apps = {variant: build(variant, folder, args.interval_ms) for variant in VARIANTS}
+    for app in apps.values():
+        for route in args.routes:  # warm: templates compiled, caches filled
+            b"".join(app.wsgi_app(create_environ(route), ignore_response))
     results = {route: {variant: [] for variant in VARIANTS} for route in args.routes}
     for round_number in range(args.rounds):
         order = VARIANTS[round_number % len(VARIANTS):] + VARIANTS[:round_number % len(VARIANTS)]
         for route in args.routes:
             for variant in order:
                 results[route][variant].append(run(apps[variant], route, args.seconds))
-        print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+        if (round_number + 1) % 10 == 0 or round_number + 1 == args.rounds:
+            print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
     print(f"Python {sys.version.split()[0]}, interval {args.interval_ms:g} ms, "
           f"{args.rounds} rounds x {args.seconds:g} s per variant and route")
     for route in args.routes:
         print_route(route, results[route])
     print("\nSamples per interval of wall time (median [min-max] over the saved profiles):")
-    for variant in ("pyinstrument", "sampler-thread"):
+    for variant in SAMPLERS:
         print(f"  {variant:<15} {coverage(os.path.join(folder, variant), args.interval_ms)}")
 
 
@@ -206,20 +244,37 @@ def coverage(folder, interval_ms):
 
 def print_route(route, cpu):
     """One route's table: CPU per request, added time, ratio to cProfile's added time."""
-    print(f"\n{route}: CPU µs per request (median of rounds), added vs bare, "
-          "added / cProfile's added (median [min-max] of per-round ratios)")
+    print(f"\n{route}: CPU µs per request (median of rounds), added vs bare of the same "
+          "round (median), added / cProfile's added (ratio of the medians, and its 90% "
+          "bootstrap interval over rounds)")
     added = {variant: [value - bare for value, bare in zip(cpu[variant], cpu["bare"])]
              for variant in VARIANTS}
     for variant in VARIANTS:
         line = (f"  {variant:<15} {statistics.median(cpu[variant]):>10.0f} µs   "
                 f"added {statistics.median(added[variant]):>+9.0f} µs")
         if variant not in ("bare", "cprofile"):
-            ratios = [mine / theirs for mine, theirs in zip(added[variant], added["cprofile"])
-                      if theirs > 0]
-            if ratios:
-                line += (f"   x cProfile's added: {statistics.median(ratios):.2f} "
-                         f"[{min(ratios):.2f}-{max(ratios):.2f}]")
+            ratio, low, high = ratio_of_medians(added[variant], added["cprofile"])
+            line += f"   x cProfile's added: {ratio:.2f} [{low:.2f}-{high:.2f}]"
         print(line)
+
+
+def ratio_of_medians(mine, theirs, resamples=2000):
+    """``median(mine) / median(theirs)`` of paired rounds, with a 90% bootstrap interval
+    (rounds drawn again with replacement): one round's noise on a shared machine can be
+    larger than the effect, so single-round ratios say little."""
+    rng = random.Random(7)
+    pairs = list(zip(mine, theirs))
+    ratios = []
+    for _ in range(resamples):
+        drawn = [rng.choice(pairs) for _ in pairs]
+        denominator = statistics.median(pair[1] for pair in drawn)
+        if denominator > 0:
+            ratios.append(statistics.median(pair[0] for pair in drawn) / denominator)
+    ratios.sort()
+    if not ratios:
+        return float("nan"), float("nan"), float("nan")
+    return (statistics.median(mine) / statistics.median(theirs),
+            ratios[int(0.05 * len(ratios))], ratios[int(0.95 * len(ratios)) - 1])
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ class SafeProfilerMiddleware(werkzeug_profiler.ProfilerMiddleware):  # pylint: d
                 blocking=False):
             return None
         if self.engine == sampled.ENGINE:
-            profile = SampledProfile(self.interval, RUN_APP_KEY)
+            profile = SampledProfile(self.interval, _RUN_APP)
         else:  # looked up now: patching it works as in Werkzeug
             profile = werkzeug_profiler.Profile()
         try:

@@ -1,88 +1,148 @@
-"""The sampling engine: pyinstrument samples one request's own thread, every interval.
+"""The sampling engine: one request's own thread sampled every interval, whole stacks kept.
 
-pyinstrument (chosen by measurement, see ``benchmarks/bench_sampling_engine.py`` and
-the README) keeps a per-thread ``setstatprofile`` hook in C that records the whole
-stack once per interval, so overlapping requests on a threaded server are each
-profiled and each profile holds only its own thread.  :class:`SampledProfile`
-starts and stops it around one request and turns pyinstrument's frame records into
-the ``(frames, seconds)`` stacks of :mod:`tracker_07.profiles.sampled`.
+pyinstrument's ``setstatprofile`` (chosen by measurement, see
+``benchmarks/bench_sampling_engine.py`` and the README) is a per-thread profile hook in C
+that calls back once per interval, so overlapping requests on a threaded server are
+each profiled and each profile holds only its own thread.  :class:`SampledProfile`
+sets it around one request; its callback keeps the code objects of the stack below the
+middleware (a few list appends, no strings), and :meth:`SampledProfile.disable` turns
+the distinct stacks into the ``(frames, seconds)`` stacks of
+:mod:`tracker_07.profiles.sampled`.
 """
 import json
 import os
 import sys
+import time
 
-from pyinstrument import Profiler
+from pyinstrument.low_level.stat_profile import setstatprofile
 
 from .sampled import stats_from_stacks, to_speedscope
 
-#: pyinstrument's separators inside a frame identifier: ``name\x00file\x00line`` then
-#: ``\x01``-prefixed attributes.
-_FIELD, _ATTRIBUTE = "\x00", "\x01"
-BUILTIN_FILE = "<built-in>"
+#: Events at which a C function has just run: the sample's time is that function's.
+C_FUNCTION_ENDED = frozenset(("c_return", "c_exception"))
 
 
-def frame_key(identifier, cache):
-    """Turn a pyinstrument frame identifier into a pstats key ``(file, line, name)``."""
-    key = cache.get(identifier)
-    if key is None:
-        name, filename, line = identifier.split(_ATTRIBUTE, 1)[0].split(_FIELD)[:3]
-        key = ("~", 0, name) if filename == BUILTIN_FILE else (filename, int(line), name)
-        cache[identifier] = key
-    return key
+def builtin_key(function):
+    """The pstats key of a built-in function, named as pyinstrument names it (``list.count``)."""
+    return ("~", 0, getattr(function, "__qualname__", None) or function.__name__)
 
 
-def stacks_from_records(frame_records, root):
-    """Turn pyinstrument's ``frame_records`` into stacks that start below ``root``.
+def code_key(code):
+    """The pstats key ``(file, first line, name)`` of a code object."""
+    return (code.co_filename, code.co_firstlineno, code.co_name)
 
-    Each record is ``(identifiers, seconds)``, outermost first, the first being
-    pyinstrument's thread pseudo-frame.  Every frame up to and including the last
-    ``root`` (the middleware's call of the app) is cut, so a stack starts at the app
-    the middleware wraps; samples taken outside ``root`` (while the profiler starts
-    or stops) and samples of ``root``'s own time have no frame left and are dropped.
+
+def stacks_from_samples(samples):
+    """Turn recorded samples into stacks of pstats keys, root first, one per distinct stack.
+
+    Each sample is ``(leaf, codes, seconds)``: ``codes`` the code objects of the stack,
+    leaf first, and ``leaf`` a built-in's key called from there, or None.  Samples that
+    share their objects are added up first (the recorder reuses both), then equal
+    stacks held in different objects.
     """
-    cache = {}
-    stacks = []
-    # Most samples repeat a stack seen before: each distinct stack is converted once.
-    distinct = {}
-    for identifiers, seconds in frame_records:
-        key = tuple(identifiers)
-        distinct[key] = distinct.get(key, 0.0) + seconds
-    for identifiers, seconds in distinct.items():
-        frames = [frame_key(identifier, cache) for identifier in identifiers[1:]]
-        try:
-            cut = len(frames) - frames[::-1].index(root)
-        except ValueError:
-            continue
-        if cut < len(frames):
-            stacks.append((tuple(frames[cut:]), seconds))
-    return stacks
+    seconds_of, objects_of = {}, {}
+    for leaf, codes, seconds in samples:
+        identity = (id(leaf), id(codes))  # the samples hold both alive: ids are not reused
+        if identity in seconds_of:
+            seconds_of[identity] += seconds
+        else:
+            seconds_of[identity], objects_of[identity] = seconds, (leaf, codes)
+    keys, totals = {}, {}  # keys by id: hashing a code object hashes its bytecode
+    for identity, seconds in seconds_of.items():
+        leaf, codes = objects_of[identity]
+        frames = []
+        for code in reversed(codes):
+            key = keys.get(id(code))
+            if key is None:
+                key = keys[id(code)] = code_key(code)
+            frames.append(key)
+        if leaf is not None:
+            frames.append(leaf)
+        frames = tuple(frames)
+        totals[frames] = totals.get(frames, 0.0) + seconds
+    return list(totals.items())
+
+
+def recorder(samples, root, started):
+    """The hook's callback: append ``(leaf, codes, seconds)`` for each sample taken below
+    ``root`` (see :func:`stacks_from_samples`).
+
+    ``codes`` is the stack below the innermost call of ``root`` (a code object), leaf
+    first; the seconds since the previous sample go to it.  Samples outside ``root``
+    (while the profiler starts or stops) and of ``root``'s own time are dropped.  A
+    sample in the same frame as the one before (a hot loop) reuses its walk: a frame
+    that is still referenced keeps its callers.  The callback holds that one frame until
+    the next sample; :func:`stop` lets it go.
+    """
+    append, clock = samples.append, time.perf_counter
+    last = started
+    builtins = {}  # one key per built-in's name: equal stacks hold the same items
+    walked = [None, ()]  # the last frame walked, and its code objects up to the root
+
+    def sample(frame, event, arg):
+        nonlocal last
+        now = clock()
+        if event == "call":  # the function has not started: the time is its caller's
+            frame = frame.f_back
+        if frame is walked[0]:
+            codes = walked[1]
+        else:
+            codes = []
+            walked[0], walked[1] = frame, codes
+            while frame is not None:
+                code = frame.f_code
+                if code is root:
+                    break
+                codes.append(code)
+                frame = frame.f_back
+            else:  # outside the root: nothing to keep
+                walked[1] = codes = ()
+        if event in C_FUNCTION_ENDED and codes != ():
+            key = builtin_key(arg)
+            append((builtins.setdefault(key, key), codes, now - last))
+        elif codes:
+            append((None, codes, now - last))
+        last = now
+
+    sample.walked = walked
+    return sample
+
+
+def stop(sample):
+    """Remove the profile hook and let go of the frame the recorder ``sample`` held."""
+    setstatprofile(None)
+    sample.walked[:] = [None, ()]
 
 
 class SampledProfile:
     """One request's sampling profiler, started and stopped in the request's own thread.
 
     :param interval: seconds between samples.
-    :param root: the pstats key of the function that calls the app; it and every
+    :param root: the code object of the function that calls the app; it and every
         frame above it are cut from the stacks.
     """
 
     def __init__(self, interval, root):
         self.interval = interval
         self.root = root
-        self._profiler = Profiler(interval=interval, async_mode="disabled")
+        self._samples = []
+        self._recorder = None
         self.stacks = None
         self.samples = 0
 
     def enable(self):
-        """Start sampling this thread; raise RuntimeError or ValueError when it cannot."""
-        caller = sys._getframe(1)  # pylint: disable=protected-access  # as inspect does it
-        self._profiler.start(caller_frame=caller, target_description="request")
+        """Start sampling this thread; raise RuntimeError when another profiler holds it."""
+        if sys.getprofile() is not None:
+            raise RuntimeError("another profiler is running in this thread")
+        self._recorder = recorder(self._samples, self.root, time.perf_counter())
+        setstatprofile(self._recorder, self.interval, timer_type="walltime")
 
     def disable(self):
         """Stop sampling and keep the request's stacks."""
-        session = self._profiler.stop()
-        self.samples = session.sample_count
-        self.stacks = stacks_from_records(session.frame_records, self.root)
+        stop(self._recorder)
+        self.samples = len(self._samples)
+        self.stacks = stacks_from_samples(self._samples)
+        self._samples = []
 
     def stats(self):
         """The recorded stacks as ``pstats.Stats`` (see :func:`~.sampled.stats_from_stacks`)."""
@@ -91,5 +151,6 @@ class SampledProfile:
     def dump_stats(self, path):
         """Save the stacks as a speedscope file (the middleware's hook, as cProfile's)."""
         data = to_speedscope(self.stacks, name=os.path.basename(path), interval=self.interval)
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(data, file, separators=(",", ":"))
+        text = json.dumps(data, separators=(",", ":"))  # one write: json.dump writes per item
+        with open(path, "wb") as file:
+            file.write(text.encode("utf-8"))

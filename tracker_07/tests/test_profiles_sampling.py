@@ -18,50 +18,89 @@ import unittest
 
 from tracker_07.profiles import index, stats as profile_stats
 from tracker_07.profiles.middleware import RUN_APP_KEY
-from tracker_07.profiles.sampling import SampledProfile, frame_key, stacks_from_records
+from tracker_07.profiles.sampling import (
+    SampledProfile, builtin_key, code_key, recorder, stacks_from_samples)
 from tracker_07.tests import sampling_app
 from tracker_07.tests.base import ProfiledAppTestCase, fetch, free_port
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THREAD = "MainThread\x00<thread>\x00140372644473728"
-ROOT_ID = f"{RUN_APP_KEY[2]}\x00{RUN_APP_KEY[0]}\x00{RUN_APP_KEY[1]}\x01l300"
+def _code(name, filename, line):
+    """A real code object named ``name`` in ``filename`` at ``line``, as a sample holds it."""
+    return compile("\n" * (line - 1) + f"def {name}(): pass", filename, "exec").co_consts[0]
 
 
 class ConversionTestCase(unittest.TestCase):
-    """pyinstrument's frame records become pstats-keyed stacks below the middleware."""
+    """Recorded samples (code objects, leaf first) become pstats-keyed stacks, root first."""
 
-    def test_identifiers_become_pstats_keys(self):
-        cache = {}
-        self.assertEqual(frame_key("view\x00/app/views.py\x0012\x01l14\x01cView", cache),
-                         ("/app/views.py", 12, "view"))
-        self.assertEqual(frame_key("sleep\x00<built-in>\x000", cache), ("~", 0, "sleep"))
-        self.assertEqual(frame_key("<module>\x00<stdin>\x001", cache), ("<stdin>", 1, "<module>"))
+    def test_code_objects_and_builtins_become_pstats_keys(self):
+        code = _code("view", "/app/views.py", 12)
+        self.assertEqual(code_key(code), ("/app/views.py", 12, "view"))
+        self.assertEqual(builtin_key(len), ("~", 0, "len"))
+        self.assertEqual(builtin_key([].count), ("~", 0, "list.count"))
 
-    def test_stacks_start_below_the_middleware_and_outside_samples_go(self):
-        records = [
-            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID, "wsgi_app\x00/f/app.py\x005",
-              "view\x00/app/views.py\x0012\x01l13"], 0.002),
-            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID, "wsgi_app\x00/f/app.py\x005",
-              "sleep\x00<built-in>\x000"], 0.001),
-            ([THREAD, "serve\x00/w/serving.py\x0010", ROOT_ID], 0.001),  # the middleware's own
-            ([THREAD, "serve\x00/w/serving.py\x0010", "stop\x00/p/profiler.py\x009"], 0.001),
-        ]
-        self.assertEqual(stacks_from_records(records, RUN_APP_KEY), [
-            ((("/f/app.py", 5, "wsgi_app"), ("/app/views.py", 12, "view")), 0.002),
-            ((("/f/app.py", 5, "wsgi_app"), ("~", 0, "sleep")), 0.001),
+    def test_equal_stacks_are_added_up_root_first(self):
+        app, view = _code("wsgi_app", "/f/app.py", 5), _code("view", "/app/views.py", 12)
+        sleep, codes = builtin_key(time.sleep), [view, app]
+        samples = [(None, codes, 0.25), (sleep, [app], 0.125), (None, codes, 0.5),
+                   (None, [view, app], 1.0)]  # the same stack, held in another list
+        self.assertEqual(stacks_from_samples(samples), [
+            ((("/f/app.py", 5, "wsgi_app"), ("/app/views.py", 12, "view")), 1.75),
+            ((("/f/app.py", 5, "wsgi_app"), ("~", 0, "sleep")), 0.125),
         ])
 
-    def test_the_last_root_is_where_the_app_starts(self):
-        records = [([THREAD, ROOT_ID, "inner\x00/a.py\x001", ROOT_ID, "app\x00/a.py\x002"], 0.001)]
-        self.assertEqual(stacks_from_records(records, RUN_APP_KEY),
-                         [((("/a.py", 2, "app"),), 0.001)])
+
+class RecorderTestCase(unittest.TestCase):
+    """The hook's callback keeps what runs below the innermost root, leaf first."""
+
+    def record(self, event, arg=None):
+        """Take one sample from inside ``_root`` -> ``_inside`` at ``event``."""
+        samples = []
+        sample = recorder(samples, _root.__code__, time.perf_counter())
+        _root(lambda: _inside(lambda frame: sample(frame, event, arg)))
+        return [([leaf] if leaf else []) + [code_key(code) for code in codes]
+                for leaf, codes, _seconds in samples]
+
+    def test_a_sample_is_cut_at_the_root(self):
+        names = [[key[2] for key in items] for items in self.record("return")]
+        self.assertEqual(names, [["_inside", "<lambda>"]])
+
+    def test_a_call_is_its_callers_time_and_a_c_return_the_built_ins(self):
+        self.assertEqual([[key[2] for key in items] for items in self.record("call")],
+                         [["<lambda>"]])
+        self.assertEqual([[key[2] for key in items] for items in self.record("c_return", len)],
+                         [["len", "_inside", "<lambda>"]])
+
+    def test_samples_outside_the_root_and_of_the_root_itself_are_dropped(self):
+        samples = []
+        sample = recorder(samples, _root.__code__, time.perf_counter())
+        sample(sys._getframe(), "return", None)  # pylint: disable=protected-access  # outside
+        _root(lambda: sample(sys._getframe(1), "return", None))  # pylint: disable=protected-access  # the root's own frame
+        self.assertEqual(samples, [])
+
+    def test_another_profiler_in_the_thread_is_refused(self):
+        sys.setprofile(lambda *_args: None)
+        try:
+            with self.assertRaisesRegex(RuntimeError, "another profiler"):
+                SampledProfile(0.001, _root.__code__).enable()
+        finally:
+            sys.setprofile(None)
+
+
+def _root(function):
+    """Stand for the middleware's call of the app."""
+    return function()
+
+
+def _inside(take_sample):
+    """A frame below the root, where the sample is taken."""
+    return take_sample(sys._getframe())  # pylint: disable=protected-access  # as a hook sees it
 
 
 class SampledProfileTestCase(unittest.TestCase):
     """The engine samples only the thread that started it."""
 
     def test_each_profile_holds_only_its_own_thread(self):
-        root = (_run.__code__.co_filename, _run.__code__.co_firstlineno, "_run")
+        root = _run.__code__
         profiles = {}
 
         def worker(name):
