@@ -296,9 +296,8 @@ def saved_form(folder, kept, routes_state):
     ``routes_state()`` adds the routes' part (None: they changed, nothing to save).
     Under the lock, so no record or order changes while it is marshalled.
     """
-    with _lock:
-        unchanged = (_catalogs.get(kept.signature[0]) is kept and kept.removed_ns == -1
-                     and kept.scan_signature is not None
+    with _lock:  # a profile saved or removed since the scan changed the folder's signature
+        unchanged = (_catalogs.get(kept.signature[0]) is kept and kept.scan_signature is not None
                      and kept.scan_signature == kept.signature == folder_signature(folder))
         state = routes_state() if unchanged else None
         if state is None:

@@ -254,8 +254,6 @@ def _table_of(folder, kept):
 def _capture(folder, kept, table):
     """Marshal the catalog and its routes, if both are still exactly as scanned (else None)."""
     with _lock:
-        if _tables.get(os.path.realpath(folder)) is not table:
-            return None
         return catalog.saved_form(folder, kept, table.saved_state)
 
 
