@@ -104,19 +104,19 @@ def wait_for_writes():
 def _save(folder, kept):
     """Write the cache atomically; a folder that cannot take it keeps none."""
     _share_strings(kept[-1])
-    if make_cache_dir(folder) is not None:
+    if make_cache_dir(folder):
         write_atomically(folder, CACHE_NAME, (marshal.dumps(kept),))
 
 
 def make_cache_dir(folder):
-    """Make sure the cache folder exists; return whether it was made now, or None on failure."""
+    """Make sure the cache folder exists; return False if it cannot."""
     try:
         os.mkdir(os.path.join(folder, CACHE_DIR))  # not makedirs: a removed folder stays removed
     except FileExistsError:
-        return False
+        pass
     except OSError as error:
         logger.debug("No cache folder in %s: %s", folder, error)
-        return None
+        return False
     return True
 
 

@@ -49,6 +49,25 @@ class SavedListing:
 
 def load(folder, signature):
     """Return the listing saved for exactly this ``catalog.folder_signature``, or None."""
+    read = _read_body(folder, signature)
+    if read is None:
+        return None
+    head, body = read
+    try:
+        payload = marshal.loads(body)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if tuple(map(type, payload)) != (list, dict, dict, tuple):
+        return None
+    indexed, records, orders, routes = payload
+    snapshot = None
+    if signature[3] is not None:
+        snapshot = index.IndexSnapshot(signature[3][0], signature[3][1], head, indexed)
+    return SavedListing(snapshot, records, orders, routes)
+
+
+def _read_body(folder, signature):
+    """Return the index's first bytes and the saved body, if both fit the signature, else None."""
     try:
         with open(_cache_path(folder), "rb") as cache:
             header = _read_header(cache)
@@ -62,17 +81,7 @@ def load(folder, signature):
         return None
     if len(body) != length or zlib.crc32(body) != checksum:
         return None
-    try:
-        payload = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if tuple(map(type, payload)) != (list, dict, dict, tuple):
-        return None
-    indexed, records, orders, routes = payload
-    snapshot = None
-    if signature[3] is not None:
-        snapshot = index.IndexSnapshot(signature[3][0], signature[3][1], head, indexed)
-    return SavedListing(snapshot, records, orders, routes)
+    return head, body
 
 
 def _read_header(cache):
@@ -135,10 +144,9 @@ def save_later(folder, capture):
 
 def _save(folder, capture):
     """Write the captured listing with its header, atomically; skip it if it is stale."""
-    made = index_cache.make_cache_dir(folder)
-    if made is not False:  # None: no cache folder; True: making it changed the folder just now
+    if not index_cache.make_cache_dir(folder):
         return
-    captured = capture()
+    captured = capture()  # after the folder is made: that changed the folder, so nothing is saved
     if captured is None:
         return
     signature, body = captured

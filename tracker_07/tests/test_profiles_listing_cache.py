@@ -106,7 +106,8 @@ class ListingCacheTestCase(fx.TempFolderTestCase):
             saved = self.saved[(summary["method"], summary["path"])]
             times = sorted(elapsed for elapsed, *_start in saved.values())
             by_time = sorted((elapsed, name) for name, (elapsed, *_start) in saved.items())
-            newest = sorted(saved, key=lambda name: saved[name][1], reverse=True)
+            newest = [name for _start, name in sorted(
+                ((start, name) for name, (_elapsed, start, _ms) in saved.items()), reverse=True)]
             with self.subTest(route=(summary["method"], summary["path"])):
                 self.assertEqual((summary["count"], summary["timed"]), (len(saved), len(saved)))
                 self.assertEqual(summary["median_ms"], statistics.median(times))
@@ -227,7 +228,7 @@ class StaleListingTest(ListingCacheTestCase):
                 if not before_routes:
                     routes.route_summaries(self.folder, listed=True)
                 route = self.saved[("GET", "/b")]
-                fastest = min(route, key=lambda name: route[name])
+                fastest = min(route.items(), key=lambda item: item[1])[0]
                 FolderRetention(self.folder, max_files=1000)._remove(fastest)  # pylint: disable=protected-access  # the saving path
                 del route[fastest]
                 saved_before = os.stat(self.cache_path).st_mtime_ns
@@ -257,34 +258,7 @@ class StaleListingTest(ListingCacheTestCase):
     def test_a_damaged_or_foreign_cache_is_never_shown_and_is_written_again(self):
         with open(self.cache_path, "rb") as cache:
             good = cache.read()
-        header_end = len(listing_cache.MAGIC) + 4 + struct.unpack_from(
-            "<I", good, len(listing_cache.MAGIC))[0]
-        header = marshal.loads(good[len(listing_cache.MAGIC) + 4:header_end])
-        key, head, tail, length, checksum = header[2]
-        body = good[header_end:]
-
-        def with_header(fields, version=listing_cache.VERSION, content=body):
-            encoded = marshal.dumps((version, index_cache.VERSION, fields))
-            return listing_cache.MAGIC + struct.pack("<I", len(encoded)) + encoded + content
-
-        wrong_shape = marshal.dumps(([], {}, {}, []))
-        flipped = bytearray(body)
-        flipped[len(flipped) // 2] ^= 0x01
-        for name, content in (
-                ("empty", b""), ("garbage", b"garbage" * 10), ("magic only", good[:12]),
-                ("header too long", listing_cache.MAGIC + struct.pack("<I", 10**6) + good[12:]),
-                ("header garbage", listing_cache.MAGIC + struct.pack("<I", 3) + b"\xff\xff\xff"),
-                ("other version", with_header(header[2], version=listing_cache.VERSION + 1)),
-                ("fields of other types", with_header((key, head, tail, str(length), checksum))),
-                ("another folder's", with_header(((1, 2, None), head, tail, length, checksum))),
-                ("other index edges", with_header((key, head[:-1] + b"x", tail, length, checksum))),
-                ("a byte flipped", with_header(header[2], content=bytes(flipped))),
-                ("cut short", good[:-1]), ("longer", good + b"\x00"),
-                ("body not marshal", with_header((key, head, tail, 3, zlib.crc32(b"\xff\xfe\xfd")),
-                                                 content=b"\xff\xfe\xfd")),
-                ("body of another form", with_header(
-                    (key, head, tail, len(wrong_shape), zlib.crc32(wrong_shape)),
-                    content=wrong_shape))):
+        for name, content in damaged_versions(good):
             with self.subTest(name):
                 self.damage(content)
                 self.new_process()
@@ -293,6 +267,38 @@ class StaleListingTest(ListingCacheTestCase):
                 self.assert_exact(page, summaries)
                 self.new_process()  # the scan's listing, saved again, is good
                 self.assertEqual(self.listed(), (page, summaries, 0))
+
+
+def damaged_versions(good):
+    """Name and bytes of damaged, foreign or altered versions of a good saved listing."""
+    magic = listing_cache.MAGIC
+    header_end = len(magic) + 4 + struct.unpack_from("<I", good, len(magic))[0]
+    header = marshal.loads(good[len(magic) + 4:header_end])
+    key, head, tail, length, checksum = header[2]
+    body = good[header_end:]
+
+    def with_header(fields, version=listing_cache.VERSION, content=body):
+        encoded = marshal.dumps((version, index_cache.VERSION, fields))
+        return magic + struct.pack("<I", len(encoded)) + encoded + content
+
+    wrong_shape = marshal.dumps(([], {}, {}, []))
+    flipped = bytearray(body)
+    flipped[len(flipped) // 2] ^= 0x01
+    return (
+        ("empty", b""), ("garbage", b"garbage" * 10), ("magic only", good[:12]),
+        ("header too long", magic + struct.pack("<I", 10**6) + good[12:]),
+        ("header garbage", magic + struct.pack("<I", 3) + b"\xff\xff\xff"),
+        ("other version", with_header(header[2], version=listing_cache.VERSION + 1)),
+        ("fields of other types", with_header((key, head, tail, str(length), checksum))),
+        ("another folder's", with_header(((1, 2, None), head, tail, length, checksum))),
+        ("other index edges", with_header((key, head[:-1] + b"x", tail, length, checksum))),
+        ("a byte flipped", with_header(header[2], content=bytes(flipped))),
+        ("cut short", good[:-1]), ("longer", good + b"\x00"),
+        ("body not marshal", with_header((key, head, tail, 3, zlib.crc32(b"\xff\xfe\xfd")),
+                                         content=b"\xff\xfe\xfd")),
+        ("body of another form", with_header(
+            (key, head, tail, len(wrong_shape), zlib.crc32(wrong_shape)), content=wrong_shape)),
+    )
 
 
 class NotSavedTest(ListingCacheTestCase):
