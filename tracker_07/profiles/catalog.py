@@ -293,17 +293,15 @@ def _restore(folder, signature, saved):
 def saved_form(folder, kept, routes_state):
     """Return the signature and kept's records marshalled, if they are still exactly as scanned.
 
-    ``routes_state()`` adds the routes' part (None: they changed, nothing to save).
-    Under the lock, so no record or order changes while it is marshalled.
+    ``routes_state()`` adds the routes' part, built from these records.  Under the
+    lock, so no record or order changes while it is marshalled.
     """
     with _lock:  # a profile saved or removed since the scan changed the folder's signature
-        unchanged = (_catalogs.get(kept.signature[0]) is kept and kept.scan_signature is not None
-                     and kept.scan_signature == kept.signature == folder_signature(folder))
-        state = routes_state() if unchanged else None
-        if state is None:
+        if not (_catalogs.get(kept.signature[0]) is kept and kept.scan_signature is not None
+                and kept.scan_signature == kept.signature == folder_signature(folder)):
             return None
         return kept.signature, listing_cache.encode(
-            kept.indexed[:kept.indexed_count], kept.records, kept.orders, state)
+            kept.indexed[:kept.indexed_count], kept.records, kept.orders, routes_state())
 
 
 def _follow_appends(folder, kept, signature):

@@ -58,11 +58,8 @@ class Route:
 
     def saved_state(self):
         """Return the route as saved: its times and ids (in order) apart, as plain lists."""
-        if self.saved is not None:
-            elapsed, ids = self.saved
-        else:
-            elapsed = [pair[0] for pair in self.timed]
-            ids = [pair[1] for pair in self.timed]
+        elapsed = [pair[0] for pair in self.timed]
+        ids = [pair[1] for pair in self.timed]
         return (self.method, self.route, self.count, self.total_ms, self.newest, elapsed, ids,
                 self.summarise())
 
@@ -149,9 +146,7 @@ class RouteTable:
         return table
 
     def saved_state(self):
-        """Return what :meth:`restored` takes, if the table is exactly its catalog's; else None."""
-        if not self.follows(self.kept):
-            return None
+        """Return what :meth:`restored` takes (a scan's table, while its catalog is unchanged)."""
         return (self.indexed_seen, self.size, self.path_routes,
                 [route.saved_state() for route in self.routes.values()])
 

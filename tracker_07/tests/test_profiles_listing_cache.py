@@ -379,16 +379,19 @@ class NotSavedTest(ListingCacheTestCase):
             self.assertTrue(self.scan_again())
 
     def test_an_index_changed_between_capture_and_write_is_not_saved(self):
-        """The header's index edges are read last; an index grown by then saves nothing."""
+        """The header's index edges are read last; an index grown or gone by then saves nothing."""
         capture = routes._capture  # pylint: disable=protected-access  # the moment to change it
+        index_path = os.path.join(self.folder, index.INDEX_NAME)
+        for change in (self.save, lambda: os.remove(index_path)):
+            def capture_then_change(*args, change=change):
+                captured = capture(*args)
+                change()
+                return captured
 
-        def capture_then_save(*args):
-            captured = capture(*args)
-            self.save()
-            return captured
-
-        with mock.patch.object(routes, "_capture", side_effect=capture_then_save):
-            self.assertFalse(self.scan_again())
+            with self.subTest(change=change), mock.patch.object(
+                    routes, "_capture", side_effect=capture_then_change):
+                self.settle()
+                self.assertFalse(self.scan_again())
 
     def test_an_index_ending_in_a_line_being_written_is_not_saved(self):
         """Only an index read to its end is saved: the part of a line cannot be told apart
