@@ -298,7 +298,7 @@ def saved_form(folder, kept, routes_state):
     """
     with _lock:  # a profile saved or removed since the scan changed the folder's signature
         if not (_catalogs.get(kept.signature[0]) is kept and kept.scan_signature is not None
-                and kept.scan_signature == kept.signature == folder_signature(folder)):
+                and kept.scan_signature == folder_signature(folder)):
             return None
         return kept.signature, listing_cache.encode(
             kept.indexed[:kept.indexed_count], kept.records, kept.orders, routes_state())
