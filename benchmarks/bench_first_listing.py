@@ -59,7 +59,7 @@ def main():
     parser.add_argument("--profiles", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--baseline", metavar="REV", default="403a8e3")
+    parser.add_argument("--baseline", metavar="REV", default="0c157ec")
     parser.add_argument("--child", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
