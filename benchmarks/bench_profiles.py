@@ -48,6 +48,7 @@ files = importlib.import_module("tracker_07.profiles.files")
 index = importlib.import_module("tracker_07.profiles.index")
 index_cache = importlib.import_module("tracker_07.profiles.index_cache")
 listing = importlib.import_module("tracker_07.profiles.listing")
+listing_cache = importlib.import_module("tracker_07.profiles.listing_cache")
 routes = importlib.import_module("tracker_07.profiles.routes")
 saved_stats = importlib.import_module("tracker_07.profiles.stats")
 
@@ -230,6 +231,7 @@ def page_cases(fixture):
     client = app.test_client()
     big_id = "GET.big.profile.100ms.1700000000000.1-1.prof"
     shutil.copy(fixture.big_profile, os.path.join(fixture.folder, big_id))
+    os.makedirs(os.path.join(fixture.folder, index_cache.CACHE_DIR), exist_ok=True)  # as listed
     settle_folder(fixture.folder)
 
     def get(url):
@@ -256,11 +258,17 @@ def page_cases(fixture):
         saved_stats.clear_cache()
 
     def forget_index_cache():
-        """Start as before the first listing ever: no parsed index kept on disk either."""
+        """Start as before the first listing ever: no parsed index or listing kept on disk."""
         first_listed()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(fixture.folder, index_cache.CACHE_DIR,
-                                   index_cache.CACHE_NAME))
+        for name in (index_cache.CACHE_NAME, listing_cache.CACHE_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(fixture.folder, index_cache.CACHE_DIR, name))
+
+    def changed_since_saved():
+        """A new process, after a profile was saved since the listing was saved (so it is
+        stale, and the folder is scanned with the parsed index's help)."""
+        first_listed()
+        save_new_profile()
 
     profile_url = f"/dashboard/profiles/{big_id}"
     return [
@@ -271,9 +279,9 @@ def page_cases(fixture):
         ("page: one profile (table + icicle graph), cached", lambda: get(profile_url)),
         ("page: one profile, a function's callers and callees",
          lambda: get(profile_url + "?fn=" + analysis.function_id(max(fixture.big_stats.stats)))),
-        ("page: profiles list, first listing, no index cache yet (a first-ever listing)",
+        ("page: profiles list, first listing, no cache yet (a first-ever listing)",
          lambda: get("/dashboard/profiles/"), forget_index_cache),
-        ("page: profiles list, first listing (a new process: index cache on disk)",
+        ("page: profiles list, first listing (a new process: saved listing on disk)",
          lambda: get("/dashboard/profiles/"), first_listed),
         ("page: profiles list, warm", lambda: get("/dashboard/profiles/")),
         ("route summary of every profile, built again (first listing, rescan)",
@@ -286,6 +294,8 @@ def page_cases(fixture):
          lambda: get("/dashboard/profiles/"), save_new_profile),
         ("JSON: profiles list, after one new profile (file + index line)",
          lambda: get("/dashboard/api/profiles"), save_new_profile),
+        ("page: profiles list, first listing, a profile saved since the listing was saved",
+         lambda: get("/dashboard/profiles/"), changed_since_saved),
     ]
 
 

@@ -12,7 +12,8 @@ change (a file removed or added by hand, a rewritten index, a folder changed
 after its index, a change too recent to trust the clock) scans the folder
 again, and so does a listing when the last scan is older than
 ``RESCAN_SECONDS``.  Each sort order asked for is kept too; new records are
-put in place with ``bisect``.
+put in place with ``bisect``.  A process that has no kept records loads
+those a scan of the same, settled folder saved (:mod:`.listing_cache`).
 """
 import bisect
 import dataclasses
@@ -24,7 +25,7 @@ import stat
 import threading
 import time
 
-from . import index
+from . import index, listing_cache
 from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
 
 #: Werkzeug's stock ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof`` names.
@@ -163,6 +164,10 @@ class Catalog:
     listed: list = None
     #: The folder's modification time just after this process last removed a profile.
     removed_ns: int = -1
+    #: The signature for which the records are exact as scanned, if they may be saved.
+    scan_signature: tuple = None
+    #: The route summaries saved with the records, until the routes take them.
+    saved_routes: tuple = None
 
     def as_list(self):
         """Return the records as a list (kept until they change)."""
@@ -253,13 +258,50 @@ def catalog(folder):
             return kept
         if kept is not None and _follow_appends(folder, kept, signature):
             return kept
-        entries = profile_entries(folder)  # first: a file in the folder's place is NotAFolder
-        indexed = index.indexed_records(folder)
-        records = reconcile(indexed, entries)
-        fresh = Catalog(signature, indexed, len(indexed), records, time.monotonic())
+        saved = listing_cache.load(folder, signature)
+        fresh = _scan(folder, signature) if saved is None else _restore(folder, signature, saved)
         _catalogs.clear()  # one folder kept, as one app lists one folder
         _catalogs[signature[0]] = fresh
         return fresh
+
+
+def _scan(folder, signature):
+    """Reconcile the index with the folder's files; note whether the result may be saved."""
+    entries = profile_entries(folder)  # first: a file in the folder's place is NotAFolder
+    indexed = index.indexed_records(folder)
+    records = reconcile(indexed, entries)
+    scanned = Catalog(signature, indexed, len(indexed), records, time.monotonic())
+    # Exact for this signature: nothing changed for a while before the scan (a later change
+    # gives a newer time), and the index was read to the size the signature saw.
+    index_read = (not indexed if signature[3] is None
+                  else index.parsed_extent(folder) == signature[3][:2])
+    if index_read and settled(signature) and len(records) >= listing_cache.MIN_RECORDS:
+        scanned.scan_signature = signature
+    return scanned
+
+
+def _restore(folder, signature, saved):
+    """Go on from a saved listing of this very signature, as if this process had scanned."""
+    indexed = []
+    if saved.snapshot is not None:
+        index.adopt_snapshot(folder, saved.snapshot)
+        indexed = saved.snapshot.records
+    return Catalog(signature, indexed, len(indexed), saved.records, time.monotonic(),
+                   orders=saved.orders, saved_routes=saved.routes)
+
+
+def saved_form(folder, kept, routes_state):
+    """Return the signature and kept's records marshalled, if they are still exactly as scanned.
+
+    ``routes_state()`` adds the routes' part, built from these records.  Under the
+    lock, so no record or order changes while it is marshalled.
+    """
+    with _lock:  # a profile saved or removed since the scan changed the folder's signature
+        if not (_catalogs.get(kept.signature[0]) is kept and kept.scan_signature is not None
+                and kept.scan_signature == folder_signature(folder)):
+            return None
+        return kept.signature, listing_cache.encode(
+            kept.indexed[:kept.indexed_count], kept.records, kept.orders, routes_state())
 
 
 def _follow_appends(folder, kept, signature):

@@ -180,6 +180,22 @@ def indexed_records(folder):
     return snapshot.records
 
 
+def parsed_extent(folder):
+    """Return the inode and the bytes parsed of the folder's index as last read, or None."""
+    snapshot = _index_snapshots.get(os.path.join(folder, INDEX_NAME))
+    return None if snapshot is None else (snapshot.inode, snapshot.offset)
+
+
+def adopt_snapshot(folder, snapshot):
+    """Take records read elsewhere (the saved listing) as this process's read of the index.
+
+    The next :func:`indexed_records` extends ``snapshot.records`` in place with
+    the lines appended after ``snapshot.offset``.
+    """
+    _index_snapshots.clear()
+    _index_snapshots[os.path.join(folder, INDEX_NAME)] = snapshot
+
+
 def find_indexed(folder, profile_id):
     """Return the last index record of one profile, or None, parsing only its line if it can.
 

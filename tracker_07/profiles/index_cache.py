@@ -84,7 +84,12 @@ def save_later(folder, snapshot, tail):
     """Write the snapshot to ``folder``'s cache in a background thread, a little later."""
     kept = (VERSION, snapshot.inode, snapshot.offset, snapshot.head, tail,
             list(snapshot.records))
-    writer = threading.Timer(WRITE_DELAY_SECONDS, _save, args=(folder, kept))
+    write_later(_save, folder, kept)
+
+
+def write_later(work, *args):
+    """Run ``work(*args)`` in a background thread after ``WRITE_DELAY_SECONDS``."""
+    writer = threading.Timer(WRITE_DELAY_SECONDS, work, args=args)
     writer.name, writer.daemon = "tracker-index-cache", True
     _writers[:] = [*filter(threading.Thread.is_alive, _writers), writer]
     writer.start()
@@ -99,20 +104,36 @@ def wait_for_writes():
 def _save(folder, kept):
     """Write the cache atomically; a folder that cannot take it keeps none."""
     _share_strings(kept[-1])
+    if make_cache_dir(folder):
+        write_atomically(folder, CACHE_NAME, (marshal.dumps(kept),))
+
+
+def make_cache_dir(folder):
+    """Make sure the cache folder exists; return False if it cannot."""
+    try:
+        os.mkdir(os.path.join(folder, CACHE_DIR))  # not makedirs: a removed folder stays removed
+    except FileExistsError:
+        pass
+    except OSError as error:
+        logger.debug("No cache folder in %s: %s", folder, error)
+        return False
+    return True
+
+
+def write_atomically(folder, name, chunks):
+    """Replace the cache file ``name`` with ``chunks`` in one step; on failure leave no trace."""
     cache_dir = os.path.join(folder, CACHE_DIR)
     try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(cache_dir)  # not makedirs: a profile folder removed meanwhile stays removed
-        handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=CACHE_NAME + ".", suffix=".tmp")
+        handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=name + ".", suffix=".tmp")
     except OSError as error:
-        logger.debug("No index cache in %s: %s", folder, error)
+        logger.debug("No %s in %s: %s", name, folder, error)
         return
     try:
         with os.fdopen(handle, "wb") as temp:
-            marshal.dump(kept, temp)
-        os.replace(temp_path, os.path.join(cache_dir, CACHE_NAME))
+            temp.writelines(chunks)
+        os.replace(temp_path, os.path.join(cache_dir, name))
     except (OSError, ValueError) as error:
-        logger.debug("No index cache in %s: %s", folder, error)
+        logger.debug("No %s in %s: %s", name, folder, error)
         with contextlib.suppress(OSError):
             os.remove(temp_path)
 

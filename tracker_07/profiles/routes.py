@@ -5,7 +5,9 @@ its request path.  The summaries are built from the catalog's records and
 kept: a profile that the catalog took from new index lines is put into its
 route's sorted times with ``bisect``, so the list after one new profile stays
 cheap; any other change to the catalog (a rescan, a removal, a replaced
-record) builds them again from all records.
+record) builds them again from all records.  They are saved with the
+catalog's records after a scan, and a new process takes them from there
+(:mod:`.listing_cache`).
 
 Percentiles are exact, over the profiles whose elapsed time is known: the
 median is the middle time (the mean of the two middle ones for an even
@@ -13,11 +15,12 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
+import functools
 import operator
 import os
 import threading
 
-from . import catalog, index, listing
+from . import catalog, index, listing, listing_cache
 from .listing import route_of
 
 #: What a route needs of a record, read in one call.
@@ -41,7 +44,7 @@ def nearest_rank(times, percent):
 class Route:
     """One method and route: its profiles' times in order, its two newest profiles and a count."""
 
-    __slots__ = ("method", "route", "timed", "count", "newest", "total_ms", "summary")
+    __slots__ = ("method", "route", "timed", "count", "newest", "total_ms", "summary", "saved")
 
     def __init__(self, method, route):
         """Start with no profiles."""
@@ -51,9 +54,27 @@ class Route:
         self.count = 0
         self.total_ms = 0.0
         self.summary = None
+        self.saved = None  # a restored route's times and ids, until it changes
+
+    def saved_state(self):
+        """Return the route as saved: its times and ids (in order) apart, as plain lists."""
+        elapsed = [pair[0] for pair in self.timed]
+        ids = [pair[1] for pair in self.timed]
+        return (self.method, self.route, self.count, self.total_ms, self.newest, elapsed, ids,
+                self.summarise())
+
+    @classmethod
+    def restored(cls, state):
+        """Make a route from its saved state (its pairs are made again only if it changes)."""
+        route = cls(state[0], state[1])
+        route.count, route.total_ms, route.newest, elapsed, ids, route.summary = state[2:]
+        route.timed, route.saved = None, (elapsed, ids)
+        return route
 
     def add(self, rows):
         """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
+        if self.saved is not None:
+            self.timed, self.saved = list(zip(*self.saved)), None
         self.count += len(rows)
         self.summary = None
         elapsed, ids, times = zip(*rows)
@@ -112,6 +133,22 @@ class RouteTable:
         self.size = 0
         self.ordered = None
         self.add(records)
+
+    @classmethod
+    def restored(cls, kept, state):
+        """Take the routes saved with ``kept``'s records, as they were when it was scanned."""
+        table = cls(kept, ())
+        table.removed_ns = -1  # as when saved: a removal since then builds the table again
+        table.indexed_seen, table.size, table.path_routes, saved_routes = state
+        for route_state in saved_routes:
+            route = Route.restored(route_state)
+            table.routes[(route.method, route.route)] = route
+        return table
+
+    def saved_state(self):
+        """Return what :meth:`restored` takes (a scan's table, while its catalog is unchanged)."""
+        return (self.indexed_seen, self.size, self.path_routes,
+                [route.saved_state() for route in self.routes.values()])
 
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
@@ -190,10 +227,29 @@ def route_table(folder, listed=False):
         key = os.path.realpath(folder)
         table = _tables.get(key)
         if table is None or not table.follows(kept):
-            table = RouteTable(kept, kept.as_list())
+            table = _table_of(folder, kept)
             _tables.clear()  # one folder kept, as for the catalog
             _tables[key] = table
         return table.summaries(), table.path_routes  # read-only outside: only added to
+
+
+def _table_of(folder, kept):
+    """Take the routes saved with the catalog, or group its records; save them after a scan."""
+    saved, kept.saved_routes = kept.saved_routes, None
+    if saved is not None:
+        table = RouteTable.restored(kept, saved)
+        if table.follows(kept):  # caught up with any profile saved since it was loaded
+            return table
+    table = RouteTable(kept, kept.as_list())
+    if kept.scan_signature is not None:
+        listing_cache.save_later(folder, functools.partial(_capture, folder, kept, table))
+    return table
+
+
+def _capture(folder, kept, table):
+    """Marshal the catalog and its routes, if both are still exactly as scanned (else None)."""
+    with _lock:
+        return catalog.saved_form(folder, kept, table.saved_state)
 
 
 def route_summaries(folder, *, method=None, path_contains=None, listed=False):
