@@ -82,7 +82,7 @@ class SamplerThread:
                         items.append(frame.f_code)
                         frame = frame.f_back
                     if frame is not None and items:
-                        records.append((items, self.interval))
+                        records.append((None, items, self.interval))
 
 
 class PrototypeProfile:
