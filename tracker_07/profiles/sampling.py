@@ -76,7 +76,7 @@ def recorder(samples, root, started):
     """
     append, clock = samples.append, time.perf_counter
     last = started
-    builtins = {}  # one key per built-in's name: equal stacks hold the same items
+    builtins = {}  # name -> key: equal stacks hold the same objects
     walked = [None, ()]  # the last frame walked, and its code objects up to the root
 
     def sample(frame, event, arg):
@@ -98,8 +98,11 @@ def recorder(samples, root, started):
             else:  # outside the root: nothing to keep
                 walked[1] = codes = ()
         if event in C_FUNCTION_ENDED and codes != ():
-            key = builtin_key(arg)
-            append((builtins.setdefault(key, key), codes, now - last))
+            name = getattr(arg, "__qualname__", None) or arg.__name__  # builtin_key, inlined
+            leaf = builtins.get(name)
+            if leaf is None:
+                leaf = builtins[name] = builtin_key(arg)
+            append((leaf, codes, now - last))
         elif codes:
             append((None, codes, now - last))
         last = now
