@@ -88,9 +88,10 @@ class SamplingModeTestCase(ProfiledAppTestCase):
         page = client.get(f"/dashboard/api/profiles/{record['id']}").get_json()
         self.assertEqual(page["table"]["rows"][0]["name"], "list.count")  # the bottleneck
         download = client.get(f"/dashboard/profiles/{record['id']}/download")
+        sent = download.data
         download.close()  # the file it sent
         with open(os.path.join(self.profile_dir, record["id"]), "rb") as file:
-            self.assertEqual(download.data, file.read())
+            self.assertEqual(sent, file.read())
         stem = record["id"][: -len(files.SAMPLED_SUFFIX)]
         export = client.get(f"/dashboard/profiles/{record['id']}/export/speedscope")
         self.assertIn(f'filename={stem}.speedscope.json', export.headers["Content-Disposition"])
