@@ -9,7 +9,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.functions import coalesce
 
 from .rollups import ROLLED_UP_KEY
-from .schema import DAILY_UNTIL_KEY, VALUE_AGGREGATES, meta_value
+from .schema import DAILY_UNTIL_KEY, TOTALS_UNTIL_KEY, VALUE_AGGREGATES, meta_value
 from .store import (
     DAY,
     HOUR,
@@ -83,6 +83,19 @@ def _rollup_spans(first_hour, last_hour, hours, days, daily_until):
     return [(hours, first_hour, last_hour)]
 
 
+def _totals_spans(spans, totals_until):
+    """The hours the per-bucket totals hold (before ``totals_until``) from them, the rest
+    from the hourly roll-up."""
+    parts = []
+    for table, start, end in spans:
+        if table is totals_table:
+            parts += [(totals_table, start, min(end, totals_until)),
+                      (hourly_table, max(start, totals_until), end)]
+        else:
+            parts.append((table, start, end))
+    return [(table, start, end) for table, start, end in parts if start < end]
+
+
 # pylint: disable-next=too-many-arguments,too-many-positional-arguments,too-many-locals
 def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, errors=False):
     """Totals per ``group`` columns and latency bucket of the ``filters``' requests, summed
@@ -121,6 +134,7 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     if whole and detailed and time_index is None:
         daily_until = meta_value(conn, DAILY_UNTIL_KEY)
     done = rolled_up_id()
+    totals_until = meta_value(conn, TOTALS_UNTIL_KEY) if whole and not detailed else None
     parts = []
     for hours, days, counts_only in shapes:
         exact = errors and not counts_only
@@ -150,8 +164,8 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
             _part(table, keys(table, table.c.period_start),
                   (table.c.period_start >= start, table.c.period_start < end,
                    *filters.conditions(table.c)), counts_only)
-            for table, start, end in _rollup_spans(first_hour, last_hour, hours, days,
-                                                   daily_until)
+            for table, start, end in _totals_spans(
+                _rollup_spans(first_hour, last_hour, hours, days, daily_until), totals_until)
         ] + [
             raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
             raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
