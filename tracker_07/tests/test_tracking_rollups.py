@@ -6,9 +6,9 @@ import unittest
 from unittest import mock
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
-from tracker_07.tracking import filters, reads, rollups, schema, store
+from tracker_07.tracking import filters, reads, rollups, schema, spans, store
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
@@ -95,6 +95,14 @@ class WriterCountsTest(unittest.TestCase):
             tracking.writer.insert(self.rows[3000:])
             tracking.writer.maintain(force=True)
         self.assertEqual(merged.call_count, 4)
+        with tracking.engine.connect() as conn:  # each pass's span: its rows' starts
+            found = conn.execute(select(store.spans_table)).all()
+            raw = conn.execute(select(store.requests_table.c.id,
+                                      store.requests_table.c.started_at)).all()
+        self.assertEqual(sum(last - first + 1 for first, last, *_ in found), len(self.rows))
+        for first, last, earliest, latest in found:
+            inside = [started for row_id, started in raw if first <= row_id <= last]
+            self.assertEqual((earliest, latest), (min(inside), max(inside)))
         actual = {table.name: contents(tracking.engine, table) for table in TABLES}
         self.assertEqual(actual, self.expected())
         self.assertTrue(actual["tracker_rollup_daily"])  # late rows for summed days too
@@ -172,7 +180,7 @@ class UpgradeMixin(StoreMixin):
             conn.execute(store.daily_table.delete())
             rollups.fold_days(conn, now=BASE_TIME + 9 * 86400)  # every day with rows
             for table in (store.totals_table, store.endpoints_table, store.status_hourly_table,
-                          store.status_daily_table):
+                          store.status_daily_table, store.spans_table):
                 table.drop(conn)
             conn.execute(store.meta_table.delete().where(store.meta_table.c.key.in_(
                 (schema.SCHEMA_KEY, schema.DAILY_UNTIL_KEY))))
@@ -230,8 +238,24 @@ class UpgradeMixin(StoreMixin):
             conn.exec_driver_sql(f"INSERT INTO {store.totals_table.name} SELECT period_start, "
                                  f"bucket, {schema.summed_values()} FROM "
                                  f"{store.hourly_table.name} GROUP BY period_start, bucket")
-        schema.create_schema(self.engine)
+            # ... with an index on the start time and no spans.
+            store.spans_table.drop(conn)
+            conn.exec_driver_sql(f"CREATE INDEX {store.OLD_TIME_INDEX} ON "
+                                 f"{store.requests_table.name} (started_at)")
+        self.assertTrue(inspect(self.engine).get_indexes(store.requests_table.name))
+        self.insert(self.rows[:10])  # and rows not rolled up yet
+        with mock.patch.object(spans, "UPGRADE_SPAN_IDS", 1000):
+            schema.create_schema(self.engine)
+        self.assertEqual(inspect(self.engine).get_indexes(store.requests_table.name), [])
         self.assertEqual(totals_check(self, self.engine), 0)  # emptied, read hourly
+        with self.engine.connect() as conn:  # the rolled-up rows in spans of 1,000 ids
+            found = conn.execute(select(store.spans_table).order_by("first_id")).all()
+        self.assertEqual([tuple(row[:2]) for row in found],
+                         [(1, 1000), (1001, 2000), (2001, 3000)])
+        for first, last, earliest, latest in found:
+            inside = [row[0] for row in self.rows[first - 1:last]]
+            self.assertEqual((earliest, latest), (min(inside), max(inside)))
+        self.rows += self.rows[:10]
         with self.engine.begin() as conn:
             rollups.roll_up(conn)
         self.assertGreater(totals_check(self, self.engine), BASE_TIME + 6 * HOUR)
