@@ -244,7 +244,7 @@ class UpgradeMixin(StoreMixin):
                                  f"{store.requests_table.name} (started_at)")
         self.assertTrue(inspect(self.engine).get_indexes(store.requests_table.name))
         self.insert(self.rows[:10])  # and rows not rolled up yet
-        with mock.patch.object(spans, "UPGRADE_SPAN_IDS", 1000):
+        with mock.patch.object(spans, "SPAN_IDS", 1000):
             schema.create_schema(self.engine)
         self.assertEqual(inspect(self.engine).get_indexes(store.requests_table.name), [])
         self.assertEqual(totals_check(self, self.engine), 0)  # emptied, read hourly

@@ -38,9 +38,15 @@ class SpansMixin(StoreMixin):
             self.assertEqual(len(holders), 1 if row_id <= done else 0, row_id)
 
     def test_retention_by_age_and_count_keeps_the_spans_exact(self):
-        for first in range(0, 2400, 800):  # three passes, three spans
+        for first in range(0, 2400, 800):  # three passes, two spans each
             self.insert(self.rows[first:first + 800])
-            self.roll_up()
+            with mock.patch.object(spans, "SPAN_IDS", 500):
+                self.roll_up()
+        with self.engine.connect() as conn:
+            found = conn.execute(select(store.spans_table.c.first_id,
+                                        store.spans_table.c.last_id)).all()
+        self.assertEqual(sorted(found), [(1, 500), (501, 800), (801, 1000), (1001, 1500),
+                                         (1501, 1600), (1601, 2000), (2001, 2400)])
         self.insert(self.rows[2400:])  # and rows not rolled up yet
         self.assert_spans_exact()
         cutoff = BASE_TIME + 2.5 * HOUR

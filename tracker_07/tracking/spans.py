@@ -7,17 +7,19 @@ enclose its own; rows after the mark are read by id.  Retention deletes whole sp
 trims the one it cuts (or whose oldest rows it removed by age) to what is left, so spans
 stay exact bounds.
 """
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import delete, func, select, update
 
 from .store import requests_table, spans_table
 
-#: Ids per span made from the rows a store held when it was upgraded (one scan, once).
-UPGRADE_SPAN_IDS = 10_000
+#: Ids per span when rows are read back to make spans (many rows rolled up at once, or
+#: a store upgraded): a span as long in time as a pass of one writer, at most.
+SPAN_IDS = 10_000
 
 
 def add(conn, done, top, starts=None):
-    """Note the span of the rows ``done < id <= top`` (just rolled up), given their
-    earliest and latest start, or reading them."""
+    """Note the spans of the rows ``done < id <= top`` (just rolled up): one, given their
+    earliest and latest start (a writer's rows since the last pass), else one per
+    ``SPAN_IDS`` ids, reading them."""
     if starts is not None:
         conn.execute(spans_table.insert().values(first_id=done + 1, last_id=top,
                                                  earliest=starts[0], latest=starts[1]))
@@ -25,21 +27,16 @@ def add(conn, done, top, starts=None):
     raw = requests_table.c
     conn.execute(spans_table.insert().from_select(
         ["first_id", "last_id", "earliest", "latest"],
-        select(literal(done + 1), literal(top), func.min(raw.started_at),
+        select(func.min(raw.id), func.max(raw.id), func.min(raw.started_at),
                func.max(raw.started_at)).where(raw.id > done, raw.id <= top)
-        .having(func.count() > 0)))
+        .group_by((raw.id - 1) // SPAN_IDS)))
 
 
 def add_existing(conn, done):
     """Spans for the rolled-up rows of a store made before spans existed (any there are
-    made again), a span per ``UPGRADE_SPAN_IDS`` ids."""
-    raw = requests_table.c
+    made again)."""
     conn.execute(delete(spans_table))
-    chunk = (raw.id - 1) // UPGRADE_SPAN_IDS
-    conn.execute(spans_table.insert().from_select(
-        ["first_id", "last_id", "earliest", "latest"],
-        select(func.min(raw.id), func.max(raw.id), func.min(raw.started_at),
-               func.max(raw.started_at)).where(raw.id <= done).group_by(chunk)))
+    add(conn, 0, done)
 
 
 def ids_between(conn, since, until, done):
