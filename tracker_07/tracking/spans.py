@@ -104,8 +104,3 @@ def delete_through(conn, bound):
             first_id=bound + 1))
         _trim(conn, spans.first_id == bound + 1)
     return deleted
-
-
-def delete_all(conn):
-    """Forget every span (every raw row is gone)."""
-    conn.execute(delete(spans_table))

@@ -16,7 +16,9 @@ The tables, created (and upgraded from an older Tracker's store) by
     is summed from the hourly roll-up once, when it is over (rows that arrive later for
     such a day are added to both).
 ``tracker_rollup_totals``
-    Per hour x latency bucket over every endpoint: what the unfiltered charts read.
+    Per hour x latency bucket over every endpoint, for the hours before ``totals_until``
+    in ``tracker_meta`` (each summed from the hourly roll-up once, an hour after it
+    ended): what the unfiltered charts read (later hours from the hourly roll-up).
 ``tracker_status_hourly`` and ``tracker_status_daily``
     Per hour (finished day) x endpoint x method x status, no buckets: a summary's exact
     figures.
