@@ -14,6 +14,7 @@ from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
 from tracker_07.tests.test_tracking_reads import ReadsMixin
 from tracker_07.tests.test_tracking_rollups import UpgradeMixin
+from tracker_07.tests.test_tracking_spans import SpansMixin
 from tracker_07.tests.test_tracking_writes import WritesMixin
 from tracker_07.tests.tracking_helpers import TrackedAppCase, get
 
@@ -27,8 +28,8 @@ NEEDS_POSTGRES = needs(
 
 
 @NEEDS_POSTGRES
-class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, unittest.TestCase):
-    """The shared read, write and upgrade tests on PostgreSQL."""
+class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, SpansMixin, unittest.TestCase):
+    """The shared read, write, upgrade and span tests on PostgreSQL."""
 
     def make_engine(self):
         engine = store.create_store_engine(DATABASE_URL)

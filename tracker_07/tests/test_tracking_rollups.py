@@ -6,9 +6,9 @@ import unittest
 from unittest import mock
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
-from tracker_07.tracking import reads, rollups, schema, store
+from tracker_07.tracking import filters, reads, rollups, schema, spans, store
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
@@ -23,6 +23,21 @@ def contents(engine, table):
         rows = conn.execute(select(table)).all()
     return sorted(tuple(round(value, 6) if isinstance(value, float) else value
                         for value in row) for row in rows)
+
+
+def totals_check(test, engine):
+    """The per-bucket totals hold exactly the hourly roll-up's hours before
+    ``totals_until``, summed; returns that mark."""
+    with engine.connect() as conn:
+        until = schema.meta_value(conn, schema.TOTALS_UNTIL_KEY)
+        summed = conn.exec_driver_sql(
+            f"SELECT period_start, bucket, {schema.summed_values()} FROM "
+            f"{store.hourly_table.name} WHERE period_start < {until} "
+            f"GROUP BY period_start, bucket").all()
+    test.assertEqual(contents(engine, store.totals_table), sorted(
+        tuple(round(value, 6) if isinstance(value, float) else value for value in row)
+        for row in summed))
+    return until
 
 
 def complete(rows):
@@ -80,12 +95,37 @@ class WriterCountsTest(unittest.TestCase):
             tracking.writer.insert(self.rows[3000:])
             tracking.writer.maintain(force=True)
         self.assertEqual(merged.call_count, 4)
+        with tracking.engine.connect() as conn:  # each pass's span: its rows' starts
+            found = conn.execute(select(store.spans_table)).all()
+            raw = conn.execute(select(store.requests_table.c.id,
+                                      store.requests_table.c.started_at)).all()
+        self.assertEqual(sum(last - first + 1 for first, last, *_ in found), len(self.rows))
+        for first, last, earliest, latest in found:
+            inside = [started for row_id, started in raw if first <= row_id <= last]
+            self.assertEqual((earliest, latest), (min(inside), max(inside)))
         actual = {table.name: contents(tracking.engine, table) for table in TABLES}
         self.assertEqual(actual, self.expected())
         self.assertTrue(actual["tracker_rollup_daily"])  # late rows for summed days too
         with tracking.engine.connect() as conn:
             self.assertEqual(sum(row["count"] for row in reads.summary(conn, reads.Filters(
                 since=BASE_TIME, until=BASE_TIME + 4 * 86400))), len(self.rows))
+
+    def test_hours_in_progress_wait_for_the_totals_and_come_late_to_them(self):
+        tracking = self.tracking()
+        hours_later = (BASE_TIME + 36 * HOUR, BASE_TIME + 60 * HOUR)
+        for first, now in zip((0, 2000), hours_later):
+            with mock.patch.object(filters, "now", return_value=now):
+                tracking.writer.insert(self.rows[first:first + 2000])
+                tracking.writer.maintain(force=True)
+            # Summed up to the hour that ended an hour before; the later ones wait.
+            self.assertEqual(totals_check(self, tracking.engine), (now // HOUR - 1) * HOUR)
+        with tracking.engine.connect() as conn:  # hours from both tables, none twice
+            series = reads.time_series(conn, reads.Filters(
+                since=BASE_TIME, until=BASE_TIME + 4 * 86400), 96)
+        self.assertEqual(sum(point["count"] for point in series), len(self.rows))
+        tracking.writer.maintain(force=True)  # the clock: every hour summed
+        self.assertEqual({table.name: contents(tracking.engine, table) for table in TABLES},
+                         self.expected())
 
     def test_a_second_writer_makes_the_roll_up_read_the_rows_back(self):
         first, second = self.tracking(), self.tracking()
@@ -140,7 +180,7 @@ class UpgradeMixin(StoreMixin):
             conn.execute(store.daily_table.delete())
             rollups.fold_days(conn, now=BASE_TIME + 9 * 86400)  # every day with rows
             for table in (store.totals_table, store.endpoints_table, store.status_hourly_table,
-                          store.status_daily_table):
+                          store.status_daily_table, store.spans_table):
                 table.drop(conn)
             conn.execute(store.meta_table.delete().where(store.meta_table.c.key.in_(
                 (schema.SCHEMA_KEY, schema.DAILY_UNTIL_KEY))))
@@ -161,6 +201,67 @@ class UpgradeMixin(StoreMixin):
         with self.engine.connect() as conn:
             series = reads.time_series(conn, reads.Filters(since=BASE_TIME,
                                                            until=BASE_TIME + 2 * 86400), 48)
+        self.assertEqual(sum(point["count"] for point in series), len(self.rows))
+
+
+    def test_totals_hold_finished_hours_and_reads_take_the_rest_hourly(self):
+        self.insert(self.rows[:2000])
+        now = BASE_TIME + 3 * HOUR
+        with self.engine.begin() as conn:
+            rollups.roll_up(conn, now=now)
+        until = totals_check(self, self.engine)
+        self.assertEqual(until, (now // HOUR - 1) * HOUR)
+        self.insert(self.rows[2000:])  # late rows for summed hours too
+        with self.engine.begin() as conn:
+            rollups.roll_up(conn, now=now)
+        self.assertEqual(totals_check(self, self.engine), until)
+        first_hour = BASE_TIME // HOUR * HOUR
+        window = reads.Filters(since=first_hour, until=first_hour + 7 * HOUR)
+        with self.engine.connect() as conn:
+            series = reads.time_series(conn, window, 7)
+            histogram = reads.histogram(conn, window)
+        for point in series:  # each hour from the totals or the hourly roll-up, once
+            self.assertEqual(point["count"], sum(
+                1 for row in self.rows if point["start"] <= row[0] < point["end"]))
+        self.assertEqual(sum(column["count"] for column in histogram), len(self.rows))
+        with self.engine.begin() as conn:
+            rollups.roll_up(conn, now=now + 86400)
+        self.assertGreater(totals_check(self, self.engine), BASE_TIME + 6 * HOUR)
+
+    def test_a_store_of_version_2_sums_its_totals_again(self):
+        self.insert(self.rows, roll_up=True)
+        with self.engine.begin() as conn:  # as version 2 left it: every hour in the totals
+            conn.execute(store.meta_table.delete().where(
+                store.meta_table.c.key == schema.TOTALS_UNTIL_KEY))
+            schema.set_meta(conn, schema.SCHEMA_KEY, 2)
+            conn.execute(store.totals_table.delete())
+            conn.exec_driver_sql(f"INSERT INTO {store.totals_table.name} SELECT period_start, "
+                                 f"bucket, {schema.summed_values()} FROM "
+                                 f"{store.hourly_table.name} GROUP BY period_start, bucket")
+            # ... with an index on the start time and no spans.
+            store.spans_table.drop(conn)
+            conn.exec_driver_sql(f"CREATE INDEX {store.OLD_TIME_INDEX} ON "
+                                 f"{store.requests_table.name} (started_at)")
+        self.assertTrue(inspect(self.engine).get_indexes(store.requests_table.name))
+        self.insert(self.rows[:10])  # and rows not rolled up yet
+        with mock.patch.object(spans, "SPAN_IDS", 1000):
+            schema.create_schema(self.engine)
+        self.assertEqual(inspect(self.engine).get_indexes(store.requests_table.name), [])
+        self.assertEqual(totals_check(self, self.engine), 0)  # emptied, read hourly
+        with self.engine.connect() as conn:  # the rolled-up rows in spans of 1,000 ids
+            found = conn.execute(select(store.spans_table).order_by("first_id")).all()
+        self.assertEqual([tuple(row[:2]) for row in found],
+                         [(1, 1000), (1001, 2000), (2001, 3000)])
+        for first, last, earliest, latest in found:
+            inside = [row[0] for row in self.rows[first - 1:last]]
+            self.assertEqual((earliest, latest), (min(inside), max(inside)))
+        self.rows += self.rows[:10]
+        with self.engine.begin() as conn:
+            rollups.roll_up(conn)
+        self.assertGreater(totals_check(self, self.engine), BASE_TIME + 6 * HOUR)
+        with self.engine.connect() as conn:
+            series = reads.time_series(conn, reads.Filters(
+                since=BASE_TIME, until=BASE_TIME + 6 * HOUR), 6)
         self.assertEqual(sum(point["count"] for point in series), len(self.rows))
 
 

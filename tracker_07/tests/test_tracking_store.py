@@ -1,4 +1,5 @@
 """The tracking store on SQLite: engine set-up, schema and latency buckets."""
+import sqlite3
 import tempfile
 import unittest
 from unittest import mock
@@ -53,8 +54,28 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(sorted(inspect(engine).get_table_names()),
                          ["tracker_endpoints", "tracker_meta", "tracker_requests",
                           "tracker_rollup_daily",
-                          "tracker_rollup_hourly", "tracker_rollup_totals", "tracker_status_daily",
-                          "tracker_status_hourly"])
+                          "tracker_rollup_hourly", "tracker_rollup_totals", "tracker_spans",
+                          "tracker_status_daily", "tracker_status_hourly"])
+        # Retention deletes raw rows without an index entry each to delete too.
+        self.assertEqual(inspect(engine).get_indexes("tracker_requests"), [])
+
+    def test_a_new_store_gets_large_pages_and_an_older_one_keeps_its_own(self):
+        engine = sqlite_engine(self._tmp.name)
+        self.addCleanup(engine.dispose)
+        schema.create_schema(engine)
+        with engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql("PRAGMA page_size").scalar(),
+                             store.SQLITE_PAGE_SIZE)
+        older = f"{self._tmp.name}/older.sqlite3"
+        made = sqlite3.connect(older)
+        made.execute("CREATE TABLE made_before (x)")
+        made.close()
+        engine = store.create_store_engine(f"sqlite:///{older}")
+        self.addCleanup(engine.dispose)
+        schema.create_schema(engine)
+        with engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql("PRAGMA page_size").scalar(), 4096)
+            self.assertEqual(reads.row_count(conn), 0)
 
     def test_create_schema_retries_a_race_then_gives_up(self):
         engine = sqlite_engine(self._tmp.name)

@@ -8,8 +8,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.functions import coalesce
 
-from .rollups import ROLLED_UP_KEY
-from .schema import DAILY_UNTIL_KEY, VALUE_AGGREGATES, meta_value
+from . import spans
+from .schema import (
+    DAILY_UNTIL_KEY, ROLLED_UP_KEY, TOTALS_UNTIL_KEY, VALUE_AGGREGATES, meta_value,
+)
 from .store import (
     DAY,
     HOUR,
@@ -83,6 +85,34 @@ def _rollup_spans(first_hour, last_hour, hours, days, daily_until):
     return [(hours, first_hour, last_hour)]
 
 
+def _totals_spans(periods, totals_until):
+    """The hours the per-bucket totals hold (before ``totals_until``) from them, the rest
+    from the hourly roll-up."""
+    parts = []
+    for table, start, end in periods:
+        if table is totals_table:
+            parts += [(totals_table, start, min(end, totals_until)),
+                      (hourly_table, max(start, totals_until), end)]
+        else:
+            parts.append((table, start, end))
+    return [(table, start, end) for table, start, end in parts if start < end]
+
+
+def _raw_window(conn, start, end, marked, done=None):
+    """Conditions for the raw rows up to ``marked`` that started in ``[start, end)``, by
+    the ids their spans give, and (with ``done``, the mark as the query reads it) for
+    those rolled up since ``marked`` was read, by their ids ("+ 0": there is no index on
+    the time, and the planner should not guess at one)."""
+    raw = requests_table.c
+    ids = spans.ids_between(conn, start, end, marked)
+    where = [] if ids is None else [(raw.id >= ids[0], raw.id <= ids[1],
+                                     raw.started_at >= start, raw.started_at < end)]
+    if done is not None:
+        where.append((raw.id > marked, raw.id <= done, raw.started_at + 0 >= start,
+                      raw.started_at + 0 < end))
+    return where
+
+
 # pylint: disable-next=too-many-arguments,too-many-positional-arguments,too-many-locals
 def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, errors=False):
     """Totals per ``group`` columns and latency bucket of the ``filters``' requests, summed
@@ -106,8 +136,10 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     first_hour = math.ceil(since / HOUR) * HOUR
     last_hour = math.floor(until / HOUR) * HOUR
     detailed = bool(group or errors or filters.conditions(raw))
+    # The mark as read before the spans: rows up to it are found through the spans.
+    marked = meta_value(conn, ROLLED_UP_KEY)
     if last_hour < until:
-        newest = conn.execute(select(func.max(raw.started_at))).scalar()
+        newest = spans.newest(conn, marked)
         if newest is not None and newest < until:
             # Nothing stored at or after ``until``: the hour holding it is whole for this
             # read, so the rollup gives it instead of its raw rows (the current hour's).
@@ -121,6 +153,12 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     if whole and detailed and time_index is None:
         daily_until = meta_value(conn, DAILY_UNTIL_KEY)
     done = rolled_up_id()
+    # Whole: the partial hours at either end, the rows rolled up since the mark was read
+    # included; else the whole window, the rows after the mark read below.
+    raw_reads = [_raw_window(conn, start, end, marked, done)
+                 for start, end in ((since, first_hour), (last_hour, until)) if start < end
+                 ] if whole else [_raw_window(conn, since, until, marked)]
+    totals_until = meta_value(conn, TOTALS_UNTIL_KEY) if whole and not detailed else None
     parts = []
     for hours, days, counts_only in shapes:
         exact = errors and not counts_only
@@ -143,20 +181,19 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
             return _part(requests_table, keys(requests_table, raw.started_at),
                          (*where, *filters.conditions(raw)), counts_only)
 
-        if not whole:
-            parts.append(raw_part(raw.started_at >= since, raw.started_at < until))
+        parts += [raw_part(*where) for window in raw_reads for where in window]
+        if not whole:  # the raw rows of the window, rolled up or not
+            parts.append(raw_part(raw.id > marked, raw.started_at + 0 >= since,
+                                  raw.started_at + 0 < until))
             continue
         parts += [
             _part(table, keys(table, table.c.period_start),
                   (table.c.period_start >= start, table.c.period_start < end,
                    *filters.conditions(table.c)), counts_only)
-            for table, start, end in _rollup_spans(first_hour, last_hour, hours, days,
-                                                   daily_until)
+            for table, start, end in _totals_spans(
+                _rollup_spans(first_hour, last_hour, hours, days, daily_until), totals_until)
         ] + [
-            raw_part(raw.id <= done, raw.started_at >= since, raw.started_at < first_hour),
-            raw_part(raw.id <= done, raw.started_at >= last_hour, raw.started_at < until),
-            # "+ 0" keeps SQLite from scanning the time index when the id range is tiny.
-            raw_part(*not_rolled_up(conn, done), raw.started_at + 0 >= since,
+            raw_part(raw.id > marked, raw.id > done, raw.started_at + 0 >= since,
                      raw.started_at + 0 < until),
         ]
     every = union_all(*parts).subquery()

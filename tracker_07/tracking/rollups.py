@@ -1,5 +1,6 @@
-"""The roll-ups: new raw rows folded into hourly groups by the database itself, finished days
-summed from their hours once, and old periods removed as retention removes raw rows.
+"""The roll-ups: new raw rows folded into hourly groups by the database itself, finished
+hours summed into the per-bucket totals once and finished days into the daily roll-up
+once, and old periods removed as retention removes raw rows.
 
 Every step is one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` or a delete by
 key range, so no row or group passes through Python, and what a pass costs follows the rows
@@ -11,8 +12,10 @@ from sqlalchemy import BigInteger, Integer, case, cast, delete, func, literal, s
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from . import filters
-from .schema import DAILY_UNTIL_KEY, VALUE_AGGREGATES, meta_value, set_meta
+from . import filters, spans
+from .schema import (
+    DAILY_UNTIL_KEY, ROLLED_UP_KEY, TOTALS_UNTIL_KEY, VALUE_AGGREGATES, meta_value, set_meta,
+)
 from .store import (
     DAY,
     HOUR,
@@ -29,12 +32,16 @@ from .store import (
     totals_table,
 )
 
-#: ``tracker_meta`` keys: the highest raw id folded in; the last day boundary pruned.
-ROLLED_UP_KEY = "rolled_up_id"
+#: ``tracker_meta`` key: the last day boundary pruned.
 DAILY_PRUNED_KEY = "daily_pruned"
 #: A day is summed into the daily roll-up this long after it ended; rows that come later
 #: for it are added to both roll-ups as they come.
 DAY_GRACE = HOUR
+#: An hour is summed into the per-bucket totals this long after it ended (until then the
+#: dashboard reads it from the hourly roll-up); rows that come later for it are added to
+#: both.  Merging every pass's groups into the totals cost as much as into the hourly
+#: roll-up at low rates, where a pass's groups are nearly as many as its rows.
+HOUR_GRACE = HOUR
 #: Beyond this many groups a writer stops counting (and its memory is given back) until
 #: the next roll-up, which then reads the rows back.
 MAX_PENDING_GROUPS = 200_000
@@ -77,9 +84,9 @@ class Pending:
     """The hourly groups of the rows one writer stored since its last roll-up, counted as it
     stored them, and which ids those rows got: when they are exactly the rows the roll-up
     is about to fold in (one writer on SQLite), it merges these groups instead of reading
-    the rows back."""
+    the rows back.  Also their earliest and latest start: the span the roll-up notes."""
 
-    __slots__ = ("groups", "statuses", "count", "low", "usable")
+    __slots__ = ("groups", "statuses", "count", "low", "usable", "earliest", "latest")
 
     def __init__(self):
         self.groups = {}
@@ -87,6 +94,8 @@ class Pending:
         self.count = 0
         self.low = None
         self.usable = True
+        self.earliest = math.inf
+        self.latest = -math.inf
 
     def clear(self):
         """Start again after a roll-up (or a failed one, which reads the rows back)."""
@@ -104,6 +113,9 @@ class Pending:
             return
         self.low = first_id if self.low is None else min(self.low, first_id)
         self.count += len(rows)
+        # Rows compare by their start first: two passes in C, cheaper than two tests a row.
+        self.earliest = min(self.earliest, min(rows)[0])
+        self.latest = max(self.latest, max(rows)[0])
         buckets, statuses = self.groups, self.statuses
         for started, endpoint, method, status, duration, *database, bucket in rows:
             queries, sql_ms, findings = database
@@ -154,16 +166,18 @@ def _merge_rows(conn, table, key, rows):
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
 
 
-def _merge_pending(conn, pending, daily_until):
-    """Merge a writer's counted groups into the hourly, totals, status, endpoint and (for
-    days before ``daily_until``, already summed) daily tables."""
+def _merge_pending(conn, pending, daily_until, totals_until):
+    """Merge a writer's counted groups into the hourly, status, endpoint and (for hours
+    before ``totals_until`` and days before ``daily_until``, already summed) totals and
+    daily tables."""
     rows = [(*key, *values) for key, values in pending.groups.items()]
     statuses = [(*key, *values) for key, values in pending.statuses.items()]
     _merge_rows(conn, hourly_table, ROLLUP_KEY, rows)
     _merge_rows(conn, status_hourly_table, STATUS_KEY, statuses)
     # Groups of the same hour and bucket merge into one totals row as the upserts run
     # (adding them up in Python first, or counting totals per row, measured no cheaper).
-    _merge_rows(conn, totals_table, TOTALS_KEY, [(row[0], *row[4:]) for row in rows])
+    _merge_rows(conn, totals_table, TOTALS_KEY,
+                [(row[0], *row[4:]) for row in rows if row[0] < totals_until])
     latest = {}
     for hour, endpoint, method, *_ in statuses:
         if hour > latest.get((endpoint, method), -1):
@@ -188,8 +202,9 @@ def roll_up(conn, now=None, pending=None):
     writer's ``pending`` groups when they are exactly those rows, otherwise the rows read
     back and grouped by the database.  Run it inside a write transaction; on PostgreSQL it
     first waits for in-flight inserts so no smaller id can commit after the new
-    high-water mark.  Then days that ended more than ``DAY_GRACE`` before ``now`` (epoch
-    seconds, default the clock) are summed from their hours into the daily roll-up.
+    high-water mark.  Then hours and days that ended more than ``HOUR_GRACE`` and
+    ``DAY_GRACE`` before ``now`` (epoch seconds, default the clock) are summed from the
+    hourly roll-up into the totals and the daily roll-up.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
@@ -198,21 +213,27 @@ def roll_up(conn, now=None, pending=None):
     raw = requests_table.c
     done = meta_value(conn, ROLLED_UP_KEY)
     daily_until = meta_value(conn, DAILY_UNTIL_KEY)
+    totals_until = meta_value(conn, TOTALS_UNTIL_KEY)
     top = conn.execute(select(func.max(raw.id))).scalar()
     rolled = 0
     if top is not None and top > done and pending is not None and pending.covers(done, top):
         rolled = pending.count
-        _merge_pending(conn, pending, daily_until)
+        _merge_pending(conn, pending, daily_until, totals_until)
+        spans.add(conn, done, top, (pending.earliest, pending.latest))
         set_meta(conn, ROLLED_UP_KEY, top)
     elif top is not None and top > done:
-        rolled = _roll_up_rows(conn, done, top, daily_until)
+        rolled = _roll_up_rows(conn, done, top, daily_until, totals_until)
+        spans.add(conn, done, top)
         set_meta(conn, ROLLED_UP_KEY, top)
+    now = filters.now() if now is None else now
+    fold_hours(conn, now, totals_until)
     fold_days(conn, now, daily_until)
     return rolled
 
 
-def _roll_up_rows(conn, done, top, daily_until):
-    """Group the raw rows ``done < id <= top`` in the database into every roll-up."""
+def _roll_up_rows(conn, done, top, daily_until, totals_until):
+    """Group the raw rows ``done < id <= top`` in the database into every roll-up (the
+    totals and daily ones: those of hours and days already summed)."""
     raw = requests_table.c
     new = (raw.id > done, raw.id <= top)
     rolled = conn.execute(select(func.count()).where(*new)).scalar()
@@ -220,14 +241,15 @@ def _roll_up_rows(conn, done, top, daily_until):
     detail = (raw.endpoint, raw.method, raw.status, raw.bucket)
     _merge(conn, hourly_table, ROLLUP_KEY,
            select(hour, *detail, *_raw_values()).where(*new).group_by(hour, *detail))
+    # Rows of an hour or day already summed: added to it too ("+ 0" keeps the id range
+    # the plan).
     _merge(conn, totals_table, TOTALS_KEY,
-           select(hour, raw.bucket, *_raw_values()).where(*new)
-           .group_by(hour, raw.bucket))
+           select(hour, raw.bucket, *_raw_values())
+           .where(*new, raw.started_at + 0 < totals_until).group_by(hour, raw.bucket))
     _merge(conn, status_hourly_table, STATUS_KEY,
            select(hour, *detail[:3], *_raw_values()).where(*new).group_by(hour, *detail[:3]))
     _add_endpoints(conn, select(raw.endpoint, raw.method, func.max(hour))
                    .where(*new).group_by(raw.endpoint, raw.method))
-    # Rows of a day already summed: added to it too ("+ 0" keeps the id range the plan).
     day = _period_of(conn, raw.started_at, DAY)
     late = raw.started_at + 0 < daily_until
     for table, key, columns in ((daily_table, ROLLUP_KEY, detail),
@@ -247,6 +269,21 @@ def _add_endpoints(conn, source):
         index_elements=["endpoint", "method"],
         set_={"last_hour": case((new.last_hour > old.last_hour, new.last_hour),
                                 else_=old.last_hour)}))
+
+
+def fold_hours(conn, now, start):
+    """Sum the hourly roll-up's hours that ended ``HOUR_GRACE`` before ``now`` and are not
+    yet in the per-bucket totals into them (one statement, about once an hour); ``start``:
+    the first hour not yet summed."""
+    target = math.floor((now - HOUR_GRACE) / HOUR) * HOUR
+    if start >= target:
+        return
+    hours = hourly_table.c
+    _merge(conn, totals_table, TOTALS_KEY,
+           select(hours.period_start, hours.bucket, *_rollup_values(hourly_table))
+           .where(hours.period_start >= start, hours.period_start < target)
+           .group_by(hours.period_start, hours.bucket))
+    set_meta(conn, TOTALS_UNTIL_KEY, target)
 
 
 def fold_days(conn, now=None, start=None):

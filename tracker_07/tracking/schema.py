@@ -5,8 +5,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from . import spans
 from .store import (
     IMMEDIATE,
+    OLD_TIME_INDEX,
     daily_table,
     endpoints_table,
     hourly_table,
@@ -17,11 +19,17 @@ from .store import (
     totals_table,
 )
 
-#: ``tracker_meta`` keys: the store's layout; the first day not yet in the daily roll-up.
+#: ``tracker_meta`` keys: the store's layout; the first day not yet in the daily roll-up;
+#: the first hour not yet in the per-bucket totals.
 SCHEMA_KEY = "schema_version"
+#: ``tracker_meta`` key: the highest raw id folded into the roll-ups.
+ROLLED_UP_KEY = "rolled_up_id"
 DAILY_UNTIL_KEY = "daily_until"
+TOTALS_UNTIL_KEY = "totals_until"
 #: 2: the daily roll-up holds finished days only; totals, status and endpoint tables.
-SCHEMA_VERSION = 2
+#: 3: the totals hold finished hours only (before ``totals_until``); spans of ids instead
+#: of an index on the raw rows' start time.
+SCHEMA_VERSION = 3
 #: A rollup's value columns and how two groups' values combine.
 VALUE_AGGREGATES = (("count", "sum"), ("sum_ms", "sum"), ("max_ms", "max"),
                     ("last_at", "max"), ("queries_sum", "sum"), ("queries_max", "max"),
@@ -85,25 +93,30 @@ def summed_values():
 
 
 def upgrade(conn):
-    """Bring a store made by an older Tracker to ``SCHEMA_VERSION`` (once; True if it did):
-    the daily roll-ups are emptied (the next roll-up sums finished days from the hourly
-    ones), the totals, hourly status groups and endpoint list are summed from the hourly
-    roll-up."""
-    if meta_value(conn, SCHEMA_KEY) >= SCHEMA_VERSION:
+    """Bring a store made by an older Tracker to ``SCHEMA_VERSION`` (once; True if it did).
+    From 1: the daily roll-ups are emptied (the next roll-up sums finished days from the
+    hourly ones), the hourly status groups and endpoint list are summed from the hourly
+    roll-up.  From 1 or 2: the totals are emptied (the next roll-up sums finished hours
+    from the hourly roll-up; until then the dashboard reads every hour from it), the
+    rolled-up rows get their spans and the index on the start time goes."""
+    version = meta_value(conn, SCHEMA_KEY)
+    if version >= SCHEMA_VERSION:
         return False
     hourly = hourly_table.name
-    for table in (daily_table, totals_table, endpoints_table, status_hourly_table,
-                  status_daily_table):
-        conn.exec_driver_sql(f"DELETE FROM {table.name}")
-    conn.exec_driver_sql(
-        f"INSERT INTO {totals_table.name} SELECT period_start, bucket, {summed_values()} "
-        f"FROM {hourly} GROUP BY period_start, bucket")
-    conn.exec_driver_sql(
-        f"INSERT INTO {status_hourly_table.name} SELECT period_start, endpoint, method, status, "
-        f"{summed_values()} FROM {hourly} GROUP BY period_start, endpoint, method, status")
-    conn.exec_driver_sql(
-        f"INSERT INTO {endpoints_table.name} SELECT endpoint, method, max(period_start) "
-        f"FROM {hourly} GROUP BY endpoint, method")
-    set_meta(conn, DAILY_UNTIL_KEY, 0)
+    if version < 2:
+        for table in (daily_table, endpoints_table, status_hourly_table, status_daily_table):
+            conn.exec_driver_sql(f"DELETE FROM {table.name}")
+        conn.exec_driver_sql(
+            f"INSERT INTO {status_hourly_table.name} SELECT period_start, endpoint, method, "
+            f"status, {summed_values()} FROM {hourly} "
+            f"GROUP BY period_start, endpoint, method, status")
+        conn.exec_driver_sql(
+            f"INSERT INTO {endpoints_table.name} SELECT endpoint, method, max(period_start) "
+            f"FROM {hourly} GROUP BY endpoint, method")
+        set_meta(conn, DAILY_UNTIL_KEY, 0)
+    conn.exec_driver_sql(f"DELETE FROM {totals_table.name}")
+    set_meta(conn, TOTALS_UNTIL_KEY, 0)
+    spans.add_existing(conn, meta_value(conn, ROLLED_UP_KEY))
+    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {OLD_TIME_INDEX}")
     set_meta(conn, SCHEMA_KEY, SCHEMA_VERSION)
     return True

@@ -16,10 +16,16 @@ The tables, created (and upgraded from an older Tracker's store) by
     is summed from the hourly roll-up once, when it is over (rows that arrive later for
     such a day are added to both).
 ``tracker_rollup_totals``
-    Per hour x latency bucket over every endpoint: what the unfiltered charts read.
+    Per hour x latency bucket over every endpoint, for the hours before ``totals_until``
+    in ``tracker_meta`` (each summed from the hourly roll-up once, an hour after it
+    ended): what the unfiltered charts read (later hours from the hourly roll-up).
 ``tracker_status_hourly`` and ``tracker_status_daily``
     Per hour (finished day) x endpoint x method x status, no buckets: a summary's exact
     figures.
+``tracker_spans``
+    Per roll-up pass, the ids of the raw rows it folded in and the earliest and latest
+    start among them: what finds rolled-up raw rows by time (a range of ids), as an index
+    on the start time would, but without an index entry to delete per row.
 ``tracker_endpoints``
     The (endpoint, method) pairs in the hourly roll-up, with their latest hour: the
     dashboard's filter list.
@@ -41,7 +47,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Double,
-    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -57,6 +62,10 @@ from sqlalchemy.pool import StaticPool
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Page size of a new SQLite store (an existing one keeps its own): retention's deletes and
+#: the roll-ups write and checkpoint a quarter as many pages as with SQLite's 4 KiB, which
+#: took maintenance at 100 requests/s from about 1.2 to 0.7 µs per row.
+SQLITE_PAGE_SIZE = 16384
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
 IMMEDIATE = "tracker_begin_immediate"
 
@@ -87,8 +96,10 @@ requests_table = Table(
     Column("queries", Integer, nullable=False, server_default="0"),
     Column("sql_ms", Double, nullable=False, server_default="0"),
     Column("findings", SmallInteger, nullable=False, server_default="0"),
-    Index("ix_tracker_requests_started_at", "started_at"),
 )
+#: The index on the start time that stores made before version 3 have (retention spent
+#: two thirds of its delete on it); the spans below replace it.
+OLD_TIME_INDEX = "ix_tracker_requests_started_at"
 
 
 def _rollup(name, period, key):
@@ -144,6 +155,16 @@ endpoints_table = Table(
     Column("method", String(METHOD_LENGTH), nullable=False),
     Column("last_hour", BigInteger, nullable=False, comment="Its latest hourly period"),
     PrimaryKeyConstraint("endpoint", "method"),
+)
+
+spans_table = Table(
+    "tracker_spans",
+    metadata,
+    Column("first_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("earliest", Double, nullable=False, comment="Epoch seconds"),
+    Column("latest", Double, nullable=False, comment="Epoch seconds"),
 )
 
 meta_table = Table(
@@ -237,6 +258,8 @@ def _configure_sqlite(engine, wal):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            # Before anything writes the file's header (WAL mode does): a no-op afterwards.
+            cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             if wal:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

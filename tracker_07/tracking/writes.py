@@ -9,12 +9,14 @@ import math
 import sqlite3
 from itertools import chain
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import spans
 from .filters import to_epoch
 from .rollups import prune_periods
+from .schema import ROLLED_UP_KEY, meta_value
 from .store import bucket_of, meta_table, requests_table
 
 #: ``tracker_meta`` key: records dropped.
@@ -108,17 +110,19 @@ def prune(conn, older_than=None, keep_rows=None):
     rolled back); returns the number of raw rows deleted.
 
     Rollup hours and days are deleted once they lie wholly before the cutoff or before the
-    oldest raw row that is left.
+    oldest raw row that is left (in one go for both).
     """
+    if keep_rows is not None and (
+            isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 0):
+        raise ValueError(f"keep_rows must be an integer >= 0, got {keep_rows!r}")
     raw = requests_table.c
     deleted = 0
+    done = meta_value(conn, ROLLED_UP_KEY)
+    periods_before = -math.inf
     if older_than is not None:
-        cutoff = to_epoch(older_than)
-        deleted += conn.execute(delete(requests_table).where(raw.started_at < cutoff)).rowcount
-        prune_periods(conn, cutoff)
+        periods_before = to_epoch(older_than)
+        deleted += spans.delete_older(conn, periods_before, done)
     if keep_rows is not None:
-        if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 0:
-            raise ValueError(f"keep_rows must be an integer >= 0, got {keep_rows!r}")
         # Two primary-key lookups and a range delete: the cost follows the rows deleted, not
         # the size of the store (counting back keep_rows rows with OFFSET read them all).
         # (Two statements: SQLite answers min() or max() alone from the key, both together
@@ -126,9 +130,9 @@ def prune(conn, older_than=None, keep_rows=None):
         highest = conn.execute(select(func.max(raw.id))).scalar()
         lowest = conn.execute(select(func.min(raw.id))).scalar()
         if highest is not None and lowest <= highest - keep_rows:
-            deleted += conn.execute(
-                delete(requests_table).where(raw.id <= highest - keep_rows)
-            ).rowcount
-            oldest = conn.execute(select(func.min(raw.started_at))).scalar()
-            prune_periods(conn, math.inf if oldest is None else oldest)
+            deleted += spans.delete_through(conn, highest - keep_rows)
+            oldest = spans.oldest(conn, done)
+            periods_before = max(periods_before, math.inf if oldest is None else oldest)
+    if periods_before > -math.inf:
+        prune_periods(conn, periods_before)
     return deleted
