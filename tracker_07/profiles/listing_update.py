@@ -30,18 +30,20 @@ def catch_up(folder, kept):
     Returns the records dropped or replaced and the records read from a new
     file's name (for the routes), or None when the index was not only appended to.
     """
-    names = profile_names(folder)
+    names = folder_names(folder)
     saved_count = kept.indexed_count
     indexed = index.indexed_records(folder)  # extends kept.indexed in place if only appended
     if indexed is not kept.indexed or len(indexed) < saved_count:
         return None
     records = kept.records
-    appended = [record for record in indexed[saved_count:] if record["id"] in names]
+    # Only names not saved need the profile-name check: every saved one passed it.
+    new_names = set(safe_names(names - records.keys()))
+    appended = [record for record in indexed[saved_count:]
+                if record["id"] in new_names or record["id"] in records and record["id"] in names]
     latest = dict(zip(map(PROFILE_ID, appended), appended))  # the last line of an id wins
     gone = [records[name] for name in records.keys() - names]
     gone += [records[name] for name in latest.keys() & records.keys()]
-    unindexed = [_record_of_new_file(folder, name)
-                 for name in names - records.keys() - latest.keys()]
+    unindexed = [_record_of_new_file(folder, name) for name in new_names - latest.keys()]
     unindexed = [record for record in unindexed if record is not None]
     if len(gone) + len(latest) + len(unindexed) > MAX_CHANGED_SHARE * len(records):
         kept.orders.clear()  # sorting again is quicker than so many insertions
@@ -52,10 +54,10 @@ def catch_up(folder, kept):
     return gone, unindexed
 
 
-def profile_names(folder):
-    """Return the names of the folder's profile files (by name alone: their type is not read)."""
+def folder_names(folder):
+    """Return the names of everything in the folder (their type is not read)."""
     try:
-        return set(safe_names(os.listdir(folder)))
+        return set(os.listdir(folder))
     except FileNotFoundError:
         return set()
     except NotADirectoryError as error:

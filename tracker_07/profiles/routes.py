@@ -7,7 +7,8 @@ route's sorted times with ``bisect``, so the list after one new profile stays
 cheap; any other change to the catalog (a rescan, a removal, a replaced
 record) builds them again from all records.  They are saved with the
 catalog's records after a scan, and a new process takes them from there
-(:mod:`.listing_cache`).
+(:mod:`.listing_cache`), taking out and putting in the profiles removed and
+added since, if any (:mod:`.listing_update`).
 
 Percentiles are exact, over the profiles whose elapsed time is known: the
 median is the middle time (the mean of the two middle ones for an even
@@ -101,12 +102,8 @@ class Route:
         self.newest = [newest, max(moments)] if moments else [newest]
 
     def discard(self, rows):
-        """Forget profiles of this route, given as ``(elapsed_ms, id, time)`` rows.
-
-        Returns False when that cannot be done from what the route keeps (a
-        time it does not hold, or one of its two newest gone while older
-        profiles remain, which it does not know): the caller builds it again.
-        """
+        """Forget ``(elapsed_ms, id, time)`` rows; False if the route cannot tell what is left
+        (a time it does not hold, or one of its two newest gone while older ones remain)."""
         if self.saved is not None:
             self.timed, self.saved = list(zip(*self.saved)), None
         self.count -= len(rows)
@@ -223,14 +220,11 @@ class RouteTable:
             if not group.count:
                 del self.routes[key]
         if any(route_of(record) != record["path"] for record in records):
-            self._forget_paths_gone()
+            # Paths grouped under another route that no profile has any more.
+            present = {(record["method"], record["path"]) for record in self.kept.as_list()}
+            for key in self.path_routes.keys() - present:
+                del self.path_routes[key]
         return True
-
-    def _forget_paths_gone(self):
-        """Drop the paths grouped under another route that no profile has any more."""
-        present = {(record["method"], record["path"]) for record in self.kept.as_list()}
-        for key in self.path_routes.keys() - present:
-            del self.path_routes[key]
 
     def follows(self, kept):
         """Catch up with new index records of the same catalog; False if that is not enough."""

@@ -104,10 +104,12 @@ class CatchUpTest(ListingCacheTestCase):
         self.saved[("POST", "/a")][by_hand] = (64.0, start_ms / 1000, start_ms)
         fx.write_raw(self.folder, "GET.stock.12ms.1700000003.prof", {})
         os.mkdir(os.path.join(self.folder, "not-a-file.prof"))
+        fx.write_raw(self.folder, ".hidden.prof", {})  # not a profile name, even with a line:
+        index.append_index(self.folder, fx.index_entry(".hidden.prof", path="/b"))
         page, summaries, scans, name_reads, parsed = self.caught_up()
-        self.assertEqual((scans, name_reads, parsed), (0, 1, 0))
+        self.assertEqual((scans, name_reads, parsed), (0, 1, 1))
         self.assertIn(by_hand, [item["id"] for item in page.items])
-        self.assertNotIn("not-a-file.prof", [item["id"] for item in page.items])
+        self.assertFalse({"not-a-file.prof", ".hidden.prof"} & {item["id"] for item in page.items})
         self.assertEqual(page.total, 63)
         self.assert_as_scanned(page, summaries)
 
