@@ -162,6 +162,15 @@ class CatchUpTest(ListingCacheTestCase):
         self.assertEqual((scans, record["indexed"], record["status"]), (0, True, 200))
         self.assert_exact(page, summaries)
 
+    def test_a_new_file_gone_before_it_is_read(self):
+        """A file listed, then removed before its ``lstat``: not shown, nothing else lost."""
+        fx.write_raw(self.folder, "vanishing.prof", {})
+        with mock.patch.object(listing_update.os, "lstat", side_effect=FileNotFoundError):
+            page, summaries, scans, _reads, _parsed = self.caught_up()
+        self.assertEqual(scans, 0)
+        self.assertNotIn("vanishing.prof", [item["id"] for item in page.items])
+        self.assert_exact(page, summaries)
+
     def test_profiles_of_unknown_route_or_time_removed_since(self):
         """A file named by hand (no method, no path) and a line without elapsed time, both
         saved with the listing and removed since: counted out exactly."""
