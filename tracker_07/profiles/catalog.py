@@ -13,29 +13,21 @@ after its index, a change too recent to trust the clock) scans the folder
 again, and so does a listing when the last scan is older than
 ``RESCAN_SECONDS``.  Each sort order asked for is kept too; new records are
 put in place with ``bisect``.  A process that has no kept records loads
-those a scan of the same, settled folder saved (:mod:`.listing_cache`).
+those a scan of the same, settled folder saved (:mod:`.listing_cache`),
+brought up to date when lines were only appended to the index since
+(:mod:`.listing_update`).
 """
 import bisect
 import dataclasses
 import functools
-import operator
 import os
-import re
 import stat
 import threading
 import time
 
-from . import index, listing_cache
-from .files import FILENAME_RE, is_safe_name, parse_filename, profile_entries
-
-#: Werkzeug's stock ``{method}.{path}.{elapsed:.0f}ms.{time:.0f}.prof`` names.
-WERKZEUG_NAME_RE = re.compile(
-    r"^(?P<method>[A-Z]{1,16})\.(?P<slug>.+)\.(?P<elapsed>\d+)ms\.(?P<time>\d{1,12})\.prof$"
-)
-
-#: Fields only the index knows; a record read from a file name has them as None.
-INDEX_ONLY_FIELDS = ("status", "calls", "primitive_calls", "total_time", "overlapped", "python",
-                     "queries", "sql_ms", "interval_ms", "samples", "view")
+from . import index, listing_cache, listing_update
+from .files import is_safe_name, profile_entries
+from .records import reconcile
 
 #: A folder or index changed less than this long ago may change again within the same
 #: file-system timestamp tick (FAT, some network file systems), so such a listing is
@@ -44,51 +36,6 @@ CACHE_MIN_AGE_NS = 2_000_000_000
 #: Changes made by hand that the index cannot tell (a file removed together with a new
 #: profile's save) are found by a full scan at least this often while the list is used.
 RESCAN_SECONDS = 30.0
-
-
-def record_from_name(name, mtime=None):
-    """Build a list record for a profile file that has no index line."""
-    record = parse_filename(name) or _parse_werkzeug_name(name)
-    if record is None:
-        record = {"id": name, "method": None, "path": None, "elapsed_ms": None, "time": mtime}
-    record.update(dict.fromkeys(INDEX_ONLY_FIELDS), indexed=False,
-                  engine=index.engine_of_name(name))
-    return record
-
-
-def _parse_werkzeug_name(name):
-    """Read method, path, elapsed ms and time from Werkzeug's stock file name, or None."""
-    match = WERKZEUG_NAME_RE.match(name)
-    if match is None:
-        return None
-    slug = match["slug"]
-    return {
-        "id": name,
-        "method": match["method"],
-        "path": "/" if slug == "root" else "/" + slug.replace(".", "/"),
-        "elapsed_ms": float(match["elapsed"]),
-        "time": float(match["time"]),
-    }
-
-
-def entry_mtime(entry):
-    """Return a DirEntry's modification time, or None if it vanished meanwhile."""
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except OSError:
-        return None
-
-
-def reconcile(indexed, entries):
-    """Map each profile file's name to its record: index data where known (last line wins)."""
-    # dict(zip(...)) keeps the last line of an id; both run in C, unlike a comprehension.
-    records = dict(zip(map(operator.itemgetter("id"), indexed), indexed))
-    for name in records.keys() - entries.keys():
-        del records[name]
-    for name in entries.keys() - records.keys():
-        mtime = None if FILENAME_RE.fullmatch(name) else entry_mtime(entries[name])
-        records[name] = record_from_name(name, mtime)
-    return records
 
 
 def folder_signature(folder):
@@ -166,7 +113,9 @@ class Catalog:
     removed_ns: int = -1
     #: The signature for which the records are exact as scanned, if they may be saved.
     scan_signature: tuple = None
-    #: The route summaries saved with the records, until the routes take them.
+    #: The route summaries saved with the records, with the records dropped or replaced and
+    #: those read from new files' names since they were saved (see
+    #: :func:`.listing_update.catch_up`), until the routes take them.
     saved_routes: tuple = None
 
     def as_list(self):
@@ -259,7 +208,9 @@ def catalog(folder):
         if kept is not None and _follow_appends(folder, kept, signature):
             return kept
         saved = listing_cache.load(folder, signature)
-        fresh = _scan(folder, signature) if saved is None else _restore(folder, signature, saved)
+        fresh = None if saved is None else _restore(folder, signature, saved)
+        if fresh is None:
+            fresh = _scan(folder, signature)
         _catalogs.clear()  # one folder kept, as one app lists one folder
         _catalogs[signature[0]] = fresh
         return fresh
@@ -281,13 +232,26 @@ def _scan(folder, signature):
 
 
 def _restore(folder, signature, saved):
-    """Go on from a saved listing of this very signature, as if this process had scanned."""
+    """Go on from a saved listing as if this process had scanned; None if it cannot.
+
+    A stale one (lines appended to the index since) is brought up to date by
+    :mod:`.listing_update`, and may be saved again, as a scan would be.
+    """
     indexed = []
     if saved.snapshot is not None:
         index.adopt_snapshot(folder, saved.snapshot)
         indexed = saved.snapshot.records
-    return Catalog(signature, indexed, len(indexed), saved.records, time.monotonic(),
-                   orders=saved.orders, saved_routes=saved.routes)
+    restored = Catalog(signature, indexed, len(indexed), saved.records, time.monotonic(),
+                       orders=saved.orders, saved_routes=(saved.routes, (), ()))
+    if not saved.exact:
+        changed = listing_update.catch_up(folder, restored)
+        if changed is None:
+            return None
+        restored.saved_routes = (saved.routes, *changed)
+        if (index.parsed_extent(folder) == signature[3][:2] and settled(signature)
+                and len(restored.records) >= listing_cache.MIN_RECORDS):
+            restored.scan_signature = signature
+    return restored
 
 
 def saved_form(folder, kept, routes_state):

@@ -20,8 +20,8 @@ import os
 import time
 
 from . import catalog, index
-from .catalog import (INDEX_ONLY_FIELDS, WERKZEUG_NAME_RE, entry_mtime, folder_signature,
-                      reconcile, record_from_name)
+from .catalog import folder_signature
+from .records import INDEX_ONLY_FIELDS, WERKZEUG_NAME_RE, entry_mtime, reconcile, record_from_name
 from .errors import ProfileNotFound
 from .files import is_safe_name, profile_entries
 

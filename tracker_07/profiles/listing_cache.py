@@ -17,6 +17,11 @@ damaged cache is never shown: the folder is scanned and the cache written
 again.  It is written like the index cache (:mod:`.index_cache`): a second
 later, in a background thread, atomically, and only while the listing kept
 in memory is still the one scanned and the folder unchanged.
+
+A saved listing that is stale only because the index was appended to (its
+first bytes and the last bytes of the saved part are still in place, the
+same inode, the same folder) is loaded too, marked ``exact=False``:
+:mod:`.listing_update` applies what changed since, instead of a scan.
 """
 import dataclasses
 import marshal
@@ -45,14 +50,20 @@ class SavedListing:
     records: dict
     orders: dict
     routes: tuple
+    #: False when the folder changed since: the index was only appended to (see :func:`load`).
+    exact: bool = True
 
 
 def load(folder, signature):
-    """Return the listing saved for exactly this ``catalog.folder_signature``, or None."""
+    """Return the listing saved for this ``catalog.folder_signature``, or None.
+
+    Also one saved before lines were appended to the same index (``exact`` False):
+    its snapshot is the index as it was then.
+    """
     read = _read_body(folder, signature)
     if read is None:
         return None
-    head, body = read
+    saved_key, head, body = read
     try:
         payload = marshal.loads(body)
     except (EOFError, ValueError, TypeError):
@@ -61,27 +72,41 @@ def load(folder, signature):
         return None
     indexed, records, orders, routes = payload
     snapshot = None
-    if signature[3] is not None:
-        snapshot = index.IndexSnapshot(signature[3][0], signature[3][1], head, indexed)
-    return SavedListing(snapshot, records, orders, routes)
+    if saved_key[2] is not None:
+        snapshot = index.IndexSnapshot(saved_key[2][0], saved_key[2][1], head, indexed)
+    return SavedListing(snapshot, records, orders, routes, exact=saved_key == _key(signature))
 
 
 def _read_body(folder, signature):
-    """Return the index's first bytes and the saved body, if both fit the signature, else None."""
+    """Return the saved signature key, the index's first bytes and the saved body, if they fit
+    the signature (or only lines were appended to its index since), else None."""
     try:
         with open(_cache_path(folder), "rb") as cache:
             header = _read_header(cache)
-            if header is None or header[0] != _key(signature):
+            if header is None:
                 return None
-            _key_saved, head, tail, length, checksum = header
-            if _index_edges(folder, signature) != (head, tail):
+            saved_key, head, tail, length, checksum = header
+            if saved_key != _key(signature) and not _appended_since(saved_key, signature):
+                return None
+            if _index_edges(folder, (None, *saved_key), appended=True) != (head, tail):
                 return None
             body = cache.read(length + 1)
     except OSError:
         return None
     if len(body) != length or zlib.crc32(body) != checksum:
         return None
-    return head, body
+    return saved_key, head, body
+
+
+def _appended_since(saved_key, signature):
+    """Tell whether the signature may be the saved one's folder with index lines appended since:
+    the same folder and index file, no shorter (its bytes are checked by the caller)."""
+    if not (isinstance(saved_key, tuple) and len(saved_key) == 3):
+        return False
+    saved_index, index_now = saved_key[2], signature[3]
+    return (saved_key[0] == signature[1] and index_now is not None
+            and isinstance(saved_index, tuple) and tuple(map(type, saved_index)) == (int,) * 3
+            and saved_index[0] == index_now[0] and saved_index[1] <= index_now[1])
 
 
 def _read_header(cache):
@@ -111,19 +136,22 @@ def _key(signature):
     return signature[1:]
 
 
-def _index_edges(folder, signature):
-    """Return the index's first and last bytes if it is still the signature's file, else None."""
+def _index_edges(folder, signature, appended=False):
+    """Return the first and last bytes of the signature's index (of its first ``size`` bytes,
+    if it is still that file; with ``appended``, lines may have been added since), else None."""
     if signature[3] is None:
         return (b"", b"")
     inode, size, mtime_ns = signature[3]
     try:
         with open(os.path.join(folder, index.INDEX_NAME), "rb") as index_file:
             info = os.fstat(index_file.fileno())
-            if (info.st_ino, info.st_size, info.st_mtime_ns) != (inode, size, mtime_ns):
+            same = (info.st_ino, info.st_size, info.st_mtime_ns) == (inode, size, mtime_ns)
+            if not (same or appended and info.st_ino == inode and info.st_size > size):
                 return None
-            head = index_file.read(index.INDEX_HEAD_BYTES)
-            index_file.seek(max(0, size - index.INDEX_HEAD_BYTES))
-            return (head, index_file.read(index.INDEX_HEAD_BYTES))
+            head = index_file.read(min(size, index.INDEX_HEAD_BYTES))
+            tail_start = max(0, size - index.INDEX_HEAD_BYTES)
+            index_file.seek(tail_start)
+            return (head, index_file.read(size - tail_start))
     except OSError:
         return None
 

@@ -7,7 +7,8 @@ route's sorted times with ``bisect``, so the list after one new profile stays
 cheap; any other change to the catalog (a rescan, a removal, a replaced
 record) builds them again from all records.  They are saved with the
 catalog's records after a scan, and a new process takes them from there
-(:mod:`.listing_cache`).
+(:mod:`.listing_cache`), taking out and putting in the profiles removed and
+added since, if any (:mod:`.listing_update`).
 
 Percentiles are exact, over the profiles whose elapsed time is known: the
 median is the middle time (the mean of the two middle ones for an even
@@ -58,8 +59,11 @@ class Route:
 
     def saved_state(self):
         """Return the route as saved: its times and ids (in order) apart, as plain lists."""
-        elapsed = [pair[0] for pair in self.timed]
-        ids = [pair[1] for pair in self.timed]
+        if self.saved is not None:  # restored, and unchanged since
+            elapsed, ids = self.saved
+        else:
+            elapsed = [pair[0] for pair in self.timed]
+            ids = [pair[1] for pair in self.timed]
         return (self.method, self.route, self.count, self.total_ms, self.newest, elapsed, ids,
                 self.summarise())
 
@@ -96,6 +100,25 @@ class Route:
         newest = max(moments)
         moments.remove(newest)
         self.newest = [newest, max(moments)] if moments else [newest]
+
+    def discard(self, rows):
+        """Forget ``(elapsed_ms, id, time)`` rows; False if the route cannot tell what is left
+        (a time it does not hold, or one of its two newest gone while older ones remain)."""
+        if self.saved is not None:
+            self.timed, self.saved = list(zip(*self.saved)), None
+        self.count -= len(rows)
+        self.summary = None
+        for elapsed, profile_id, _moment in rows:
+            if elapsed is None:
+                continue
+            position = bisect.bisect_left(self.timed, (elapsed, profile_id))
+            if self.timed[position:position + 1] != [(elapsed, profile_id)]:
+                return False
+            del self.timed[position]
+        gone = {(moment or 0.0, profile_id) for _elapsed, profile_id, moment in rows}
+        self.newest = [moment for moment in self.newest if moment not in gone]
+        self.total_ms = sum(map(ELAPSED, self.timed))
+        return len(self.newest) >= min(2, self.count)
 
     def summarise(self):
         """Describe the route (kept until a profile is added); times in ms, None when unknown."""
@@ -180,6 +203,29 @@ class RouteTable:
         self.size += len(records)
         self.ordered = None
 
+    def discard(self, records):
+        """Take records out of their routes; False if a route cannot tell what it has left."""
+        grouped = {}
+        for record in records:
+            method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
+            if method is not None and path is not None:
+                grouped.setdefault((method, route_of(record)), []).append(
+                    (elapsed, profile_id, moment))
+        self.size -= len(records)
+        self.ordered = None
+        for key, rows in grouped.items():
+            group = self.routes.get(key)
+            if group is None or not group.discard(rows):
+                return False
+            if not group.count:
+                del self.routes[key]
+        if any(route_of(record) != record["path"] for record in records):
+            # Paths grouped under another route that no profile has any more.
+            present = {(record["method"], record["path"]) for record in self.kept.as_list()}
+            for key in self.path_routes.keys() - present:
+                del self.path_routes[key]
+        return True
+
     def follows(self, kept):
         """Catch up with new index records of the same catalog; False if that is not enough."""
         if kept is not self.kept or kept.removed_ns != self.removed_ns:
@@ -236,11 +282,18 @@ def route_table(folder, listed=False):
 def _table_of(folder, kept):
     """Take the routes saved with the catalog, or group its records; save them after a scan."""
     saved, kept.saved_routes = kept.saved_routes, None
+    table = None
     if saved is not None:
+        saved, gone, unindexed = saved
         table = RouteTable.restored(kept, saved)
-        if table.follows(kept):  # caught up with any profile saved since it was loaded
-            return table
-    table = RouteTable(kept, kept.as_list())
+        if table.discard(gone):
+            table.add(unindexed)
+        else:
+            table = None
+        if table is not None and not table.follows(kept):  # caught up with new index lines?
+            table = None
+    if table is None:
+        table = RouteTable(kept, kept.as_list())
     if kept.scan_signature is not None:
         listing_cache.save_later(folder, functools.partial(_capture, folder, kept, table))
     return table
