@@ -114,7 +114,7 @@ class RequestRecord:
             environ = self._environ
             queue.append((started, ended, self.endpoint, environ.get("REQUEST_METHOD", ""),
                           self.status, environ.get(SQL_KEY)))
-            if queued >= middleware.wake_before and not middleware.wake.is_set():
+            if queued >= middleware.wake_at - 1 and not middleware.wake.is_set():
                 middleware.wake.set()
         else:
             middleware.count_dropped()
@@ -169,7 +169,6 @@ class TrackingMiddleware:
         #: The writer is woken when this many rows wait (a full batch, or a tenth of a
         #: small queue so that it never fills up); otherwise it wakes on its own timer.
         self.wake_at = max(1, min(settings.batch_size, self.capacity // 10))
-        self.wake_before = self.wake_at - 1
         self.wake = threading.Event()
         self.sample_rate = settings.sample_rate
         self.ignore = ignore_rules(settings.ignore)
