@@ -308,23 +308,27 @@ class MaintenanceTest(TrackedAppCase):
 
     def test_the_timer_writes_whole_steps_so_few_statements_are_ever_prepared(self):
         _app, tracking = self.queued_app(1)
+        step = writer.ROWS_PER_STATEMENT_STEP
         queue = tracking.middleware.queue
-        queue.extend([queue[0]] * (2 * writer.ROWS_PER_STATEMENT_STEP + 48))
+        queue.extend([queue[0]] * (2 * step + 48))
         newest = (*queue[-1][:2], "/newest", *queue[-1][3:])
         queue.append(newest)
-        sizes = []
-        real_append_rows = writes.append_rows
-        with mock.patch.object(writer.writes, "append_rows",
-                               side_effect=lambda conn, rows: (sizes.append(len(rows)),
-                                                               real_append_rows(conn, rows))[1]):
+        with mock.patch.object(writes, "_multi_row_insert",
+                               wraps=writes._multi_row_insert) as statement:  # pylint: disable=protected-access
             tracking.writer.write_queued(signalled=False)
-            self.assertEqual(sizes, [2 * writer.ROWS_PER_STATEMENT_STEP])
             self.assertEqual(len(queue), 50)
             self.assertIs(queue[-1], newest)  # the newest rows wait for the next write
-            queue.extend([queue[0]] * (writer.ROWS_PER_STATEMENT_STEP - 50))
+            queue.extend([queue[0]] * (step - 50))
             tracking.writer.write_queued(signalled=False)
-            self.assertEqual(sizes, [2 * writer.ROWS_PER_STATEMENT_STEP,
-                                     writer.ROWS_PER_STATEMENT_STEP])
+        # Three statements of one size: two in a transaction, then one on its own.
+        self.assertEqual([len(call.args[0]) for call in statement.call_args_list], [step] * 3)
+        self.assertEqual(tracking.writer.written, 3 * step)
+        stored = self.stored_rows(tracking)
+        self.assertEqual([row["id"] for row in stored], list(range(1, 3 * step + 1)))
+        tracking.maintain_now()  # the roll-up merges what the writer counted, once each
+        with tracking.engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql(
+                "SELECT sum(count) FROM tracker_rollup_hourly").scalar(), 3 * step)
 
     def test_the_timer_writes_fewer_rows_than_a_step_all_at_once(self):
         _app, tracking = self.queued_app(3)

@@ -42,12 +42,10 @@ MAX_DEFERRED_INTERVALS = 5
 #: below a full batch the writer sleeps ``MAX_DEFERRED_FLUSHES`` flush intervals between
 #: writes: one wake-up per write, none per request or per interval.
 MAX_DEFERRED_FLUSHES = 5
-#: SQLite prepares a statement for each number of rows it inserts (about 1.5 µs a row,
-#: more than the insert itself), and keeps the last ones it prepared.  So a write the timer
-#: starts stores a multiple of this many rows and leaves the newest few for the next one
-#: (they wait at most two waits): at most ``batch_size / ROWS_PER_STATEMENT_STEP``
-#: statements, each prepared once.
-ROWS_PER_STATEMENT_STEP = 100
+#: A write the timer starts stores a multiple of this many rows (statements of as many
+#: rows, :func:`.writes.append_rows_in_steps`) and leaves the newest few for the next one
+#: (they wait at most two waits), so it never prepares a statement for an odd size.
+ROWS_PER_STATEMENT_STEP = writes.ROWS_PER_STEP
 
 
 class StoreFile:
@@ -249,13 +247,16 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                 return work(conn)
 
     def insert(self, rows):
-        """Store complete rows atomically: on SQLite a batch that fits one statement is
-        that one autocommit statement, anything else is a transaction."""
+        """Store complete rows atomically: on SQLite a full batch (or a few rows) that fits
+        one statement is that one autocommit statement, anything else a transaction."""
         engine = self.engine
         if engine.dialect.name == "sqlite" and len(rows) <= writes.ROWS_PER_INSERT:
             self.ensure_schema()
             with engine.connect() as conn:
-                first_id = writes.append_rows(conn, rows)
+                if len(rows) == self.settings.batch_size or len(rows) <= writes.ROWS_PER_STEP:
+                    first_id = writes.append_rows(conn, rows)
+                else:
+                    first_id = writes.append_rows_in_steps(conn, rows)
         else:  # ids unknown: the next roll-up reads these rows back
             self.transaction(lambda conn: writes.insert_rows(conn, rows))
             first_id = None
