@@ -3,6 +3,8 @@ import unittest
 from dataclasses import replace
 from unittest import mock
 
+from werkzeug.test import EnvironBuilder
+
 from tracker_07.tracking import calibration, middleware
 from tracker_07.tracking.calibration import Calibration
 from tracker_07.tests.tracking_helpers import TrackedAppCase, get
@@ -30,6 +32,17 @@ class CalibrationTest(TrackedAppCase):
         get(app.test_client(), "/user/1")
         self.assertEqual([row["endpoint"] for row in self.stored_rows(tracking)],
                          ["/user/<int:user_id>"])
+
+    def test_its_app_routes_like_flask_so_the_wrapper_notes_rule_and_status(self):
+        _app, tracking = self.tracked_app()
+        wrapped = middleware.TrackingMiddleware(calibration._calibration_app,  # pylint: disable=protected-access
+                                                tracking.settings)
+        environ = EnvironBuilder(path=calibration.CALIBRATION_PATH).get_environ()
+        body = wrapped(environ, lambda status, headers, exc_info=None: None)
+        self.assertEqual(b"".join(body), b"ok")
+        body.close()
+        self.assertEqual([record[2:5] for record in wrapped.queue],
+                         [("/tracker-calibration/<int:number>", "GET", "200 OK")])
 
     def test_ignore_patterns_that_would_skip_its_path_are_left_out(self):
         _app, tracking = self.tracked_app(TRACKER_IGNORE=["^/"])
