@@ -142,6 +142,20 @@ class SqliteWritesTest(WritesMixin, unittest.TestCase):
             self.assertFalse(conn.connection.dbapi_connection.in_transaction)
         self.assertEqual(self.stored(), [])
 
+    def test_a_transaction_sqlite_rolled_back_itself_is_not_rolled_back_again(self):
+        def execute(sql, *_args):
+            if sql.startswith("INSERT"):  # e.g. a full disk: SQLite ends the transaction
+                raise sqlite3.OperationalError("database or disk is full")
+
+        dbapi_connection = mock.Mock(in_transaction=False)
+        dbapi_connection.execute.side_effect = execute
+        conn = mock.Mock()
+        conn.connection.dbapi_connection = dbapi_connection
+        with self.assertRaisesRegex(sqlite3.OperationalError, "full"):
+            writes.append_rows_in_steps(conn, self.complete_rows(4), step=2)
+        executed = [call.args[0].split(" (")[0] for call in dbapi_connection.execute.call_args_list]
+        self.assertEqual(executed, ["BEGIN IMMEDIATE", "INSERT INTO tracker_requests"])
+
     def test_ids_that_are_not_consecutive_are_not_claimed(self):
         cursors = iter([mock.Mock(lastrowid=2), mock.Mock(lastrowid=9)])
         dbapi_connection = mock.Mock(in_transaction=False)
