@@ -23,6 +23,7 @@ perf_counter = time.perf_counter
 #: app is called, in ``start_response`` and when the body is closed.
 COST_SAMPLE_EVERY = 64
 _COST_SMOOTHING = 0.05
+_COST_OUTLIER = 4.0
 _PLAIN_PREFIX = re.compile(r"\^(?:[\w/~-]|\\[.\-/~])*")
 
 
@@ -152,9 +153,15 @@ class CostMeter:
         self.seconds = 0.0
 
     def note(self, seconds):
-        """Fold one measurement into the average."""
-        if self.seconds:
-            self.seconds += (seconds - self.seconds) * _COST_SMOOTHING
+        """Fold one measurement into the average, at most ``_COST_OUTLIER`` times the
+        average so far: the clock is the wall clock, and a sample during which another
+        thread held the GIL (the writer's statement, a switch interval of 5 ms) or the
+        process was descheduled would otherwise add hundreds of µs of time that is not
+        the wrapper's (a real change still moves the average, a step at a time)."""
+        average = self.seconds
+        if average:
+            seconds = min(seconds, average * _COST_OUTLIER)
+            self.seconds = average + (seconds - average) * _COST_SMOOTHING
         else:
             self.seconds = seconds
 
