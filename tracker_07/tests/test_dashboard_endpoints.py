@@ -126,6 +126,7 @@ class EndpointsPageTestCase(AppTestCase):
         stats = self.tracking.stats()
         self.assertEqual(stats["request_path_us"], 0.0)  # fewer than 64 requests so far
         self.assertIn('id="request-path-cost">–<', text)
+        self.assertIn('id="request-path-timed">–<', text)
         self.assertIn(f'id="writer-cost">{stats["writer_us_per_row"]:.1f} µs<', text)
         self.assertGreater(stats["writer_us_per_row"], 0)
         # All in: so far the writer's share alone.
@@ -141,6 +142,7 @@ class EndpointsPageTestCase(AppTestCase):
         cost = stats["request_path_us"]
         self.assertGreater(cost, 0)
         self.assertIn(f'id="request-path-cost">{cost:.1f} µs<', text)
+        self.assertIn(f'id="request-path-timed">{stats["request_path_timed_us"]:.1f} µs<', text)
         self.assertIn(f'id="tracker-cost">{cost + stats["writer_us_per_row"]:.1f} µs<', text)
 
     def test_user_data_is_escaped(self):

@@ -132,6 +132,15 @@ class RecordingTest(TrackedAppCase):
                 # and when the body is closed.
                 self.assertEqual(tracking.middleware.cost.seconds, 4.0)
 
+    def test_a_sample_held_up_by_another_thread_moves_the_average_one_step_only(self):
+        meter = middleware.CostMeter()
+        meter.note(2e-6)
+        meter.note(5e-3)  # the GIL was elsewhere for 5 ms of this sample
+        self.assertAlmostEqual(meter.seconds, 2e-6 + 0.05 * (4 * 2e-6 - 2e-6))
+        for _ in range(200):  # a lasting change is followed, a step at a time
+            meter.note(20e-6)
+        self.assertAlmostEqual(meter.seconds, 20e-6)
+
     def test_closing_twice_records_once(self):
         app, tracking = self.tracked_app()
         response = app.test_client().get("/user/1")

@@ -280,23 +280,74 @@ class MaintenanceTest(TrackedAppCase):
                                in_thread + tracking.writer.cpu_seconds)
         self.assertAlmostEqual(tracking.writer.cpu_seconds, 0.25)
 
-    def test_few_queued_rows_wait_up_to_five_flush_intervals(self):
+    def queued_app(self, requests, **config):
+        """An app whose writer thread never started, with ``requests`` records queued."""
         with mock.patch.object(writer.Writer, "start"):
-            app, tracking = self.tracked_app()
-        get(app.test_client(), "/user/1")
-        deferred = [tracking.writer.defer_write() for _ in range(6)]
-        self.assertEqual(deferred, [True] * 4 + [False, True])
-        tracking.middleware.queue.extend([tracking.middleware.queue[0]] * 499)
-        self.assertFalse(tracking.writer.defer_write())  # 500 rows: written now
-        tracking.middleware.queue.clear()
-        self.assertTrue(tracking.writer.defer_write())  # nothing to write
+            app, tracking = self.tracked_app(**config)
+        client = app.test_client()
+        for user_id in range(requests):
+            get(client, f"/user/{user_id}")
+        return app, tracking
 
-    def test_a_small_queue_is_never_left_to_fill_up(self):
+    def test_the_request_path_wakes_the_writer_only_for_a_full_batch(self):
+        _app, tracking = self.queued_app(4, TRACKER_BATCH_SIZE=5)
+        self.assertFalse(tracking.middleware.wake.is_set())  # no wake-up per request
+        get(_app.test_client(), "/user/5")
+        self.assertTrue(tracking.middleware.wake.is_set())
+
+    def test_a_small_queue_wakes_the_writer_at_a_tenth(self):
+        _app, tracking = self.queued_app(3, TRACKER_QUEUE_SIZE=30)
+        self.assertTrue(tracking.middleware.wake.is_set())
+        tracking.writer.write_queued(signalled=True)
+        self.assertEqual((tracking.writer.written, len(tracking.middleware.queue)), (3, 0))
+
+    def test_a_signal_writes_whole_batches_and_leaves_the_rest(self):
+        _app, tracking = self.queued_app(7, TRACKER_BATCH_SIZE=3)
+        tracking.writer.write_queued(signalled=True)
+        self.assertEqual((tracking.writer.written, len(tracking.middleware.queue)), (6, 1))
+
+    def test_the_timer_writes_whole_steps_so_few_statements_are_ever_prepared(self):
+        _app, tracking = self.queued_app(1)
+        step = writer.ROWS_PER_STATEMENT_STEP
+        queue = tracking.middleware.queue
+        queue.extend([queue[0]] * (2 * step + 48))
+        newest = (*queue[-1][:2], "/newest", *queue[-1][3:])
+        queue.append(newest)
+        with mock.patch.object(writes, "_multi_row_insert",
+                               wraps=writes._multi_row_insert) as statement:  # pylint: disable=protected-access
+            tracking.writer.write_queued(signalled=False)
+            self.assertEqual(len(queue), 50)
+            self.assertIs(queue[-1], newest)  # the newest rows wait for the next write
+            queue.extend([queue[0]] * (step - 50))
+            tracking.writer.write_queued(signalled=False)
+        # Three statements of one size: two in a transaction, then one on its own.
+        self.assertEqual([len(call.args[0]) for call in statement.call_args_list], [step] * 3)
+        self.assertEqual(tracking.writer.written, 3 * step)
+        stored = self.stored_rows(tracking)
+        self.assertEqual([row["id"] for row in stored], list(range(1, 3 * step + 1)))
+        tracking.maintain_now()  # the roll-up merges what the writer counted, once each
+        with tracking.engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql(
+                "SELECT sum(count) FROM tracker_rollup_hourly").scalar(), 3 * step)
+
+    def test_the_timer_writes_fewer_rows_than_a_step_all_at_once(self):
+        _app, tracking = self.queued_app(3)
+        tracking.writer.write_queued(signalled=False)
+        self.assertEqual((tracking.writer.written, len(tracking.middleware.queue)), (3, 0))
+
+    def test_the_writer_sleeps_five_flush_intervals_between_timed_writes(self):
         with mock.patch.object(writer.Writer, "start"):
-            app, tracking = self.tracked_app(TRACKER_QUEUE_SIZE=30)
-        for user_id in range(3):
-            get(app.test_client(), f"/user/{user_id}")
-        self.assertFalse(tracking.writer.defer_write())  # a tenth of the queue
+            _app, tracking = self.tracked_app(TRACKER_FLUSH_INTERVAL=2.0)
+        waits = []
+
+        def wait(timeout):
+            waits.append(timeout)
+            tracking.writer.stopping.set()
+            return False
+
+        with mock.patch.object(tracking.middleware.wake, "wait", side_effect=wait):
+            tracking.writer.run()
+        self.assertEqual(waits, [2.0 * writer.MAX_DEFERRED_FLUSHES])
 
     def test_no_retention_configured_means_nothing_pruned(self):
         app, tracking = self.tracked_app(TRACKER_MAX_ROWS=0, TRACKER_RETENTION_DAYS=0)

@@ -1,6 +1,7 @@
 """Writes on the tracking store (batches, roll-up, retention, counters) on SQLite; the same
 tests run on PostgreSQL in test_tracking_postgres."""
 import math
+import sqlite3
 import unittest
 from unittest import mock
 
@@ -104,7 +105,65 @@ class WritesMixin(StoreMixin):
 
 
 class SqliteWritesTest(WritesMixin, unittest.TestCase):
-    """The shared write tests on a SQLite file."""
+    """The shared write tests on a SQLite file, and its writes in steps."""
+
+    def complete_rows(self, count):
+        """``count`` sample rows with their buckets, as the writer makes them."""
+        return [(*row[:5], *writes.NO_SQL, store.bucket_of(row[4])) for row in self.rows[:count]]
+
+    def stored(self):
+        """Every stored row's id and columns, in id order (export sorts by time)."""
+        with self.engine.connect() as conn:
+            return sorted((row["id"], *(row[name] for name in writes.INSERT_COLUMNS[:5]))
+                          for row in reads.export_rows(conn))
+
+    def test_rows_written_in_steps_are_one_transaction_with_consecutive_ids(self):
+        rows = self.complete_rows(23)
+        statements = []
+        with self.engine.connect() as conn:
+            conn.connection.dbapi_connection.set_trace_callback(statements.append)
+            with mock.patch.object(writes, "_multi_row_insert",
+                                   wraps=writes._multi_row_insert) as statement:  # pylint: disable=protected-access
+                first_id = writes.append_rows_in_steps(conn, rows, step=10)
+            conn.connection.dbapi_connection.set_trace_callback(None)
+        self.assertEqual(first_id, 1)
+        self.assertEqual([statement.split(" (")[0] for statement in statements],
+                         ["BEGIN IMMEDIATE", *["INSERT INTO tracker_requests"] * 3, "COMMIT"])
+        self.assertEqual([len(call.args[0]) for call in statement.call_args_list], [10, 10, 3])
+        self.assertEqual(self.stored(), [(number, *row[:5])
+                                         for number, row in enumerate(rows, start=1)])
+
+    def test_a_failed_step_rolls_the_whole_write_back(self):
+        rows = self.complete_rows(25)
+        rows[22] = (None, *rows[22][1:])  # started_at may not be NULL
+        with self.engine.connect() as conn:
+            with self.assertRaises(sqlite3.IntegrityError):
+                writes.append_rows_in_steps(conn, rows, step=10)
+            self.assertFalse(conn.connection.dbapi_connection.in_transaction)
+        self.assertEqual(self.stored(), [])
+
+    def test_a_transaction_sqlite_rolled_back_itself_is_not_rolled_back_again(self):
+        def execute(sql, *_args):
+            if sql.startswith("INSERT"):  # e.g. a full disk: SQLite ends the transaction
+                raise sqlite3.OperationalError("database or disk is full")
+
+        dbapi_connection = mock.Mock(in_transaction=False)
+        dbapi_connection.execute.side_effect = execute
+        conn = mock.Mock()
+        conn.connection.dbapi_connection = dbapi_connection
+        with self.assertRaisesRegex(sqlite3.OperationalError, "full"):
+            writes.append_rows_in_steps(conn, self.complete_rows(4), step=2)
+        executed = [call.args[0].split(" (")[0] for call in dbapi_connection.execute.call_args_list]
+        self.assertEqual(executed, ["BEGIN IMMEDIATE", "INSERT INTO tracker_requests"])
+
+    def test_ids_that_are_not_consecutive_are_not_claimed(self):
+        cursors = iter([mock.Mock(lastrowid=2), mock.Mock(lastrowid=9)])
+        dbapi_connection = mock.Mock(in_transaction=False)
+        dbapi_connection.execute.side_effect = lambda sql, *args: (
+            next(cursors) if sql.startswith("INSERT") else None)
+        conn = mock.Mock()
+        conn.connection.dbapi_connection = dbapi_connection
+        self.assertIsNone(writes.append_rows_in_steps(conn, self.complete_rows(4), step=2))
 
 
 if __name__ == "__main__":

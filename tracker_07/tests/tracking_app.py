@@ -3,7 +3,8 @@
 Run as ``gunicorn tracker_07.tests.tracking_app:app``.
 
 The store URL comes from ``TRACKER_GUNICORN_DATABASE_URL``.  The writer is told to wait
-for an hour and for a huge batch, so rows reach the store only through the flush at exit.
+for an hour and for a huge batch (and queue: a tenth of it wakes the writer), so rows
+reach the store only through the flush at exit.
 """
 import os
 
@@ -16,6 +17,7 @@ app.config.update(
     TRACKER_DATABASE_URL=os.environ["TRACKER_GUNICORN_DATABASE_URL"],
     TRACKER_FLUSH_INTERVAL=3600.0,
     TRACKER_BATCH_SIZE=100_000,
+    TRACKER_QUEUE_SIZE=100_000,
     TRACKER_MAINTENANCE_INTERVAL=3600.0,
 )
 

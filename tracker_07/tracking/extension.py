@@ -11,6 +11,7 @@ import weakref
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .calibration import Calibrated
 from .cli import EXTENSION_KEY, tracker_cli
 from .middleware import TrackingMiddleware
 from .settings import read_settings
@@ -28,6 +29,7 @@ class Tracking:
         self.middleware = None
         self.writer = None
         self.logger = None
+        self.calibrated = None
         if app is not None:
             self.init_app(app)
 
@@ -40,6 +42,7 @@ class Tracking:
         self.app = app
         self.logger = app.logger
         self.middleware = TrackingMiddleware(app.wsgi_app, self.settings)
+        self.calibrated = Calibrated(self.settings)
         self.writer = self._new_writer()
         try:
             self.writer.ensure_schema()
@@ -90,10 +93,13 @@ class Tracking:
 
     def stats(self):
         """Counters for the dashboard, including Tracker's own cost per request: the
-        request path's sampled time, and all the CPU of writing, rolling up and applying
+        request path's whole cost (its sampled timings, scaled by a calibration in this
+        process, :mod:`.calibration`), and all the CPU of writing, rolling up and applying
         retention (the writer thread's, waking up included) per stored row."""
         writer = self.writer
-        request_us = self.middleware.cost.seconds * 1e6
+        sampled = self.middleware.cost.seconds
+        calibration = self.calibrated.get() if sampled else None
+        request_us = calibration.request_path_seconds(sampled) * 1e6 if calibration else 0.0
         writer_seconds = writer.cost_seconds()
         writer_us = writer_seconds / writer.written * 1e6 if writer.written else 0.0
         return {
@@ -102,6 +108,8 @@ class Tracking:
             "dropped": writer.total_dropped(),
             "cost_us_per_request": request_us + writer_us,
             "request_path_us": request_us,
+            "request_path_timed_us": sampled * 1e6,
+            "calibration_cpu_ms": calibration.cpu_seconds * 1e3 if calibration else 0.0,
             "writer_us_per_row": writer_us,
             "writer_cpu_seconds": writer_seconds,
         }

@@ -23,6 +23,7 @@ perf_counter = time.perf_counter
 #: app is called, in ``start_response`` and when the body is closed.
 COST_SAMPLE_EVERY = 64
 _COST_SMOOTHING = 0.05
+_COST_OUTLIER = 4.0
 _PLAIN_PREFIX = re.compile(r"\^(?:[\w/~-]|\\[.\-/~])*")
 
 
@@ -114,7 +115,7 @@ class RequestRecord:
             environ = self._environ
             queue.append((started, ended, self.endpoint, environ.get("REQUEST_METHOD", ""),
                           self.status, environ.get(SQL_KEY)))
-            if queued >= middleware.batch_size and not middleware.wake.is_set():
+            if queued >= middleware.wake_at - 1 and not middleware.wake.is_set():
                 middleware.wake.set()
         else:
             middleware.count_dropped()
@@ -152,9 +153,15 @@ class CostMeter:
         self.seconds = 0.0
 
     def note(self, seconds):
-        """Fold one measurement into the average."""
-        if self.seconds:
-            self.seconds += (seconds - self.seconds) * _COST_SMOOTHING
+        """Fold one measurement into the average, at most ``_COST_OUTLIER`` times the
+        average so far: the clock is the wall clock, and a sample during which another
+        thread held the GIL (the writer's statement, a switch interval of 5 ms) or the
+        process was descheduled would otherwise add hundreds of µs of time that is not
+        the wrapper's (a real change still moves the average, a step at a time)."""
+        average = self.seconds
+        if average:
+            seconds = min(seconds, average * _COST_OUTLIER)
+            self.seconds = average + (seconds - average) * _COST_SMOOTHING
         else:
             self.seconds = seconds
 
@@ -166,7 +173,9 @@ class TrackingMiddleware:
         self.wsgi_app = wsgi_app
         self.queue = deque()
         self.capacity = settings.queue_size
-        self.batch_size = settings.batch_size - 1
+        #: The writer is woken when this many rows wait (a full batch, or a tenth of a
+        #: small queue so that it never fills up); otherwise it wakes on its own timer.
+        self.wake_at = max(1, min(settings.batch_size, self.capacity // 10))
         self.wake = threading.Event()
         self.sample_rate = settings.sample_rate
         self.ignore = ignore_rules(settings.ignore)

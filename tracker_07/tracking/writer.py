@@ -38,11 +38,14 @@ RETRY_BACKOFF_SECONDS = 0.1
 #: maintenance intervals: every interval at high rates, less often at low ones.
 ROWS_PER_PASS = 30_000
 MAX_DEFERRED_INTERVALS = 5
-#: A write costs some 0.5 ms besides its rows (a connection from the pool, a statement
-#: prepared for its size, a commit), so below this many queued rows a flush interval
-#: passes without one, up to ``MAX_DEFERRED_FLUSHES`` intervals in a row.
-ROWS_PER_WRITE = 500
+#: A write costs some 0.5 ms besides its rows (a connection from the pool, a commit), so
+#: below a full batch the writer sleeps ``MAX_DEFERRED_FLUSHES`` flush intervals between
+#: writes: one wake-up per write, none per request or per interval.
 MAX_DEFERRED_FLUSHES = 5
+#: A write the timer starts stores a multiple of this many rows (statements of as many
+#: rows, :func:`.writes.append_rows_in_steps`) and leaves the newest few for the next one
+#: (they wait at most two waits), so it never prepares a statement for an odd size.
+ROWS_PER_STATEMENT_STEP = writes.ROWS_PER_STEP
 
 
 class StoreFile:
@@ -103,7 +106,6 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         #: thread, maintain_now()); the writer thread's own is ``thread_cpu_seconds``.
         self.cpu_seconds = 0.0
         self.thread_cpu_seconds = 0.0
-        self.deferred_flushes = 0
         self.thread = None
         self.last_maintenance = time.monotonic()
         self.maintained_at_written = 0
@@ -116,33 +118,36 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.thread.start()
 
     def run(self):
-        """Write full batches as they fill up; the rest every flush interval (at low rates
-        every few), on flush() and once more on stop.  All of this thread's CPU, waking
-        up included, is Tracker's cost (noted as it writes and maintains)."""
+        """Write full batches as the request path signals them; the rest when the wait
+        ends (``MAX_DEFERRED_FLUSHES`` flush intervals), on flush() and once more on stop.
+        All of this thread's CPU, waking up included, is Tracker's cost (noted as it
+        writes and maintains)."""
         settings = self.settings
+        wait_seconds = settings.flush_interval * MAX_DEFERRED_FLUSHES
         while not self.stopping.is_set():
             wake = self.middleware.wake
-            full_batch = wake.wait(settings.flush_interval)
+            full_batch = wake.wait(wait_seconds)
             wake.clear()
             flush_requested, self.flush_requested = self.flush_requested, False
-            if full_batch or flush_requested or not self.defer_write():
-                # Under load only full batches are written: a stream of small batches
-                # would pay the per-transaction cost (and GIL hand-overs) over and over.
-                self.drain(full_batches_only=full_batch and not flush_requested)
+            self.write_queued(signalled=full_batch,
+                              everything=flush_requested or self.stopping.is_set())
             self.maintain()
         self.drain()
         self.maintain(force=True)
 
-    def defer_write(self):
-        """Whether a flush interval passes without a write: few rows are queued and not
-        too many intervals passed since the last one."""
+    def write_queued(self, signalled, everything=False):
+        """One wake-up's write: everything (flush() and stop), whole batches when the
+        request path signalled them, else whole ``ROWS_PER_STATEMENT_STEP`` steps."""
         queued = len(self.middleware.queue)
-        if queued and (queued >= min(ROWS_PER_WRITE, self.middleware.capacity // 10)
-                       or self.deferred_flushes + 1 >= MAX_DEFERRED_FLUSHES):
-            self.deferred_flushes = 0
-            return False
-        self.deferred_flushes += 1
-        return True
+        if everything:
+            self.drain()
+        elif signalled:
+            # Under load only whole batches are written: a stream of small batches
+            # would pay the per-write cost (and GIL hand-overs) over and over.
+            self.drain(multiple_of=self.middleware.wake_at)
+        else:
+            self.drain(multiple_of=ROWS_PER_STATEMENT_STEP
+                       if queued >= ROWS_PER_STATEMENT_STEP else 1)
 
     def in_own_thread(self):
         """Whether the caller is the writer thread (whose CPU is counted as a whole)."""
@@ -160,20 +165,24 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         """All CPU spent writing, rolling up and applying retention, in every thread."""
         return self.cpu_seconds + self.thread_cpu_seconds
 
-    def drain(self, full_batches_only=False):
-        """Write what is queued, one transaction per batch."""
+    def drain(self, multiple_of=1):
+        """Write what is queued, one statement or transaction per batch: everything (also
+        what comes meanwhile), or the largest multiple of ``multiple_of`` rows queued."""
         queue = self.middleware.queue
         batch_size = self.settings.batch_size
-        minimum = batch_size if full_batches_only else 1
+        left = None if multiple_of == 1 else len(queue) - len(queue) % multiple_of
         self.busy = True
         try:
-            while len(queue) >= minimum:
+            while queue and (left is None or left > 0):
+                size = batch_size if left is None else min(batch_size, left)
                 batch = []
                 try:
-                    for _ in range(batch_size):
+                    for _ in range(size):
                         batch.append(queue.popleft())
                 except IndexError:
                     pass
+                if left is not None:
+                    left -= len(batch)
                 cpu_before = time.thread_time()
                 self.write(batch)
                 self.count_cpu(cpu_before)
@@ -238,13 +247,16 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                 return work(conn)
 
     def insert(self, rows):
-        """Store complete rows atomically: on SQLite a batch that fits one statement is
-        that one autocommit statement, anything else is a transaction."""
+        """Store complete rows atomically: on SQLite a full batch (or a few rows) that fits
+        one statement is that one autocommit statement, anything else a transaction."""
         engine = self.engine
         if engine.dialect.name == "sqlite" and len(rows) <= writes.ROWS_PER_INSERT:
             self.ensure_schema()
             with engine.connect() as conn:
-                first_id = writes.append_rows(conn, rows)
+                if len(rows) == self.settings.batch_size or len(rows) <= writes.ROWS_PER_STEP:
+                    first_id = writes.append_rows(conn, rows)
+                else:
+                    first_id = writes.append_rows_in_steps(conn, rows)
         else:  # ids unknown: the next roll-up reads these rows back
             self.transaction(lambda conn: writes.insert_rows(conn, rows))
             first_id = None

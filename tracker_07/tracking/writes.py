@@ -29,6 +29,8 @@ NO_SQL = (0, 0.0, 0)
 #: Rows per INSERT statement: few statements mean few GIL hand-overs for the writer.
 #: 6 parameters a row stay under SQLite's limit (999 before 3.32, 32766 since).
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 166
+#: Rows per statement of a write that is not a full batch (:func:`append_rows_in_steps`).
+ROWS_PER_STEP = 100
 _INSERT_SQL = {}
 
 
@@ -85,6 +87,35 @@ def append_rows(conn, rows):
     consecutive ids, the last one being the cursor's ``lastrowid``."""
     cursor = conn.connection.dbapi_connection.execute(*_multi_row_insert(rows))
     return cursor.lastrowid - len(rows) + 1
+
+
+def append_rows_in_steps(conn, rows, step=None):
+    """Store complete rows on SQLite in one transaction of statements of ``step`` rows
+    (``ROWS_PER_STEP``; the last one fewer).  SQLite prepares a statement for each number
+    of rows (about 1.5 µs a row, more than the insert), so a batch that is not a full one
+    reuses one prepared statement instead of preparing one for its size; a full batch
+    stays one autocommit statement (:func:`append_rows`), as the GIL hand-overs of more
+    calls would cost more under load than the prepare, which is done once.
+
+    Returns the id of the first row, or None if the ids are not consecutive: holding the
+    write lock from ``BEGIN IMMEDIATE``, the statements number their rows one after the
+    other."""
+    step = step or ROWS_PER_STEP
+    dbapi_connection = conn.connection.dbapi_connection
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+    try:
+        first_id = last_id = None
+        for first in range(0, len(rows), step):
+            chunk = rows[first:first + step]
+            last_id = dbapi_connection.execute(*_multi_row_insert(chunk)).lastrowid
+            if first_id is None:
+                first_id = last_id - len(chunk) + 1
+        dbapi_connection.execute("COMMIT")
+    except BaseException:
+        if dbapi_connection.in_transaction:
+            dbapi_connection.execute("ROLLBACK")
+        raise
+    return first_id if last_id == first_id + len(rows) - 1 else None
 
 
 def _multi_row_insert(rows):
