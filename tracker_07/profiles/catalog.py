@@ -222,13 +222,18 @@ def _scan(folder, signature):
     indexed = index.indexed_records(folder)
     records = reconcile(indexed, entries)
     scanned = Catalog(signature, indexed, len(indexed), records, time.monotonic())
-    # Exact for this signature: nothing changed for a while before the scan (a later change
-    # gives a newer time), and the index was read to the size the signature saw.
-    index_read = (not indexed if signature[3] is None
-                  else index.parsed_extent(folder) == signature[3][:2])
-    if index_read and settled(signature) and len(records) >= listing_cache.MIN_RECORDS:
-        scanned.scan_signature = signature
+    _allow_saving(folder, signature, scanned)
     return scanned
+
+
+def _allow_saving(folder, signature, kept):
+    """Let ``kept`` be saved if it is exact for ``signature``: nothing changed for a while
+    before it was read (a later change gives a newer time), the index was read to the size
+    the signature saw, and it is big enough to be worth it."""
+    index_read = (not kept.indexed if signature[3] is None
+                  else index.parsed_extent(folder) == signature[3][:2])
+    if index_read and settled(signature) and len(kept.records) >= listing_cache.MIN_RECORDS:
+        kept.scan_signature = signature
 
 
 def _restore(folder, signature, saved):
@@ -248,9 +253,7 @@ def _restore(folder, signature, saved):
         if changed is None:
             return None
         restored.saved_routes = (saved.routes, *changed)
-        if (index.parsed_extent(folder) == signature[3][:2] and settled(signature)
-                and len(restored.records) >= listing_cache.MIN_RECORDS):
-            restored.scan_signature = signature
+        _allow_saving(folder, signature, restored)
     return restored
 
 

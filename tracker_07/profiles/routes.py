@@ -8,7 +8,9 @@ cheap; any other change to the catalog (a rescan, a removal, a replaced
 record) builds them again from all records.  They are saved with the
 catalog's records after a scan, and a new process takes them from there
 (:mod:`.listing_cache`), taking out and putting in the profiles removed and
-added since, if any (:mod:`.listing_update`).
+added since, if any (:mod:`.listing_update`).  (A little over 350 lines: building,
+keeping, saving and restoring the summaries are one concern, the route's sorted
+times, and split apart they would share every field.)
 
 Percentiles are exact, over the profiles whose elapsed time is known: the
 median is the middle time (the mean of the two middle ones for an even
@@ -75,10 +77,14 @@ class Route:
         route.timed, route.saved = None, (elapsed, ids)
         return route
 
-    def add(self, rows):
-        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
+    def _unpack(self):
+        """Make a restored route's ``(elapsed_ms, id)`` pairs, before it changes."""
         if self.saved is not None:
             self.timed, self.saved = list(zip(*self.saved)), None
+
+    def add(self, rows):
+        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
+        self._unpack()
         self.count += len(rows)
         self.summary = None
         elapsed, ids, times = zip(*rows)
@@ -104,8 +110,7 @@ class Route:
     def discard(self, rows):
         """Forget ``(elapsed_ms, id, time)`` rows; False if the route cannot tell what is left
         (a time it does not hold, or one of its two newest gone while older ones remain)."""
-        if self.saved is not None:
-            self.timed, self.saved = list(zip(*self.saved)), None
+        self._unpack()
         self.count -= len(rows)
         self.summary = None
         for elapsed, profile_id, _moment in rows:
@@ -282,21 +287,22 @@ def route_table(folder, listed=False):
 def _table_of(folder, kept):
     """Take the routes saved with the catalog, or group its records; save them after a scan."""
     saved, kept.saved_routes = kept.saved_routes, None
-    table = None
-    if saved is not None:
-        saved, gone, unindexed = saved
-        table = RouteTable.restored(kept, saved)
-        if table.discard(gone):
-            table.add(unindexed)
-        else:
-            table = None
-        if table is not None and not table.follows(kept):  # caught up with new index lines?
-            table = None
+    table = None if saved is None else _restored_table(kept, *saved)
     if table is None:
         table = RouteTable(kept, kept.as_list())
     if kept.scan_signature is not None:
         listing_cache.save_later(folder, functools.partial(_capture, folder, kept, table))
     return table
+
+
+def _restored_table(kept, state, gone, unindexed):
+    """The saved routes with the profiles removed and added since, caught up with new index
+    lines; None if a route cannot tell what it has left."""
+    table = RouteTable.restored(kept, state)
+    if not table.discard(gone):
+        return None
+    table.add(unindexed)
+    return table if table.follows(kept) else None
 
 
 def _capture(folder, kept, table):

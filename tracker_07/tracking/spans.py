@@ -52,20 +52,22 @@ def ids_between(conn, since, until, done):
 
 def newest(conn, done):
     """A start time no row started after (the latest, or later where rows were deleted)."""
-    raw = requests_table.c
-    rolled = conn.execute(select(func.max(spans_table.c.latest))).scalar()
-    fresh = conn.execute(select(func.max(raw.started_at + 0)).where(raw.id > done)).scalar()
-    known = [value for value in (rolled, fresh) if value is not None]
-    return max(known) if known else None
+    return _extreme(conn, done, func.max, spans_table.c.latest, max)
 
 
 def oldest(conn, done):
     """The earliest start of the rows left (exact: spans are trimmed as rows go)."""
+    return _extreme(conn, done, func.min, spans_table.c.earliest, min)
+
+
+def _extreme(conn, done, aggregate, span_column, pick):
+    """``pick`` of the spans' ``aggregate`` of ``span_column`` and the same of the rows
+    not rolled up yet (read by their ids), or None when there are neither."""
     raw = requests_table.c
-    rolled = conn.execute(select(func.min(spans_table.c.earliest))).scalar()
-    fresh = conn.execute(select(func.min(raw.started_at + 0)).where(raw.id > done)).scalar()
+    rolled = conn.execute(select(aggregate(span_column))).scalar()
+    fresh = conn.execute(select(aggregate(raw.started_at + 0)).where(raw.id > done)).scalar()
     known = [value for value in (rolled, fresh) if value is not None]
-    return min(known) if known else None
+    return pick(known) if known else None
 
 
 def _trim(conn, *where):

@@ -42,10 +42,6 @@ MAX_DEFERRED_INTERVALS = 5
 #: below a full batch the writer sleeps ``MAX_DEFERRED_FLUSHES`` flush intervals between
 #: writes: one wake-up per write, none per request or per interval.
 MAX_DEFERRED_FLUSHES = 5
-#: A write the timer starts stores a multiple of this many rows (statements of as many
-#: rows, :func:`.writes.append_rows_in_steps`) and leaves the newest few for the next one
-#: (they wait at most two waits), so it never prepares a statement for an odd size.
-ROWS_PER_STATEMENT_STEP = writes.ROWS_PER_STEP
 
 
 class StoreFile:
@@ -137,7 +133,10 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
 
     def write_queued(self, signalled, everything=False):
         """One wake-up's write: everything (flush() and stop), whole batches when the
-        request path signalled them, else whole ``ROWS_PER_STATEMENT_STEP`` steps."""
+        request path signalled them, else whole steps of ``writes.ROWS_PER_STEP`` rows
+        (statements of as many rows, :func:`.writes.append_rows_in_steps`), leaving the
+        newest few for the next write (they wait at most two waits), so no statement is
+        ever prepared for an odd size."""
         queued = len(self.middleware.queue)
         if everything:
             self.drain()
@@ -146,8 +145,8 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             # would pay the per-write cost (and GIL hand-overs) over and over.
             self.drain(multiple_of=self.middleware.wake_at)
         else:
-            self.drain(multiple_of=ROWS_PER_STATEMENT_STEP
-                       if queued >= ROWS_PER_STATEMENT_STEP else 1)
+            step = writes.ROWS_PER_STEP
+            self.drain(multiple_of=step if queued >= step else 1)
 
     def in_own_thread(self):
         """Whether the caller is the writer thread (whose CPU is counted as a whole)."""
