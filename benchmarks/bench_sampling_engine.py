@@ -10,9 +10,12 @@ dashboard off), called through ``app.wsgi_app(environ, start_response)``:
 * ``bare``: no profiler;
 * ``cprofile``: profile mode as it runs (``SafeProfilerMiddleware``, engine ``cprofile``:
   the ``.prof`` file saved and indexed, the report printed to ``/dev/null``);
-* ``sampling``: the same with ``PROFILER_ENGINE=sampling`` as it runs: pyinstrument's
-  per-thread C hook ``setstatprofile`` with Tracker's recorder of code objects
+* ``sampling``: the same with ``PROFILER_ENGINE=sampling`` as it runs: Tracker's recorder
+  of code objects called by the cheapest tick (``tracker_07/profiles/tick.py``: its
+  ``sys.monitoring`` hook in C on 3.12+, pyinstrument's ``setstatprofile`` on 3.11)
   (speedscope file, call-tree report);
+* ``setstatprofile``: the same engine with pyinstrument's ``setstatprofile`` as its tick
+  on every version (on 3.11 the same as ``sampling``);
 * ``pyinstrument``: the same middleware, but its profile is pyinstrument's whole
   ``Profiler`` (the engine's first version): its frame identifiers (strings built per
   frame per sample) turned into stacks at the end;
@@ -49,11 +52,11 @@ from pyinstrument import Profiler  # noqa: E402
 from werkzeug.test import create_environ  # noqa: E402
 
 import tracker_07  # noqa: E402
-from tracker_07.profiles import middleware as profiles_middleware  # noqa: E402
+from tracker_07.profiles import middleware as profiles_middleware, tick  # noqa: E402
 from tracker_07.profiles.sampling import stacks_from_samples  # noqa: E402
 from tracker_07.profiles.sampled import stats_from_stacks, to_speedscope  # noqa: E402
 
-VARIANTS = ("bare", "cprofile", "sampling", "pyinstrument", "sampler-thread")
+VARIANTS = ("bare", "cprofile", "sampling", "setstatprofile", "pyinstrument", "sampler-thread")
 SAMPLERS = VARIANTS[2:]
 
 
@@ -150,6 +153,21 @@ class PyinstrumentProfile(PrototypeProfile):
 PROTOTYPES = {"pyinstrument": PyinstrumentProfile, "sampler-thread": PrototypeProfile}
 
 
+class _OnStatProfile:  # pylint: disable=too-few-public-methods
+    """Calls the middleware with pyinstrument's hook as the engine's tick."""
+
+    def __init__(self, middleware):
+        self.middleware = middleware
+
+    def __call__(self, environ, start_response):
+        chosen = tick.current()
+        tick._chosen[0] = tick.StatProfileTick()  # pylint: disable=protected-access  # the variant
+        try:
+            return self.middleware(environ, start_response)
+        finally:
+            tick._chosen[0] = chosen  # pylint: disable=protected-access
+
+
 def build(variant, folder, interval_ms):
     """One variant's app."""
     quiet = {"TRACKER_ENABLED": False, "DASHBOARD_ENABLED": False}
@@ -166,6 +184,8 @@ def build(variant, folder, interval_ms):
     if variant in PROTOTYPES:
         # The middleware builds its profile by this name: the prototype takes its place.
         app.wsgi_app = _Swapped(middleware, PROTOTYPES[variant])
+    elif variant == "setstatprofile":
+        app.wsgi_app = _OnStatProfile(middleware)
     return app
 
 
@@ -207,27 +227,34 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--interval-ms", type=float, default=1.0)
     parser.add_argument("--routes", nargs="+", default=["/words/slow", "/index"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="bare and cprofile are always run (the ratios need them)")
     args = parser.parse_args()
+    variants = tuple(variant for variant in VARIANTS
+                     if variant in ("bare", "cprofile") or variant in args.variants)
     PrototypeProfile.sampler = SamplerThread(args.interval_ms / 1000.0)
     folder = tempfile.mkdtemp(prefix="bench-sampling-")
-    apps = {variant: build(variant, folder, args.interval_ms) for variant in VARIANTS}
+    apps = {variant: build(variant, folder, args.interval_ms) for variant in variants}
     for app in apps.values():
         for route in args.routes:  # warm: templates compiled, caches filled
             b"".join(app.wsgi_app(create_environ(route), ignore_response))
-    results = {route: {variant: [] for variant in VARIANTS} for route in args.routes}
+    results = {route: {variant: [] for variant in variants} for route in args.routes}
     for round_number in range(args.rounds):
-        order = VARIANTS[round_number % len(VARIANTS):] + VARIANTS[:round_number % len(VARIANTS)]
+        order = variants[round_number % len(variants):] + variants[:round_number % len(variants)]
         for route in args.routes:
             for variant in order:
                 results[route][variant].append(run(apps[variant], route, args.seconds))
         if (round_number + 1) % 10 == 0 or round_number + 1 == args.rounds:
             print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
     print(f"Python {sys.version.split()[0]}, interval {args.interval_ms:g} ms, "
-          f"{args.rounds} rounds x {args.seconds:g} s per variant and route")
+          f"{args.rounds} rounds x {args.seconds:g} s per variant and route, "
+          f"the engine's tick: {tick.current().name}")
     for route in args.routes:
         print_route(route, results[route])
     print("\nSamples per interval of wall time (median [min-max] over the saved profiles):")
     for variant in SAMPLERS:
+        if variant not in variants:
+            continue
         print(f"  {variant:<15} {coverage(os.path.join(folder, variant), args.interval_ms)}")
 
 
@@ -248,8 +275,8 @@ def print_route(route, cpu):
           "round (median), added / cProfile's added (ratio of the medians, and its 90% "
           "bootstrap interval over rounds)")
     added = {variant: [value - bare for value, bare in zip(cpu[variant], cpu["bare"])]
-             for variant in VARIANTS}
-    for variant in VARIANTS:
+             for variant in cpu}
+    for variant in cpu:
         line = (f"  {variant:<15} {statistics.median(cpu[variant]):>10.0f} µs   "
                 f"added {statistics.median(added[variant]):>+9.0f} µs")
         if variant not in ("bare", "cprofile"):

@@ -1,21 +1,19 @@
 """The sampling engine: one request's own thread sampled every interval, whole stacks kept.
 
-pyinstrument's ``setstatprofile`` (chosen by measurement, see
-``benchmarks/bench_sampling_engine.py`` and the README) is a per-thread profile hook in C
-that calls back once per interval, so overlapping requests on a threaded server are
-each profiled and each profile holds only its own thread.  :class:`SampledProfile`
-sets it around one request; its callback keeps the code objects of the stack below the
-middleware (a few list appends, no strings), and :meth:`SampledProfile.disable` turns
-the distinct stacks into the ``(frames, seconds)`` stacks of
-:mod:`tracker_07.profiles.sampled`.
+A per-thread hook in C calls back once per interval (:mod:`tracker_07.profiles.tick`:
+``sys.monitoring`` on 3.12+, pyinstrument's ``setstatprofile`` otherwise; chosen by
+measurement, see ``benchmarks/bench_sampling_engine.py`` and the README), so overlapping
+requests on a threaded server are each profiled and each profile holds only its own
+thread.  :class:`SampledProfile` sets it around one request; its callback keeps the code
+objects of the stack below the middleware (a few list appends, no strings), and
+:meth:`SampledProfile.disable` turns the distinct stacks into the ``(frames, seconds)``
+stacks of :mod:`tracker_07.profiles.sampled`.
 """
 import json
 import os
-import sys
 import time
 
-from pyinstrument.low_level.stat_profile import setstatprofile
-
+from . import tick
 from .sampled import stats_from_stacks, to_speedscope
 
 #: Events at which a C function has just run: the sample's time is that function's.
@@ -72,7 +70,7 @@ def recorder(samples, root, started):
     (while the profiler starts or stops) and of ``root``'s own time are dropped.  A
     sample in the same frame as the one before (a hot loop) reuses its walk: a frame
     that is still referenced keeps its callers.  The callback holds that one frame until
-    the next sample; :func:`stop` lets it go.
+    the next sample; :func:`forget_frame` lets it go.
     """
     append, clock = samples.append, time.perf_counter
     last = started
@@ -111,9 +109,8 @@ def recorder(samples, root, started):
     return sample
 
 
-def stop(sample):
-    """Remove the profile hook and let go of the frame the recorder ``sample`` held."""
-    setstatprofile(None)
+def forget_frame(sample):
+    """Let go of the frame the recorder ``sample`` held."""
     sample.walked[:] = [None, ()]
 
 
@@ -130,19 +127,20 @@ class SampledProfile:
         self.root = root
         self._samples = []
         self._recorder = None
+        self._tick = None
         self.stacks = None
         self.samples = 0
 
     def enable(self):
         """Start sampling this thread; raise RuntimeError when another profiler holds it."""
-        if sys.getprofile() is not None:
-            raise RuntimeError("another profiler is running in this thread")
+        self._tick = tick.current()
         self._recorder = recorder(self._samples, self.root, time.perf_counter())
-        setstatprofile(self._recorder, self.interval, timer_type="walltime")
+        self._tick.start(self._recorder, self.interval)
 
     def disable(self):
         """Stop sampling and keep the request's stacks."""
-        stop(self._recorder)
+        self._tick.stop()
+        forget_frame(self._recorder)
         self.samples = len(self._samples)
         self.stacks = stacks_from_samples(self._samples)
         self._samples = []

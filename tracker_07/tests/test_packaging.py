@@ -70,7 +70,7 @@ def copy_sources(target):
     shutil.copy(os.path.join(REPO_ROOT, "pyproject.toml"), target)
     shutil.copy(os.path.join(REPO_ROOT, "README.md"), target)
     shutil.copytree(os.path.join(REPO_ROOT, "tracker_07"), os.path.join(target, "tracker_07"),
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".venv*"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".venv*", "*.so"))
 
 
 class InstalledPackageTest(unittest.TestCase):
@@ -122,6 +122,9 @@ class InstalledPackageTest(unittest.TestCase):
                      "tracker_07/main/templates/main/index.html"):
             self.assertIn(name, names)
         self.assertFalse([name for name in names if name.startswith("tracker_07/tests/")])
+        compiled = [name for name in names
+                    if name.startswith("tracker_07/profiles/_tick.") and name.endswith(".so")]
+        self.assertEqual(len(compiled), 1, names)  # the sampling engine's C tick, built
 
     def test_installed_package_serves_its_pages_outside_the_repository(self):
         seen = json.loads(self.in_venv("-c", CHECK))

@@ -8,11 +8,11 @@ import concurrent.futures
 import json
 import os
 import re
-import sys
 from unittest import mock
 
 from tracker_07.profiles import errors, files, index, listing, stats as profile_stats
-from tracker_07.profiles import unprofiled
+from tracker_07.profiles import tick, unprofiled
+from tracker_07.profiles.sampling import SampledProfile
 from tracker_07.profiles.retention import FolderRetention
 from tracker_07.tests.base import LiveServer, ProfiledAppTestCase, fetch
 
@@ -178,13 +178,15 @@ class NothingHiddenTestCase(ProfiledAppTestCase):
 
     def test_a_sampler_that_cannot_start_is_counted_with_its_reason(self):
         app = self.make_app("profile", PROFILER_ENGINE="sampling", TRACKER_ENABLED=False)
-        sys.setprofile(lambda *_args: None)  # another tool's hook in this thread
-        try:
+        holder = SampledProfile(0.001, None)  # this thread sampled already, as by an outer app
+        holder.enable()
+        try:  # the test client serves the request in this thread
             self.assertEqual(app.test_client().get("/words/fast").status_code, 200)
         finally:
-            sys.setprofile(None)
-        self.assertIn("NOT PROFILED: GET /words/fast: the profiler could not start "
-                      "(another profiler is running in this thread)",
+            holder.disable()
+        reason = {"setstatprofile": "another profiler is running in this thread",
+                  "sys.monitoring": "this thread is sampled already"}[tick.current().name]
+        self.assertIn(f"NOT PROFILED: GET /words/fast: the profiler could not start ({reason})",
                       self.report.getvalue())
         self.assertEqual(index.unprofiled_counts(self.profile_dir), {("GET", "/words/fast"): 1})
         self.assertEqual(app.extensions["tracker_profiler"].counts["not_profiled"], 1)

@@ -77,13 +77,19 @@ class RecorderTestCase(unittest.TestCase):
         _root(lambda: sample(sys._getframe(1), "return", None))  # pylint: disable=protected-access  # the root's own frame
         self.assertEqual(samples, [])
 
-    def test_another_profiler_in_the_thread_is_refused(self):
-        sys.setprofile(lambda *_args: None)
+    def test_a_thread_sampled_already_is_refused_until_its_profile_ends(self):
+        first = SampledProfile(0.001, _root.__code__)
+        first.enable()
         try:
-            with self.assertRaisesRegex(RuntimeError, "another profiler"):
+            with self.assertRaisesRegex(RuntimeError, "another profiler|sampled already"):
                 SampledProfile(0.001, _root.__code__).enable()
         finally:
-            sys.setprofile(None)
+            first.disable()
+        second = SampledProfile(0.001, _root.__code__)
+        second.enable()
+        _root(lambda: sum(range(200_000)))
+        second.disable()
+        self.assertGreater(second.samples, 0)
 
 
 def _root(function):
