@@ -16,8 +16,9 @@ timed run (untimed), so the saved listing is stale, as for a profile-mode server
 With ``--cold``, the caches' folder is emptied before each timed run: a first-ever listing.
 With ``--profile-mode SAVES``, before each timed run (untimed) the caches' folder is emptied,
 profile mode's retention starts on the folder (capped at its size, as a server that filled
-it), and SAVES profiles are saved through it (each removes the oldest): what a profile-mode
-server leaves for the list page opened for the first time.
+it), one profile is saved through it with a periodic full prune after it, then SAVES more
+(each removes the oldest): what a profile-mode server leaves for the list page opened for
+the first time, SAVES profiles after its last periodic prune.
 """
 import argparse
 import contextlib
@@ -78,14 +79,15 @@ def run_profile_mode(folder, saves):
     listing.clear_listing_cache(index_too=True)
     routes.forget()
     count = len([name for name in os.listdir(folder) if files.is_safe_name(name)])
-    retention = FolderRetention(folder, max_files=count)
+    retention = FolderRetention(folder, max_files=count, rescan_every=1)
     retention.apply()
-    index_cache.wait_for_writes()  # its listing saved in the background, if this code does
+    retention.note_saved(*save_new_profile(folder)).join()  # a rescan: the listing saved
+    retention.rescan_every = saves + 1  # (if this code does), then ``saves`` profiles since
     for _ in range(saves):
-        name, started = save_new_profile(folder)
-        thread = retention.note_saved(name, started)
+        thread = retention.note_saved(*save_new_profile(folder))
         if thread is not None:
             thread.join()
+    index_cache.wait_for_writes()
 
 
 def save_new_profile(folder):

@@ -7,10 +7,10 @@ read per save.  The index lines of removed files are compacted away in the backg
 they outnumber the live ones, and now and then (every ``rescan_every`` saves) the whole
 folder is pruned again in the background, which also catches what other processes saved.
 
-After either, a folder of ``listing_cache.MIN_RECORDS`` profiles or more has its listing
-saved (:func:`save_listing`, in the background), so that the list page opened for the first
-time in another process need not parse the whole index: it brings the saved listing up
-to date with what was saved since (:mod:`.listing_update`).
+After either (not at start-up), a folder of ``listing_cache.MIN_RECORDS`` profiles or more
+has its listing saved (:func:`save_listing`, in the same background thread), so that the
+list page opened for the first time in another process need not parse the whole index: it
+brings the saved listing up to date with what was saved since (:mod:`.listing_update`).
 """
 import collections
 import logging
@@ -18,7 +18,7 @@ import os
 import threading
 import time
 
-from . import catalog, index, index_cache, listing, listing_cache, routes, unprofiled
+from . import catalog, index, listing, listing_cache, routes, unprofiled
 from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,6 @@ class FolderRetention:
         self.removed += len(removed)
         if removed:
             logger.info("Removed %d old profile(s) from %s", len(removed), self.folder)
-        if len(left) >= listing_cache.MIN_RECORDS:
-            index_cache.write_later(save_listing, self.folder)
         return removed
 
     def note_saved(self, profile_id, started):
@@ -93,7 +91,7 @@ class FolderRetention:
         for old_id in doomed:
             self._remove(old_id)
         if rescan:
-            return self._in_background(self.apply)
+            return self._in_background(self._rescan)
         with self._known_lock:
             compact = self._dead_lines >= max(MIN_DEAD_LINES, len(self._known))
             if compact:
@@ -135,9 +133,18 @@ class FolderRetention:
         except OSError as error:
             logger.warning("Could not compact the profile index in %s: %s", self.folder, error)
             return
+        self._save_listing()  # the listing saved before is of the index just replaced
+
+    def _rescan(self):
+        """Prune the whole folder again, then save its listing."""
+        self.apply()
+        self._save_listing()
+
+    def _save_listing(self):
+        """Save the folder's listing if it holds enough profiles to be worth it."""
         with self._known_lock:
             big = len(self._known) >= listing_cache.MIN_RECORDS
-        if big:  # the listing saved before is of the index just replaced
+        if big:
             save_listing(self.folder)
 
     @staticmethod

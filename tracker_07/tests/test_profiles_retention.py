@@ -200,9 +200,15 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
             page, summaries, scans = self.listed()
         return page, summaries, scans, listdir.call_count
 
-    def test_start_up_saves_it_and_a_first_listing_is_exact_without_a_scan(self):
-        FolderRetention(self.folder, max_files=1000).apply()
-        index_cache.wait_for_writes()
+    def test_a_rescan_saves_it_and_a_first_listing_is_exact_without_a_scan(self):
+        retention = FolderRetention(self.folder, max_files=1000, rescan_every=2)
+        retention.apply()  # start-up: nothing saved, not to delay the first requests
+        self.assertFalse(os.path.exists(self.cache_path))
+        for number in range(2):
+            name = self.save()
+            rescan = retention.note_saved(name, self.profiles()[name])
+            self.assertEqual(rescan is None, number == 0)
+        rescan.join()
         self.assertTrue(os.path.isfile(self.cache_path))
         self.new_process()
         page, summaries, scans, listdir = self.listed_counting_listdir()
@@ -217,7 +223,7 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
     def test_profiles_saved_and_removed_at_the_cap_since(self):
         retention = FolderRetention(self.folder, max_files=len(self.profiles()))
         retention.apply()
-        index_cache.wait_for_writes()
+        self.assertTrue(save_listing(self.folder))
         for _ in range(4):
             name = self.save()
             retention.note_saved(name, self.profiles()[name])
@@ -262,7 +268,7 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
     def test_compaction_saves_the_listing_of_the_new_index(self):
         retention = FolderRetention(self.folder, max_files=1000)
         retention.apply()
-        index_cache.wait_for_writes()
+        self.assertTrue(save_listing(self.folder))
         doomed = next(iter(self.saved[("POST", "/a")]))
         retention._remove(doomed)  # pylint: disable=protected-access  # a line to compact away
         del self.saved[("POST", "/a")][doomed]
@@ -290,9 +296,10 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
             return records
 
         read_index = index.indexed_records
-        small = FolderRetention(self.folder, max_files=1000)
+        small = FolderRetention(self.folder, max_files=1000, rescan_every=1)
         with mock.patch.object(listing_cache, "MIN_RECORDS", 1000):
             small.apply()
+            small.note_saved(self.save(), START).join()  # a rescan
             small.compact()
             self.assertFalse(save_listing(self.folder))
         with mock.patch.object(index, "indexed_records", side_effect=replaced):
