@@ -16,9 +16,10 @@ timed run (untimed), so the saved listing is stale, as for a profile-mode server
 With ``--cold``, the caches' folder is emptied before each timed run: a first-ever listing.
 With ``--profile-mode SAVES``, before each timed run (untimed) the caches' folder is emptied,
 profile mode's retention starts on the folder (capped at its size, as a server that filled
-it), one profile is saved through it with a periodic full prune after it, then SAVES more
-(each removes the oldest): what a profile-mode server leaves for the list page opened for
-the first time, SAVES profiles after its last periodic prune.
+it; its index compacted if the lines of removed profiles outnumber the live ones, as
+profile mode does), one profile is saved through it with a periodic full prune after it,
+then SAVES more (each removes the oldest): what a profile-mode server leaves for the list
+page opened for the first time, SAVES profiles after its last periodic prune.
 """
 import argparse
 import contextlib
@@ -81,6 +82,10 @@ def run_profile_mode(folder, saves):
     count = len([name for name in os.listdir(folder) if files.is_safe_name(name)])
     retention = FolderRetention(folder, max_files=count, rescan_every=1)
     retention.apply()
+    with open(os.path.join(folder, "index.jsonl"), "rb") as index_file:
+        dead_lines = index_file.read().count(b"\n") - count
+    if dead_lines >= count:  # as profile mode does once they outnumber the live ones
+        retention.compact()
     retention.note_saved(*save_new_profile(folder)).join()  # a rescan: the listing saved
     retention.rescan_every = saves + 1  # (if this code does), then ``saves`` profiles since
     for _ in range(saves):
