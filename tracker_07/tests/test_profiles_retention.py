@@ -305,6 +305,12 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
         with mock.patch.object(index, "indexed_records", side_effect=replaced):
             self.assertFalse(save_listing(self.folder))  # replaced while read
         self.assertFalse(save_listing(os.path.join(self.folder, "missing")))
+        with mock.patch.object(index_cache.os, "mkdir", side_effect=PermissionError):
+            os.rmdir(os.path.dirname(self.cache_path))
+            self.assertFalse(save_listing(self.folder))  # no cache folder can be made
+        fx.write_raw(self.folder, index_cache.CACHE_DIR, b"a file in its place")
+        self.assertFalse(save_listing(self.folder))
+        os.remove(self.path(index_cache.CACHE_DIR))
         self.assertFalse(save_listing(self.path(index.INDEX_NAME)))  # not a folder
         os.remove(os.path.join(self.folder, index.INDEX_NAME))
         self.assertFalse(save_listing(self.folder))  # no index
