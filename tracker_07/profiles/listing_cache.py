@@ -21,7 +21,8 @@ in memory is still the one scanned and the folder unchanged.
 A saved listing that is stale only because the index was appended to (its
 first bytes and the last bytes of the saved part are still in place, the
 same inode, the same folder) is loaded too, marked ``exact=False``:
-:mod:`.listing_update` applies what changed since, instead of a scan.
+:mod:`.listing_update` applies what changed since, instead of a scan.  Profile mode's
+retention saves one of its busy folder that way (:func:`save_unsettled`): never exact.
 """
 import dataclasses
 import marshal
