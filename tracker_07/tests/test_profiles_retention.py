@@ -194,6 +194,15 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
         """Where one profile's file is."""
         return os.path.join(self.folder, name)
 
+    def assert_as_scanned(self, page, summaries):
+        """The page and routes equal those of a full scan of the folder as it is now."""
+        self.new_process()
+        os.remove(self.cache_path)
+        scanned_page, scanned_summaries, scans = self.listed()
+        self.assertEqual(scans, 1)
+        self.assertEqual((page.items, page.total), (scanned_page.items, scanned_page.total))
+        self.assertEqual(summaries, scanned_summaries)
+
     def listed_counting_listdir(self):
         """List as :meth:`listed` does; also count the folder's name reads (a catch-up)."""
         with mock.patch.object(listing_update.os, "listdir", wraps=os.listdir) as listdir:
@@ -233,10 +242,11 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
         page, summaries, scans, _listdir = self.listed_counting_listdir()
         self.assertEqual(scans, 0)
         self.assert_exact(page, summaries)
+        self.assert_as_scanned(page, summaries)
 
     def test_profiles_saved_while_it_is_scanned(self):
-        """A profile saved between the index's read and the folder's (so the index's time is
-        not the read part's), and one whose index line comes after the listing is saved."""
+        """A profile saved between the index's read and the folder's, one after both, and one
+        whose index line comes after the listing is saved."""
         pending = {}
 
         def read_then_save(folder):
@@ -250,7 +260,9 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
             fx.write_raw(self.folder, name, {})
             self.saved[("GET", "/b")][name] = (11.0, START + 0.077, int(START * 1000) + 77)
             pending[name] = fx.index_entry(name, path="/b", time=START + 0.077, elapsed_ms=11.0)
-            return read_folder(folder)
+            entries = read_folder(folder)
+            self.save(("POST", "/a"), 7.25)  # read neither with the index nor with the folder
+            return entries
 
         read_index, read_folder = index.indexed_records, catalog.profile_entries
         with mock.patch.object(index, "indexed_records", side_effect=read_then_save), \
@@ -264,6 +276,7 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
         self.assert_exact(page, summaries)
         shown = {item["id"]: item for item in page.items}
         self.assertEqual([shown[name]["indexed"] for name in pending], [True])  # its line's data
+        self.assert_as_scanned(page, summaries)
 
     def test_compaction_saves_the_listing_of_the_new_index(self):
         retention = FolderRetention(self.folder, max_files=1000)
@@ -279,6 +292,7 @@ class ListingSavedByRetentionTest(ListingCacheTestCase):
         page, summaries, scans, _listdir = self.listed_counting_listdir()
         self.assertEqual(scans, 0)
         self.assert_exact(page, summaries)
+        self.assert_as_scanned(page, summaries)
 
     def test_an_index_edited_in_place_since_is_read_again(self):
         self.assertTrue(save_listing(self.folder))
