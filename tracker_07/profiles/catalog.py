@@ -26,6 +26,7 @@ import threading
 import time
 
 from . import index, listing_cache, listing_update
+from .errors import NotAFolder
 from .files import is_safe_name, profile_entries
 from .records import reconcile
 
@@ -224,6 +225,30 @@ def _scan(folder, signature):
     scanned = Catalog(signature, indexed, len(indexed), records, time.monotonic())
     _allow_saving(folder, signature, scanned)
     return scanned
+
+
+def scan_to_save(folder):
+    """Scan a folder that may be changing (profile mode's own) for a listing to save; or None.
+
+    The index is read first, then the folder: every line read was appended after its
+    file was made, so before the folder is read.  The signature's folder time is
+    ``listing_cache.UNSETTLED``, so a saved one is never taken as exact: a new process
+    brings it up to date (:mod:`.listing_update`).  Not kept as this process's listing.
+    """
+    with _lock:
+        try:
+            folder_inode = os.stat(folder).st_ino
+            indexed = list(index.indexed_records(folder))
+            extent = index.parsed_extent(folder)
+            index_info = os.stat(os.path.join(folder, index.INDEX_NAME))
+            entries = profile_entries(folder)
+        except (OSError, NotAFolder):
+            return None
+    if extent is None or index_info.st_ino != extent[0]:
+        return None  # no index, or one replaced meanwhile
+    signature = (os.path.realpath(folder), folder_inode, listing_cache.UNSETTLED,
+                 (*extent, index_info.st_mtime_ns))
+    return Catalog(signature, indexed, len(indexed), reconcile(indexed, entries), 0.0)
 
 
 def _allow_saving(folder, signature, kept):

@@ -121,13 +121,16 @@ def make_cache_dir(folder):
 
 
 def write_atomically(folder, name, chunks):
-    """Replace the cache file ``name`` with ``chunks`` in one step; on failure leave no trace."""
+    """Replace the cache file ``name`` with ``chunks`` in one step; on failure leave no trace.
+
+    Return whether it was written.
+    """
     cache_dir = os.path.join(folder, CACHE_DIR)
     try:
         handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=name + ".", suffix=".tmp")
     except OSError as error:
         logger.debug("No %s in %s: %s", name, folder, error)
-        return
+        return False
     try:
         with os.fdopen(handle, "wb") as temp:
             temp.writelines(chunks)
@@ -136,6 +139,8 @@ def write_atomically(folder, name, chunks):
         logger.debug("No %s in %s: %s", name, folder, error)
         with contextlib.suppress(OSError):
             os.remove(temp_path)
+        return False
+    return True
 
 
 def _share_strings(records):

@@ -21,7 +21,8 @@ in memory is still the one scanned and the folder unchanged.
 A saved listing that is stale only because the index was appended to (its
 first bytes and the last bytes of the saved part are still in place, the
 same inode, the same folder) is loaded too, marked ``exact=False``:
-:mod:`.listing_update` applies what changed since, instead of a scan.
+:mod:`.listing_update` applies what changed since, instead of a scan.  Profile mode's
+retention saves one of its busy folder that way (:func:`save_unsettled`): never exact.
 """
 import dataclasses
 import marshal
@@ -40,6 +41,9 @@ MIN_RECORDS = 2000
 _HEADER_LENGTH = struct.Struct("<I")
 #: A header is a few kilobytes (two edges of the index); anything longer is damage.
 MAX_HEADER_BYTES = 3 * index.INDEX_HEAD_BYTES
+#: The folder time of a listing saved while the folder may change (no folder has it), so it
+#: is never taken as exact.
+UNSETTLED = -1
 
 
 @dataclasses.dataclass
@@ -177,13 +181,30 @@ def _save(folder, capture):
     captured = capture()  # after the folder is made: that changed the folder, so nothing is saved
     if captured is None:
         return
-    signature, body = captured
-    edges = _index_edges(folder, signature)
+    _write(folder, *captured)
+
+
+def save_unsettled(folder, kept, orders, routes_state):
+    """Save now what :func:`.catalog.scan_to_save` found (with its sort orders and routes).
+
+    Its index may have grown since it was read; only the part read is saved.
+    Return whether it was written.
+    """
+    if not index_cache.make_cache_dir(folder):
+        return False
+    body = encode(kept.indexed, kept.records, orders, routes_state)
+    return _write(folder, kept.signature, body, appended=True)
+
+
+def _write(folder, signature, body, appended=False):
+    """Write a listing with its header, atomically, if its index is still as the signature
+    says (with ``appended``, or grown since); return whether it was written."""
+    edges = _index_edges(folder, signature, appended)
     if edges is None:
-        return
+        return False
     header = marshal.dumps(
         (VERSION, index_cache.VERSION, (_key(signature), *edges, len(body), zlib.crc32(body))))
-    index_cache.write_atomically(
+    return index_cache.write_atomically(
         folder, CACHE_NAME, (MAGIC, _HEADER_LENGTH.pack(len(header)), header, body))
 
 

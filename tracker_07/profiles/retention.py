@@ -6,6 +6,11 @@ the folder is over its limits, the oldest file goes as the new one is saved: no 
 read per save.  The index lines of removed files are compacted away in the background once
 they outnumber the live ones, and now and then (every ``rescan_every`` saves) the whole
 folder is pruned again in the background, which also catches what other processes saved.
+
+After either (not at start-up), a folder of ``listing_cache.MIN_RECORDS`` profiles or more
+has its listing saved (:func:`save_listing`, in the same background thread), so that the
+list page opened for the first time in another process need not parse the whole index: it
+brings the saved listing up to date with what was saved since (:mod:`.listing_update`).
 """
 import collections
 import logging
@@ -13,7 +18,7 @@ import os
 import threading
 import time
 
-from . import catalog, index, listing, unprofiled
+from . import catalog, index, listing, listing_cache, routes, unprofiled
 from .errors import ProfileError
 
 logger = logging.getLogger(__name__)
@@ -86,7 +91,7 @@ class FolderRetention:
         for old_id in doomed:
             self._remove(old_id)
         if rescan:
-            return self._in_background(self.apply)
+            return self._in_background(self._rescan)
         with self._known_lock:
             compact = self._dead_lines >= max(MIN_DEAD_LINES, len(self._known))
             if compact:
@@ -127,6 +132,20 @@ class FolderRetention:
             unprofiled.compact_unprofiled(self.folder)
         except OSError as error:
             logger.warning("Could not compact the profile index in %s: %s", self.folder, error)
+            return
+        self._save_listing()  # the listing saved before is of the index just replaced
+
+    def _rescan(self):
+        """Prune the whole folder again, then save its listing."""
+        self.apply()
+        self._save_listing()
+
+    def _save_listing(self):
+        """Save the folder's listing if it holds enough profiles to be worth it."""
+        with self._known_lock:
+            big = len(self._known) >= listing_cache.MIN_RECORDS
+        if big:
+            save_listing(self.folder)
 
     @staticmethod
     def _in_background(work):
@@ -134,3 +153,15 @@ class FolderRetention:
         thread = threading.Thread(target=work, name="tracker-profile-retention", daemon=True)
         thread.start()
         return thread
+
+
+def save_listing(folder):
+    """Save the folder's listing as a scan would make it, with its newest-first order and its
+    routes, for the first listing in a new process; return whether it was saved."""
+    kept = catalog.scan_to_save(folder)
+    if kept is None or len(kept.records) < listing_cache.MIN_RECORDS:
+        return False
+    records = kept.as_list()
+    orders = {("time", True): listing.sort_records(records)}
+    table = routes.RouteTable(kept, records)
+    return listing_cache.save_unsettled(folder, kept, orders, table.saved_state())

@@ -6,9 +6,12 @@ import time
 import unittest
 from unittest import mock
 
-from tracker_07.profiles import files, index, listing
-from tracker_07.profiles.retention import FolderRetention
+from tracker_07.profiles import (catalog, files, index, index_cache, listing, listing_cache,
+                                 listing_update)
+from tracker_07.profiles.retention import FolderRetention, save_listing
+from tracker_07.tests import profile_fixtures as fx
 from tracker_07.tests.base import ProfiledAppTestCase
+from tracker_07.tests.test_profiles_listing_cache import START, ListingCacheTestCase
 
 
 def save_fake_profile(folder, path, start_time):
@@ -166,3 +169,164 @@ class RetentionSettingsTestCase(ProfiledAppTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ListingSavedByRetentionTest(ListingCacheTestCase):
+    """Profile mode's retention saves the listing of its busy folder; a new process opening the
+    list for the first time brings it up to date instead of parsing the whole index."""
+
+    def setUp(self):
+        super().setUp()
+        os.remove(self.cache_path)  # the listing saved by the first listing: none from here on
+        self.new_process()
+
+    def profiles(self):
+        """Every profile the folder should list: id -> its start time."""
+        return {name: value[1] for saved in self.saved.values() for name, value in saved.items()}
+
+    def forget_removed(self):
+        """Drop from the expected profiles those whose file retention removed."""
+        for saved in self.saved.values():
+            for name in [name for name in saved if not os.path.exists(self.path(name))]:
+                del saved[name]
+
+    def path(self, name):
+        """Where one profile's file is."""
+        return os.path.join(self.folder, name)
+
+    def assert_as_scanned(self, page, summaries):
+        """The page and routes equal those of a full scan of the folder as it is now."""
+        self.new_process()
+        os.remove(self.cache_path)
+        scanned_page, scanned_summaries, scans = self.listed()
+        self.assertEqual(scans, 1)
+        self.assertEqual((page.items, page.total), (scanned_page.items, scanned_page.total))
+        self.assertEqual(summaries, scanned_summaries)
+
+    def listed_counting_listdir(self):
+        """List as :meth:`listed` does; also count the folder's name reads (a catch-up)."""
+        with mock.patch.object(listing_update.os, "listdir", wraps=os.listdir) as listdir:
+            page, summaries, scans = self.listed()
+        return page, summaries, scans, listdir.call_count
+
+    def test_a_rescan_saves_it_and_a_first_listing_is_exact_without_a_scan(self):
+        retention = FolderRetention(self.folder, max_files=1000, rescan_every=2)
+        retention.apply()  # start-up: nothing saved, not to delay the first requests
+        self.assertFalse(os.path.exists(self.cache_path))
+        for number in range(2):
+            name = self.save()
+            rescan = retention.note_saved(name, self.profiles()[name])
+            self.assertEqual(rescan is None, number == 0)
+        rescan.join()
+        self.assertTrue(os.path.isfile(self.cache_path))
+        self.new_process()
+        page, summaries, scans, listdir = self.listed_counting_listdir()
+        self.assertEqual((scans, listdir), (0, 1))  # never exact: brought up to date
+        self.assert_exact(page, summaries)
+        self.settle()  # left alone, the listing brought up to date is saved as exact
+        self.new_process()
+        self.listed()
+        self.new_process()
+        self.assertEqual(self.listed_counting_listdir()[2:], (0, 0))
+
+    def test_profiles_saved_and_removed_at_the_cap_since(self):
+        retention = FolderRetention(self.folder, max_files=len(self.profiles()))
+        retention.apply()
+        self.assertTrue(save_listing(self.folder))
+        for _ in range(4):
+            name = self.save()
+            retention.note_saved(name, self.profiles()[name])
+        self.forget_removed()
+        self.assertEqual(len(self.profiles()), retention.max_files)
+        self.new_process()
+        page, summaries, scans, _listdir = self.listed_counting_listdir()
+        self.assertEqual(scans, 0)
+        self.assert_exact(page, summaries)
+        self.assert_as_scanned(page, summaries)
+
+    def test_profiles_saved_while_it_is_scanned(self):
+        """A profile saved between the index's read and the folder's, one after both, and one
+        whose index line comes after the listing is saved."""
+        pending = {}
+
+        def read_then_save(folder):
+            records = read_index(folder)
+            self.save(("GET", "/a"), 3.0)
+            return records
+
+        def save_file_only(folder):
+            self.seq += 1
+            name = fx.fake_name(slug="b", start_ms=int(START * 1000) + 77, seq=self.seq)
+            fx.write_raw(self.folder, name, {})
+            self.saved[("GET", "/b")][name] = (11.0, START + 0.077, int(START * 1000) + 77)
+            pending[name] = fx.index_entry(name, path="/b", time=START + 0.077, elapsed_ms=11.0)
+            entries = read_folder(folder)
+            self.save(("POST", "/a"), 7.25)  # read neither with the index nor with the folder
+            return entries
+
+        read_index, read_folder = index.indexed_records, catalog.profile_entries
+        with mock.patch.object(index, "indexed_records", side_effect=read_then_save), \
+                mock.patch.object(catalog, "profile_entries", side_effect=save_file_only):
+            self.assertTrue(save_listing(self.folder))
+        for record in pending.values():
+            index.append_index(self.folder, record)
+        self.new_process()
+        page, summaries, scans, _listdir = self.listed_counting_listdir()
+        self.assertEqual(scans, 0)
+        self.assert_exact(page, summaries)
+        shown = {item["id"]: item for item in page.items}
+        self.assertEqual([shown[name]["indexed"] for name in pending], [True])  # its line's data
+        self.assert_as_scanned(page, summaries)
+
+    def test_compaction_saves_the_listing_of_the_new_index(self):
+        retention = FolderRetention(self.folder, max_files=1000)
+        retention.apply()
+        self.assertTrue(save_listing(self.folder))
+        doomed = next(iter(self.saved[("POST", "/a")]))
+        retention._remove(doomed)  # pylint: disable=protected-access  # a line to compact away
+        del self.saved[("POST", "/a")][doomed]
+        os.remove(self.cache_path)
+        retention.compact()
+        self.assertNotIn(doomed, "".join(fx.index_lines(self.folder)))
+        self.new_process()
+        page, summaries, scans, _listdir = self.listed_counting_listdir()
+        self.assertEqual(scans, 0)
+        self.assert_exact(page, summaries)
+        self.assert_as_scanned(page, summaries)
+
+    def test_an_index_edited_in_place_since_is_read_again(self):
+        self.assertTrue(save_listing(self.folder))
+        with open(os.path.join(self.folder, index.INDEX_NAME), "r+b") as index_file:
+            index_file.seek(-3, os.SEEK_END)
+            index_file.write(b"  ")  # the same size, one figure less: not only appended to
+        self.new_process()
+        self.assertEqual(self.listed()[2], 1)
+
+    def test_nothing_is_saved_where_it_cannot_be_exact_or_is_not_worth_it(self):
+        def replaced(folder):
+            records = read_index(folder)
+            shutil.copy(os.path.join(folder, index.INDEX_NAME), self.path("copy"))
+            os.replace(self.path("copy"), os.path.join(folder, index.INDEX_NAME))
+            return records
+
+        read_index = index.indexed_records
+        small = FolderRetention(self.folder, max_files=1000, rescan_every=1)
+        with mock.patch.object(listing_cache, "MIN_RECORDS", 1000):
+            small.apply()
+            small.note_saved(self.save(), START).join()  # a rescan
+            small.compact()
+            self.assertFalse(save_listing(self.folder))
+        with mock.patch.object(index, "indexed_records", side_effect=replaced):
+            self.assertFalse(save_listing(self.folder))  # replaced while read
+        self.assertFalse(save_listing(os.path.join(self.folder, "missing")))
+        with mock.patch.object(index_cache.os, "mkdir", side_effect=PermissionError):
+            os.rmdir(os.path.dirname(self.cache_path))
+            self.assertFalse(save_listing(self.folder))  # no cache folder can be made
+        fx.write_raw(self.folder, index_cache.CACHE_DIR, b"a file in its place")
+        self.assertFalse(save_listing(self.folder))
+        os.remove(self.path(index_cache.CACHE_DIR))
+        self.assertFalse(save_listing(self.path(index.INDEX_NAME)))  # not a folder
+        os.remove(os.path.join(self.folder, index.INDEX_NAME))
+        self.assertFalse(save_listing(self.folder))  # no index
+        index_cache.wait_for_writes()
+        self.assertFalse(os.path.exists(self.cache_path))
