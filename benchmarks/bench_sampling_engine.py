@@ -276,22 +276,12 @@ def print_route(route, cpu):
           "bootstrap interval over rounds)")
     added = {variant: [value - bare for value, bare in zip(cpu[variant], cpu["bare"])]
              for variant in cpu}
-    fastest = {variant: min(values) for variant, values in cpu.items()}
     for variant in cpu:
         line = (f"  {variant:<15} {statistics.median(cpu[variant]):>10.0f} µs   "
                 f"added {statistics.median(added[variant]):>+9.0f} µs")
         if variant not in ("bare", "cprofile"):
             ratio, low, high = ratio_of_medians(added[variant], added["cprofile"])
             line += f"   x cProfile's added: {ratio:.2f} [{low:.2f}-{high:.2f}]"
-        print(line)
-    print("  fastest round of each (interference only adds time, so the minima are steadier):")
-    cprofile_fastest = fastest["cprofile"] - fastest["bare"]
-    for variant in cpu:
-        if variant == "bare":
-            continue
-        line = f"  {variant:<15} {fastest[variant]:>10.0f} µs   added {fastest[variant] - fastest['bare']:>+9.0f} µs"
-        if variant != "cprofile" and cprofile_fastest > 0:
-            line += f"   x cProfile's: {(fastest[variant] - fastest['bare']) / cprofile_fastest:.2f}"
         print(line)
 
 
