@@ -5,9 +5,11 @@
  * returns or raises) under one sys.monitoring tool id.  Each event in a thread that
  * called start() reads the monotonic clock; once per interval it calls the thread's
  * recorder as recorder(frame, event, arg), with the event names and arguments of a
- * sys.setprofile hook ("call", "return", "c_call", "c_return", "c_exception"), so the
- * recorder works the same over pyinstrument's setstatprofile.  Threads that did not
- * call start() return at once.  It is what setstatprofile does over
+ * sys.setprofile hook ("call", "return", "c_call", "c_return", "c_exception"), so a
+ * recorder works the same over pyinstrument's setstatprofile.  record() does what
+ * sampling.recorder() does, here in C: it appends (leaf, codes, seconds) to a list, codes
+ * being the code objects of the stack below a root code object, leaf first, and leaf the
+ * C function that just returned (or None).  Threads that did not start return at once.  It is what setstatprofile does over
  * PyEval_SetProfile, without the compatibility layer that 3.12 puts between
  * sys.monitoring and PyEval_SetProfile (a frame object made for every call).
  */
@@ -16,7 +18,11 @@
 #include <time.h>
 
 typedef struct {
-    PyObject *recorder;
+    PyObject *recorder;     /* called once per interval; NULL when recording in C */
+    PyObject *samples;      /* record(): the list appended to */
+    PyObject *root;         /* record(): the code object the stacks are cut at */
+    PyObject *last_frame;   /* record(): the frame walked last, and its code objects */
+    PyObject *last_codes;   /*   (None when outside the root) */
     double interval;
     double last;
 } Sampler;
@@ -40,8 +46,89 @@ monotonic_seconds(void)
 static void
 forget(Sampler *sampler)
 {
-    Py_DECREF(sampler->recorder);
+    Py_XDECREF(sampler->recorder);
+    Py_XDECREF(sampler->samples);
+    Py_XDECREF(sampler->root);
+    Py_XDECREF(sampler->last_frame);
+    Py_XDECREF(sampler->last_codes);
     PyMem_RawFree(sampler);
+}
+
+/* The code objects from frame up to (not with) root, leaf first; None when root is not
+ * on the stack.  Steals the reference to frame. */
+static PyObject *
+codes_below(PyFrameObject *frame, PyObject *root)
+{
+    PyObject *codes = PyList_New(0);
+    if (codes == NULL) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    while (frame != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        if ((PyObject *)code == root) {
+            Py_DECREF(code);
+            Py_DECREF(frame);
+            PyObject *below = PyList_AsTuple(codes);
+            Py_DECREF(codes);
+            return below;
+        }
+        int failed = PyList_Append(codes, (PyObject *)code);
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+        if (failed) {
+            Py_XDECREF(frame);
+            Py_DECREF(codes);
+            return NULL;
+        }
+    }
+    Py_DECREF(codes);
+    Py_RETURN_NONE;
+}
+
+/* One sample in C: append (leaf, codes, seconds) unless the stack is outside the root.
+ * A sample in the same frame as the one before (a hot loop) reuses its walk. */
+static int
+record_sample(Sampler *sampler, int event, PyObject *arg, double seconds)
+{
+    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed */
+    if (frame == NULL) {
+        return 0;
+    }
+    if (event == CALL) {  /* the function has not started: the time is its caller's */
+        frame = PyFrame_GetBack(frame);
+        if (frame == NULL) {
+            return 0;
+        }
+        Py_DECREF(frame);  /* its callee's frame holds it while the sample is taken */
+    }
+    if ((PyObject *)frame != sampler->last_frame) {
+        Py_INCREF(frame);
+        PyObject *codes = codes_below((PyFrameObject *)Py_NewRef(frame), sampler->root);
+        if (codes == NULL) {
+            Py_DECREF(frame);
+            return -1;
+        }
+        Py_XSETREF(sampler->last_frame, (PyObject *)frame);
+        Py_XSETREF(sampler->last_codes, codes);
+    }
+    PyObject *codes = sampler->last_codes;
+    if (codes == Py_None) {
+        return 0;
+    }
+    int ended = (event == C_RETURN || event == C_EXCEPTION);
+    if (!ended && PyTuple_GET_SIZE(codes) == 0) {  /* the root's own time */
+        return 0;
+    }
+    PyObject *item = Py_BuildValue("(OOd)", ended ? arg : Py_None, codes, seconds);
+    if (item == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(sampler->samples, item);
+    Py_DECREF(item);
+    return failed;
 }
 
 /* One event: call the recorder when an interval has passed.  A recorder that fails is
@@ -57,7 +144,16 @@ tick(int event, PyObject *arg)
     if (now - sampler->last < sampler->interval) {
         Py_RETURN_NONE;
     }
+    double seconds = now - sampler->last;
     sampler->last = now;
+    if (sampler->recorder == NULL) {
+        if (record_sample(sampler, event, arg, seconds) < 0) {
+            PyErr_WriteUnraisable(sampler->samples);
+            thread_sampler = NULL;
+            forget(sampler);
+        }
+        Py_RETURN_NONE;
+    }
     PyFrameObject *frame = PyEval_GetFrame();  /* borrowed */
     if (frame == NULL) {
         Py_RETURN_NONE;
@@ -123,6 +219,31 @@ on_c_raise(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n)
     return tick(RETURN, Py_None);
 }
 
+/* Sample this thread: call recorder, or (recorder NULL) append to samples. */
+static PyObject *
+begin(PyObject *recorder, PyObject *samples, PyObject *root, double interval)
+{
+    if (!(interval > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "the interval must be a positive number of seconds");
+        return NULL;
+    }
+    if (thread_sampler != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is sampled already");
+        return NULL;
+    }
+    Sampler *sampler = PyMem_RawCalloc(1, sizeof(Sampler));
+    if (sampler == NULL) {
+        return PyErr_NoMemory();
+    }
+    sampler->recorder = Py_XNewRef(recorder);
+    sampler->samples = Py_XNewRef(samples);
+    sampler->root = Py_XNewRef(root);
+    sampler->interval = interval;
+    sampler->last = monotonic_seconds();
+    thread_sampler = sampler;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 start(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -135,24 +256,19 @@ start(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_TypeError, "the recorder must be callable");
         return NULL;
     }
-    if (!(interval > 0.0)) {
-        PyErr_SetString(PyExc_ValueError, "the interval must be a positive number of seconds");
+    return begin(recorder, NULL, NULL, interval);
+}
+
+static PyObject *
+record(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *samples, *root;
+    double interval;
+    if (!PyArg_ParseTuple(args, "O!O!d:record", &PyList_Type, &samples, &PyCode_Type, &root,
+                          &interval)) {
         return NULL;
     }
-    if (thread_sampler != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "this thread is sampled already");
-        return NULL;
-    }
-    Sampler *sampler = PyMem_RawMalloc(sizeof(Sampler));
-    if (sampler == NULL) {
-        return PyErr_NoMemory();
-    }
-    Py_INCREF(recorder);
-    sampler->recorder = recorder;
-    sampler->interval = interval;
-    sampler->last = monotonic_seconds();
-    thread_sampler = sampler;
-    Py_RETURN_NONE;
+    return begin(NULL, samples, root, interval);
 }
 
 static PyObject *
@@ -185,6 +301,10 @@ static PyMethodDef tick_methods[] = {
     {"start", start, METH_VARARGS,
      "start(recorder, interval): call recorder(frame, event, arg) in this thread once per "
      "interval (seconds) of its events; RuntimeError if this thread is sampled already."},
+    {"record", record, METH_VARARGS,
+     "record(samples, root, interval): append (leaf, codes, seconds) to the list samples "
+     "once per interval of this thread's events, codes being the code objects below the "
+     "code object root, leaf first, and leaf the C function that just returned, or None."},
     {"stop", stop, METH_NOARGS, "Stop sampling this thread; tell whether it was sampled."},
     {"is_sampled", is_sampled, METH_NOARGS, "Tell whether this thread is sampled."},
     {NULL, NULL, 0, NULL},
@@ -193,7 +313,7 @@ static PyMethodDef tick_methods[] = {
 static struct PyModuleDef tick_module = {
     PyModuleDef_HEAD_INIT, "_tick",
     "The sampling engine's per-thread tick over sys.monitoring (see tick.py).", -1,
-    tick_methods,
+    tick_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

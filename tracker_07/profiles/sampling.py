@@ -34,9 +34,9 @@ def stacks_from_samples(samples):
     """Turn recorded samples into stacks of pstats keys, root first, one per distinct stack.
 
     Each sample is ``(leaf, codes, seconds)``: ``codes`` the code objects of the stack,
-    leaf first, and ``leaf`` a built-in's key called from there, or None.  Samples that
-    share their objects are added up first (the recorder reuses both), then equal
-    stacks held in different objects.
+    leaf first, and ``leaf`` a built-in called from there (its key, or the function as
+    the C recorder keeps it), or None.  Samples that share their objects are added up
+    first (the recorders reuse both), then equal stacks held in different objects.
     """
     seconds_of, objects_of = {}, {}
     for leaf, codes, seconds in samples:
@@ -55,7 +55,7 @@ def stacks_from_samples(samples):
                 key = keys[id(code)] = code_key(code)
             frames.append(key)
         if leaf is not None:
-            frames.append(leaf)
+            frames.append(leaf if isinstance(leaf, tuple) else builtin_key(leaf))
         frames = tuple(frames)
         totals[frames] = totals.get(frames, 0.0) + seconds
     return list(totals.items())
@@ -134,13 +134,17 @@ class SampledProfile:
     def enable(self):
         """Start sampling this thread; raise RuntimeError when another profiler holds it."""
         self._tick = tick.current()
-        self._recorder = recorder(self._samples, self.root, time.perf_counter())
-        self._tick.start(self._recorder, self.interval)
+        if isinstance(self._tick, tick.MonitoringTick):  # its recorder is in C
+            self._tick.record(self._samples, self.root, self.interval)
+        else:
+            self._recorder = recorder(self._samples, self.root, time.perf_counter())
+            self._tick.start(self._recorder, self.interval)
 
     def disable(self):
         """Stop sampling and keep the request's stacks."""
         self._tick.stop()
-        forget_frame(self._recorder)
+        if self._recorder is not None:
+            forget_frame(self._recorder)
         self.samples = len(self._samples)
         self.stacks = stacks_from_samples(self._samples)
         self._samples = []

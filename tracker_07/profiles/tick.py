@@ -47,7 +47,8 @@ class StatProfileTick:
 
 
 class MonitoringTick:
-    """``sys.monitoring`` events handled in C (``_tick.c``), on while a thread is sampled."""
+    """``sys.monitoring`` events handled in C (``_tick.c``), on while a thread is sampled;
+    the samples are recorded in C too (:meth:`record`)."""
 
     name = "sys.monitoring"
 
@@ -81,8 +82,17 @@ class MonitoringTick:
 
     def start(self, recorder, interval):
         """Call ``recorder`` in this thread once per ``interval`` seconds of its events."""
+        self._begin(self._module.start, recorder, interval)
+
+    def record(self, samples, root, interval):
+        """Do in C what :func:`~.sampling.recorder` does: append ``(leaf, codes, seconds)``
+        to ``samples`` once per ``interval`` seconds, with the C function as the leaf."""
+        self._begin(self._module.record, samples, root, interval)
+
+    def _begin(self, begin, *args):
+        """Start this thread's sampling; the events go on with the first thread."""
         with self._lock:
-            self._module.start(recorder, interval)
+            begin(*args)
             if not self._sampled_threads:
                 self._monitoring.set_events(TOOL_ID, self._events)
             self._sampled_threads += 1

@@ -178,7 +178,7 @@ class NothingHiddenTestCase(ProfiledAppTestCase):
 
     def test_a_sampler_that_cannot_start_is_counted_with_its_reason(self):
         app = self.make_app("profile", PROFILER_ENGINE="sampling", TRACKER_ENABLED=False)
-        holder = SampledProfile(0.001, None)  # this thread sampled already, as by an outer app
+        holder = SampledProfile(0.001, self.make_app.__code__)  # as by an outer app
         holder.enable()
         try:  # the test client serves the request in this thread
             self.assertEqual(app.test_client().get("/words/fast").status_code, 200)

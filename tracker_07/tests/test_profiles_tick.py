@@ -13,6 +13,8 @@ from tracker_07.profiles import tick
 
 MONITORING = getattr(sys, "monitoring", None)
 HAS_MONITORING = MONITORING is not None
+#: The C functions that busy() calls.
+BUSY_C_FUNCTIONS = ("list.count", "reduce", "max", "perf_counter")
 NEEDS_MONITORING = unittest.skipUnless(
     HAS_MONITORING, "sys.monitoring is new in Python 3.12 (.ci/run runs this under 3.12, 3.13)")
 
@@ -111,7 +113,7 @@ class MonitoringTickTestCase(unittest.TestCase):
         self.assertLessEqual(names, {"call", "return", "c_call", "c_return", "c_exception"})
         counts = [arg for event, _name, arg in recorder.events if event == "c_return"]
         self.assertTrue(counts, recorder.events)
-        self.assertTrue(all(getattr(arg, "__qualname__", "") in ("list.count", "reduce", "max")
+        self.assertTrue(all(getattr(arg, "__qualname__", "") in BUSY_C_FUNCTIONS
                             for arg in counts), counts)
 
     def test_only_the_threads_that_started_are_sampled(self):
@@ -202,8 +204,80 @@ class MonitoringTickTestCase(unittest.TestCase):
             module.start(None, 0.001)
         with self.assertRaisesRegex(ValueError, "positive"):
             module.start(Recorder(), 0.0)
+        with self.assertRaisesRegex(TypeError, "must be list"):
+            module.record((), busy.__code__, 0.001)
+        with self.assertRaisesRegex(TypeError, "must be code"):
+            module.record([], None, 0.001)
         self.assertFalse(module.is_sampled())
         self.assertFalse(module.stop())
+
+    def record(self, function):
+        """Record in C while ``_below_root`` runs ``function``; return the samples."""
+        samples = []
+        self.tick.record(samples, _below_root.__code__, 0.001)
+        try:
+            _below_root(function)
+        finally:
+            self.tick.stop()
+        return samples
+
+    def test_recording_in_c_keeps_the_code_objects_below_the_root_leaf_first(self):
+        samples = self.record(busy)
+        self.assertGreater(len(samples), 5)
+        for leaf, codes, seconds in samples:
+            self.assertIs(codes[-1], busy.__code__)  # the root's callee; the root cut
+            self.assertNotIn(_below_root.__code__, codes)
+            self.assertGreater(seconds, 0.0)
+            if leaf is not None:  # a C function that just returned, as the hook gave it
+                self.assertIn(getattr(leaf, "__qualname__", ""), BUSY_C_FUNCTIONS)
+        leaves = [leaf for leaf, _codes, _seconds in samples if leaf is not None]
+        self.assertTrue(leaves)
+        self.assertAlmostEqual(sum(seconds for _leaf, _codes, seconds in samples), 0.02,
+                               delta=0.015)
+
+    def test_a_hot_loop_reuses_its_walk(self):
+        values = list(range(20_000))
+
+        def loop():
+            for _ in range(400):
+                values.count(-1)
+
+        samples = self.record(loop)
+        self.assertGreater(len(samples), 3)
+        self.assertEqual(len({id(codes) for _leaf, codes, _seconds in samples}), 1)
+
+    def test_in_the_roots_own_frame_only_c_functions_are_kept(self):
+        samples = []
+        self.tick.record(samples, _root_that_works.__code__, 0.001)
+        try:
+            _root_that_works()
+        finally:
+            self.tick.stop()
+        self.assertTrue(samples)
+        self.assertLessEqual({(leaf.__qualname__, codes) for leaf, codes, _seconds in samples},
+                             {("list.count", ()), ("len", ())})
+
+    def test_samples_outside_the_root_are_dropped(self):
+        samples = []
+        self.tick.record(samples, _below_root.__code__, 0.001)
+        try:
+            busy()  # the root is not on the stack
+        finally:
+            self.tick.stop()
+        self.assertEqual(samples, [])
+
+
+def _root_that_works():
+    """A root that runs Python and C calls in its own frame."""
+    values = list(range(20_000))
+    for _ in range(400):
+        values.count(-1)
+        len(values)
+
+
+def _below_root(function):
+    """Stand for the middleware's call of the app: the stacks are cut here."""
+    return function()
 
 
 if __name__ == "__main__":
