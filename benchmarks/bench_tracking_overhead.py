@@ -215,11 +215,11 @@ def wsgi_child(seconds, rate):  # pylint: disable=too-many-locals  # one measure
     print(json.dumps(result))
 
 
-def alternated(requests, seconds, rate):
-    """Call ``requests[0]`` (bare) and ``requests[1]`` (Tracker) in alternate bursts for
-    ``seconds``, each ``rate`` times a second in ten bursts a second (0: back to back,
-    blocks of 100); returns each one's request count and its bursts' CPU seconds (this
-    thread's clock: the other threads' CPU is counted for Tracker by the caller)."""
+def alternated(requests, seconds, rate):  # pylint: disable=too-many-locals  # one pacing loop
+    """Call each of two ``requests`` in alternate bursts for ``seconds``, the first one
+    first, each ``rate`` times a second in ten bursts a second (0: back to back, blocks
+    of 100); returns each one's request count and its bursts' CPU seconds (this thread's
+    clock: the other threads' CPU is counted for Tracker by the caller)."""
     counts, cpu = [0, 0], [0.0, 0.0]
     thread_time = time.thread_time
     started = time.perf_counter()
@@ -244,21 +244,23 @@ def alternated(requests, seconds, rate):
         slot += 1
 
 
-def paired_child(seconds, rate):  # pylint: disable=too-many-locals  # one measured sequence
+def paired_child(seconds, rate, tracker_first):  # pylint: disable=too-many-locals  # one sequence
     """Bare Flask and Flask + Tracker in one process, bursts alternated every 50 ms, so
     both see the same machine at the same moments and the same process layout; prints
     each one's CPU per request and Tracker's added CPU: its bursts' CPU minus bare's, plus
     every other thread's CPU (the writer), the final flush and its share of a maintenance
-    pass, as in ``wsgi_child``."""
-    apps = []
-    for variant in ("bare", "tracker"):
+    pass, as in ``wsgi_child``.  Which app is made first and runs first alternates by
+    round (``tracker_first``), so neither position's luck stays with one of them."""
+    variants = ("tracker", "bare") if tracker_first else ("bare", "tracker")
+    apps = {}
+    for variant in variants:
         os.environ["BENCH_VARIANT"] = variant
-        apps.append(make_app())
-    requests = [wsgi_caller(app.wsgi_app) for app in apps]
+        apps[variant] = make_app()
+    requests = [wsgi_caller(apps[variant].wsgi_app) for variant in variants]
     for _ in range(500):
         for one_request in requests:
             one_request()
-    app = apps[1]
+    app = apps["tracker"]
     flush, tracking = app.extensions["bench_flush"], app.extensions["bench_tracking"]
     flush(30)
     app.extensions["bench_maintain"]()
@@ -266,6 +268,8 @@ def paired_child(seconds, rate):  # pylint: disable=too-many-locals  # one measu
     full_collections = settle_garbage()
     process_started, thread_started = time.process_time(), time.thread_time()
     counts, cpu = alternated(requests, seconds, rate)
+    if tracker_first:
+        counts, cpu = counts[::-1], cpu[::-1]
     flush_started = time.thread_time()
     flush(60)
     flush_cpu = time.thread_time() - flush_started
@@ -443,13 +447,15 @@ def wrk(port, seconds, connections):
     return requests, errors
 
 
-def run_paired(args, state, rate):
-    """One same-process pair (bare Flask and Tracker alternated) in a fresh process."""
+def run_paired(args, state, rate, round_number):
+    """One same-process pair (bare Flask and Tracker alternated) in a fresh process;
+    Tracker first in odd rounds."""
     with tempfile.TemporaryDirectory() as data_dir:
         if state == "full":
             shutil.copyfile(args.store, os.path.join(data_dir, "tracker.sqlite3"))
         output = subprocess.run(
-            [args.python, __file__, "--child-paired", str(args.seconds), str(rate)],
+            [args.python, __file__, "--child-paired", str(args.seconds), str(rate),
+             str(round_number % 2)],
             env=child_env("tracker", data_dir), check=True, capture_output=True, text=True,
             timeout=900,
         ).stdout
@@ -524,13 +530,13 @@ def main():
     parser.add_argument("--paired", action="store_true",
                         help="also bare Flask and Tracker in one process, bursts alternated")
     parser.add_argument("--child-wsgi", nargs=2, type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--child-paired", nargs=2, type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--child-paired", nargs=3, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_wsgi is not None:
         wsgi_child(args.child_wsgi[0], args.child_wsgi[1])
         return
     if args.child_paired is not None:
-        paired_child(args.child_paired[0], args.child_paired[1])
+        paired_child(args.child_paired[0], args.child_paired[1], bool(args.child_paired[2]))
         return
 
     if args.python == VENV_PYTHON:
@@ -567,7 +573,7 @@ def measure(args, variants):
     http = {case: [] for case in http_cases}
     for round_number in range(args.rounds):
         for case in rotated(cases + paired_cases, round_number):
-            result = (run_paired(args, *case[1:]) if case[0] == "paired"
+            result = (run_paired(args, *case[1:], round_number) if case[0] == "paired"
                       else run_wsgi(args, *case))
             wsgi[case].append(result)
             print(f"round {round_number + 1} wsgi {case}: {result}", file=sys.stderr)
