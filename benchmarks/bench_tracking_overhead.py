@@ -3,7 +3,7 @@ flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route
 Tracker's store empty and full (a copy of a store at its 1,000,000-row cap).
 
     python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3]
-        [--rates 100,4000] [--states empty,full] [--http] [--python PATH]
+        [--rates 100,4000] [--states empty,full] [--paired] [--http] [--python PATH]
 
 The comparison packages are not project dependencies: the script creates its own
 virtualenv in ``benchmarks/.venv-compare`` (git-ignored) and pip-installs pinned versions
@@ -18,6 +18,11 @@ run of the same round, and the medians and ranges of those paired figures are pr
     At a low rate a pass folds in more rows than the run makes: the writer thread writes
     the rest (not measured) and the pass's CPU is charged per row.  For Tracker, what its
     dashboard says it costs per request over the same rows is printed beside it.
+(p) ``--paired``: bare Flask and Flask + Tracker as two apps in one process, their
+    bursts alternated every 50 ms, per store state and rate; Tracker's added CPU is its
+    bursts' thread CPU minus bare Flask's, plus every other thread's CPU, the final flush
+    and its share of a maintenance pass (``--variants ""`` runs only these).  Every child
+    collects garbage before its measured run and counts the full collections in it.
 (b) ``--http``: ``gunicorn -w 1`` (sync worker) per case on 127.0.0.1 driven by ``wrk``
     (Debian: ``apt-get install wrk``) with ``--clients`` connections for ``--seconds``; the
     server's CPU per request (master and worker, all threads, from ``/proc``) and
