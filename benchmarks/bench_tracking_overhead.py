@@ -3,7 +3,7 @@ flask-profiler and Flask-MonitoringDashboard, side by side on the same one-route
 Tracker's store empty and full (a copy of a store at its 1,000,000-row cap).
 
     python benchmarks/bench_tracking_overhead.py [--rounds 5] [--seconds 3]
-        [--rates 100,4000] [--states empty,full] [--http] [--python PATH]
+        [--rates 100,4000] [--states empty,full] [--paired] [--http] [--python PATH]
 
 The comparison packages are not project dependencies: the script creates its own
 virtualenv in ``benchmarks/.venv-compare`` (git-ignored) and pip-installs pinned versions
@@ -18,6 +18,11 @@ run of the same round, and the medians and ranges of those paired figures are pr
     At a low rate a pass folds in more rows than the run makes: the writer thread writes
     the rest (not measured) and the pass's CPU is charged per row.  For Tracker, what its
     dashboard says it costs per request over the same rows is printed beside it.
+(p) ``--paired``: bare Flask and Flask + Tracker as two apps in one process, their
+    bursts alternated every 50 ms, per store state and rate; Tracker's added CPU is its
+    bursts' thread CPU minus bare Flask's, plus every other thread's CPU, the final flush
+    and its share of a maintenance pass (``--variants ""`` runs only these).  Every child
+    collects garbage before its measured run and counts the full collections in it.
 (b) ``--http``: ``gunicorn -w 1`` (sync worker) per case on 127.0.0.1 driven by ``wrk``
     (Debian: ``apt-get install wrk``) with ``--clients`` connections for ``--seconds``; the
     server's CPU per request (master and worker, all threads, from ``/proc``) and
@@ -26,6 +31,7 @@ run of the same round, and the medians and ranges of those paired figures are pr
 import argparse
 import contextlib
 import functools
+import gc
 import inspect
 import json
 import os
@@ -174,7 +180,123 @@ def wsgi_child(seconds, rate):  # pylint: disable=too-many-locals  # one measure
     wall and process CPU µs per request as JSON, and for Tracker what its dashboard says
     it costs per request."""
     app = make_app()
-    wsgi = app.wsgi_app
+    one_request = wsgi_caller(app.wsgi_app)
+    for _ in range(500):  # warm-up: imports, first connections, caches
+        one_request()
+    flush = app.extensions.get("bench_flush")
+    tracking = app.extensions.get("bench_tracking")
+    if flush:
+        flush(30)
+        app.extensions["bench_maintain"]()  # the warm-up's rows are rolled up unmeasured
+        said_before = writer_cost(tracking)
+    threads_before = threading.active_count()
+    full_collections = settle_garbage()
+    cpu_started, wall_started = time.process_time(), time.perf_counter()
+    count = paced(one_request, seconds, rate)
+    wall = time.perf_counter() - wall_started
+    maintenance_cpu = 0.0
+    if flush:
+        flush(60)
+        cpu = time.process_time() - cpu_started
+        full_gcs = full_collections_since(full_collections)
+        said_after = writer_cost(tracking)
+        maintenance_cpu, dashboard_us = charge_maintenance(
+            app, tracking, count, rate, said_before, said_after)
+        cpu += maintenance_cpu
+    else:
+        for _ in range(1000):  # let other tools' per-request threads finish
+            if threading.active_count() <= threads_before:
+                break
+            time.sleep(0.01)
+        cpu = time.process_time() - cpu_started
+        full_gcs = full_collections_since(full_collections)
+    result = {"requests": count, "wall_us": wall / count * 1e6, "cpu_us": cpu / count * 1e6,
+              "maintenance_us": maintenance_cpu / count * 1e6,
+              "full_gcs": full_gcs,
+              "python": sys.version.split()[0]}
+    if tracking is not None:
+        result["dashboard_us"] = dashboard_us
+        result["stored"] = stored_rows(tracking)
+    print(json.dumps(result))
+
+
+def alternated(requests, seconds, rate):  # pylint: disable=too-many-locals  # one pacing loop
+    """Call each of two ``requests`` in alternate bursts for ``seconds``, the first one
+    first, each ``rate`` times a second in ten bursts a second (0: back to back, blocks
+    of 100); returns each one's request count and its bursts' CPU seconds (this thread's
+    clock: the other threads' CPU is counted for Tracker by the caller)."""
+    counts, cpu = [0, 0], [0.0, 0.0]
+    thread_time = time.thread_time
+    started = time.perf_counter()
+    deadline = started + seconds
+    chunk = max(1, int(rate / 10)) if rate else 100
+    slot_seconds = 1 / 20 if rate else 0.0  # two bursts, one of each, per tenth of a second
+    slot = 0
+    while True:
+        due = started + slot * slot_seconds
+        now = time.perf_counter()
+        if now >= deadline or due >= deadline:
+            return counts, cpu
+        if due > now:
+            time.sleep(due - now)
+        which = slot % 2
+        one_request = requests[which]
+        before = thread_time()
+        for _ in range(chunk):
+            one_request()
+        cpu[which] += thread_time() - before
+        counts[which] += chunk
+        slot += 1
+
+
+def paired_child(seconds, rate, tracker_first):  # pylint: disable=too-many-locals  # one sequence
+    """Bare Flask and Flask + Tracker in one process, bursts alternated every 50 ms, so
+    both see the same machine at the same moments and the same process layout; prints
+    each one's CPU per request and Tracker's added CPU: its bursts' CPU minus bare's, plus
+    every other thread's CPU (the writer), the final flush and its share of a maintenance
+    pass, as in ``wsgi_child``.  Which app is made first and runs first alternates by
+    round (``tracker_first``), so neither position's luck stays with one of them."""
+    variants = ("tracker", "bare") if tracker_first else ("bare", "tracker")
+    apps = {}
+    for variant in variants:
+        os.environ["BENCH_VARIANT"] = variant
+        apps[variant] = make_app()
+    requests = [wsgi_caller(apps[variant].wsgi_app) for variant in variants]
+    for _ in range(500):
+        for one_request in requests:
+            one_request()
+    app = apps["tracker"]
+    flush, tracking = app.extensions["bench_flush"], app.extensions["bench_tracking"]
+    flush(30)
+    app.extensions["bench_maintain"]()
+    said_before = writer_cost(tracking)
+    full_collections = settle_garbage()
+    process_started, thread_started = time.process_time(), time.thread_time()
+    counts, cpu = alternated(requests, seconds, rate)
+    if tracker_first:
+        counts, cpu = counts[::-1], cpu[::-1]
+    flush_started = time.thread_time()
+    flush(60)
+    flush_cpu = time.thread_time() - flush_started
+    time.sleep(0.05)  # the writer thread's last steps after the flush (no CPU spent here)
+    others = (time.process_time() - process_started) - (time.thread_time() - thread_started)
+    full_gcs = full_collections_since(full_collections)
+    said_after = writer_cost(tracking)
+    count = counts[1]
+    maintenance_cpu, dashboard_us = charge_maintenance(
+        app, tracking, count, rate, said_before, said_after)
+    bare_us = cpu[0] / counts[0] * 1e6
+    tracker_us = (cpu[1] + flush_cpu + others + maintenance_cpu) / count * 1e6
+    print(json.dumps({
+        "requests": count, "bare_cpu_us": bare_us, "cpu_us": tracker_us,
+        "added_us": tracker_us - bare_us, "others_us": others / count * 1e6,
+        "flush_us": flush_cpu / count * 1e6, "maintenance_us": maintenance_cpu / count * 1e6,
+        "dashboard_us": dashboard_us, "stored": stored_rows(tracking), "full_gcs": full_gcs,
+        "python": sys.version.split()[0]}))
+
+
+def wsgi_caller(wsgi):
+    """One request to ``/hello`` through the WSGI callable, its body read and closed."""
     environ = {
         "REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
@@ -194,53 +316,42 @@ def wsgi_child(seconds, rate):  # pylint: disable=too-many-locals  # one measure
         if close is not None:
             close()
 
-    for _ in range(500):  # warm-up: imports, first connections, caches
-        one_request()
-    flush = app.extensions.get("bench_flush")
-    tracking = app.extensions.get("bench_tracking")
-    if flush:
-        flush(30)
-        app.extensions["bench_maintain"]()  # the warm-up's rows are rolled up unmeasured
-        said_before = writer_cost(tracking)
-    threads_before = threading.active_count()
-    cpu_started, wall_started = time.process_time(), time.perf_counter()
-    count = paced(one_request, seconds, rate)
-    wall = time.perf_counter() - wall_started
-    maintenance_cpu = 0.0
-    if flush:
-        flush(60)
-        cpu = time.process_time() - cpu_started
-        said_after = writer_cost(tracking)
-        pass_rows = count if not rate else max(count, maintenance_pass_rows(
-            sys.modules[type(tracking.writer).__module__], rate))
-        if pass_rows > count:
-            # The rest of the rows a pass folds in at this rate, written by the writer
-            # thread (its CPU per row goes into what the dashboard says, not into the
-            # measurement); the pass's CPU is then charged per row.
-            tracking.middleware.queue.extend(synthetic_records(pass_rows - count))
-            flush(120)
-        maintenance_started, said_maintenance = time.process_time(), writer_cost(tracking)
-        app.extensions["bench_maintain"]()
-        maintenance_cpu = (time.process_time() - maintenance_started) * count / pass_rows
-        cpu += maintenance_cpu
-        # What the dashboard says for this traffic: the sampled request path, the
-        # writer's CPU per row over the measured rows, and the pass's per row.
-        dashboard_us = tracking.stats()["request_path_us"] + 1e6 * (
-            (said_after[0] - said_before[0]) / max(said_after[1] - said_before[1], 1)
-            + (writer_cost(tracking)[0] - said_maintenance[0]) / pass_rows)
-    else:
-        for _ in range(1000):  # let other tools' per-request threads finish
-            if threading.active_count() <= threads_before:
-                break
-            time.sleep(0.01)
-        cpu = time.process_time() - cpu_started
-    result = {"requests": count, "wall_us": wall / count * 1e6, "cpu_us": cpu / count * 1e6,
-              "maintenance_us": maintenance_cpu / count * 1e6,
-              "python": sys.version.split()[0]}
-    if tracking is not None:
-        result["dashboard_us"] = dashboard_us
-        result["stored"] = stored_rows(tracking)
-    print(json.dumps(result))
+    return one_request
+
+
+def charge_maintenance(app, tracking, count, rate, said_before, said_after):
+    """A maintenance pass's CPU charged to ``count`` rows (the rest of the rows it folds in
+    at this rate come synthetic, written unmeasured), and what the dashboard says per
+    request over the same rows."""
+    pass_rows = count if not rate else max(count, maintenance_pass_rows(
+        sys.modules[type(tracking.writer).__module__], rate))
+    if pass_rows > count:
+        tracking.middleware.queue.extend(synthetic_records(pass_rows - count))
+        app.extensions["bench_flush"](120)
+    maintenance_started, said_maintenance = time.process_time(), writer_cost(tracking)
+    app.extensions["bench_maintain"]()
+    maintenance_cpu = (time.process_time() - maintenance_started) * count / pass_rows
+    dashboard_us = tracking.stats()["request_path_us"] + 1e6 * (
+        (said_after[0] - said_before[0]) / max(said_after[1] - said_before[1], 1)
+        + (writer_cost(tracking)[0] - said_maintenance[0]) / pass_rows)
+    return maintenance_cpu, dashboard_us
+
+
+def settle_garbage():
+    """Collect all garbage before the measured run, in every variant alike; returns the
+    count of full collections so far.  Starting the app and the warm-up leave thousands of
+    new long-lived objects, and the full collection they are due (15–18 ms with Tracker's
+    imports, under 10 without) otherwise falls into some rounds and not others: 25 µs a
+    request in a 6-second round at 100 requests/s.  At steady state tracking leaves next to
+    nothing long-lived (52 new objects in the oldest generation over 3,000 requests), so
+    its cost is not hidden; each run still counts the full collections in it."""
+    gc.collect()
+    return gc.get_stats()[2]["collections"]
+
+
+def full_collections_since(count):
+    """Full collections since ``count`` (see :func:`settle_garbage`)."""
+    return gc.get_stats()[2]["collections"] - count
 
 
 def writer_cost(tracking):
@@ -341,6 +452,21 @@ def wrk(port, seconds, connections):
     return requests, errors
 
 
+def run_paired(args, state, rate, round_number):
+    """One same-process pair (bare Flask and Tracker alternated) in a fresh process;
+    Tracker first in odd rounds."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        if state == "full":
+            shutil.copyfile(args.store, os.path.join(data_dir, "tracker.sqlite3"))
+        output = subprocess.run(
+            [args.python, __file__, "--child-paired", str(args.seconds), str(rate),
+             str(round_number % 2)],
+            env=child_env("tracker", data_dir), check=True, capture_output=True, text=True,
+            timeout=900,
+        ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def run_http(args, variant, state):
     """One HTTP measurement: a fresh ``gunicorn -w 1`` (sync worker) on 127.0.0.1, a
     warm-up, then wrk for ``--seconds``; the server's CPU (master and worker, every
@@ -406,10 +532,16 @@ def main():
                              "e.g. 100,4000")
     parser.add_argument("--python", default=VENV_PYTHON,
                         help="interpreter of the children (with Flask and SQLAlchemy)")
+    parser.add_argument("--paired", action="store_true",
+                        help="also bare Flask and Tracker in one process, bursts alternated")
     parser.add_argument("--child-wsgi", nargs=2, type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--child-paired", nargs=3, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_wsgi is not None:
         wsgi_child(args.child_wsgi[0], args.child_wsgi[1])
+        return
+    if args.child_paired is not None:
+        paired_child(args.child_paired[0], args.child_paired[1], bool(args.child_paired[2]))
         return
 
     if args.python == VENV_PYTHON:
@@ -417,7 +549,7 @@ def main():
     if "full" in args.states.split(",") and not os.path.exists(args.store):
         sys.exit(f"no full store at {args.store}: make one with bench_tracking_store.py "
                  "--rows 1000000 --store ...")
-    variants = tuple(args.variants.split(","))
+    variants = tuple(variant for variant in args.variants.split(",") if variant)
     with contextlib.ExitStack() as stack:
         if args.baseline:
             variant = f"tracker@{args.baseline}"
@@ -440,11 +572,14 @@ def measure(args, variants):
     """Run every case, interleaved round by round, and print the tables."""
     cases = wsgi_cases(args, variants)
     http_cases = list(dict.fromkeys((variant, state) for variant, state, _rate in cases))
-    wsgi = {case: [] for case in cases}
+    paired_cases = [("paired", state, float(rate)) for rate in args.rates.split(",")
+                    for state in args.states.split(",")] if args.paired else []
+    wsgi = {case: [] for case in cases + paired_cases}
     http = {case: [] for case in http_cases}
     for round_number in range(args.rounds):
-        for case in rotated(cases, round_number):
-            result = run_wsgi(args, *case)
+        for case in rotated(cases + paired_cases, round_number):
+            result = (run_paired(args, *case[1:], round_number) if case[0] == "paired"
+                      else run_wsgi(args, *case))
             wsgi[case].append(result)
             print(f"round {round_number + 1} wsgi {case}: {result}", file=sys.stderr)
         if not args.http:
@@ -454,7 +589,10 @@ def measure(args, variants):
             http[case].append(result)
             print(f"round {round_number + 1} http {case}: {result}", file=sys.stderr)
 
-    print_wsgi(args, cases, wsgi)
+    if cases:
+        print_wsgi(args, cases, wsgi)
+    if paired_cases:
+        print_paired(args, paired_cases, wsgi)
     if args.http:
         print_http(args, http_cases, http)
 
@@ -492,6 +630,40 @@ def print_wsgi(args, cases, wsgi):
             f"{statistics.median(run['maintenance_us'] for run in runs):.2f}" if said else "",
             spread(said).replace("+", "") if said else "",
             spread(agreement, 2).replace("+", "") if agreement else "",
+        )
+        print("| " + " | ".join(cells) + " |")
+
+
+def print_paired(args, cases, results):
+    """The same-process table: per store and rate, bare Flask's and Tracker's CPU per
+    request, Tracker's added CPU (median and range of the rounds, and all rounds' CPU
+    together), what of it ran outside the request thread, and the self-report."""
+    version = results[cases[0]][0]["python"]
+    print(f"\nWSGI, bare Flask and Tracker in one process, bursts alternated every 50 ms, "
+          f"{args.rounds} rounds of {args.seconds:g} s, Python {version}; "
+          "process CPU of all threads\n")
+    print("| store | requests/s | bare CPU µs/request | Tracker CPU µs/request "
+          "| added CPU µs (rounds) | all rounds together | of it: writer thread "
+          "| final flush | maintenance | dashboard says µs | says ÷ added (rounds) "
+          "| full GCs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        runs = results[case]
+        added = [run["added_us"] for run in runs]
+        together = (sum(run["added_us"] * run["requests"] for run in runs)
+                    / sum(run["requests"] for run in runs))
+        agreement = [run["dashboard_us"] / run["added_us"] for run in runs
+                     if run["added_us"] > 0]
+        cells = (
+            case[1], f"{case[2]:,.0f}" if case[2] else "back to back",
+            f"{statistics.median(run['bare_cpu_us'] for run in runs):.1f}",
+            f"{statistics.median(run['cpu_us'] for run in runs):.1f}",
+            spread(added), f"{together:+.1f}",
+            *(f"{statistics.median(run[key] for run in runs):.2f}"
+              for key in ("others_us", "flush_us", "maintenance_us")),
+            spread([run["dashboard_us"] for run in runs]).replace("+", ""),
+            spread(agreement, 2).replace("+", "") if agreement else "",
+            str(sum(run["full_gcs"] for run in runs)),
         )
         print("| " + " | ".join(cells) + " |")
 

@@ -101,7 +101,7 @@ class Pending:
         """Start again after a roll-up (or a failed one, which reads the rows back)."""
         self.__init__()  # pylint: disable=unnecessary-dunder-call  # the same fresh state
 
-    def add(self, rows, first_id):  # pylint: disable=too-many-locals  # one pass, all local
+    def add(self, rows, first_id):  # pylint: disable=too-many-locals,too-many-branches  # one pass, written out
         # (Per row and not folded from the groups at the roll-up: cheaper at low rates,
         # where the groups are almost as many as the rows.)
         """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
@@ -117,17 +117,16 @@ class Pending:
         self.earliest = min(self.earliest, min(rows)[0])
         self.latest = max(self.latest, max(rows)[0])
         buckets, statuses = self.groups, self.statuses
-        for started, endpoint, method, status, duration, *database, bucket in rows:
-            queries, sql_ms, findings = database
+        # The two groups' updates written out, not looped over: a quarter less CPU a row.
+        for started, endpoint, method, status, duration, queries, sql_ms, findings, bucket \
+                in rows:
             # The hour as the SQL roll-up computes it: a truncating cast of the division.
-            hour = int(started / 3600.0) * HOUR
-            for groups, key in ((buckets, (hour, endpoint, method, status, bucket)),
-                                (statuses, (hour, endpoint, method, status))):
-                group = groups.get(key)
-                if group is None:
-                    groups[key] = [1, duration, duration, started, queries, queries, sql_ms,
-                                   findings]
-                    continue
+            key = (int(started / 3600.0) * HOUR, endpoint, method, status)
+            group = statuses.get(key)
+            if group is None:
+                statuses[key] = [1, duration, duration, started, queries, queries, sql_ms,
+                                 findings]
+            else:
                 group[0] += 1
                 group[1] += duration
                 if duration > group[2]:
@@ -140,6 +139,24 @@ class Pending:
                         group[5] = queries
                     group[6] += sql_ms
                     group[7] += findings
+            key = (*key, bucket)
+            group = buckets.get(key)
+            if group is None:
+                buckets[key] = [1, duration, duration, started, queries, queries, sql_ms,
+                                findings]
+                continue
+            group[0] += 1
+            group[1] += duration
+            if duration > group[2]:
+                group[2] = duration
+            if started > group[3]:
+                group[3] = started
+            if queries:
+                group[4] += queries
+                if queries > group[5]:
+                    group[5] = queries
+                group[6] += sql_ms
+                group[7] += findings
 
     def covers(self, done, top):
         """Whether the counted rows are exactly the ids after ``done`` up to ``top``: as
