@@ -4,8 +4,9 @@ A per-thread hook in C calls back once per interval (:mod:`tracker_07.profiles.t
 ``sys.monitoring`` on 3.12+, pyinstrument's ``setstatprofile`` otherwise; chosen by
 measurement, see ``benchmarks/bench_sampling_engine.py`` and the README), so overlapping
 requests on a threaded server are each profiled and each profile holds only its own
-thread.  :class:`SampledProfile` sets it around one request; its callback keeps the code
-objects of the stack below the middleware (a few list appends, no strings), and
+thread.  :class:`SampledProfile` sets it around one request; its recorder keeps the code
+objects of the stack below the middleware (a few list appends, no strings: :func:`recorder`
+over pyinstrument's hook, the same in C with ``sys.monitoring``), and
 :meth:`SampledProfile.disable` turns the distinct stacks into the ``(frames, seconds)``
 stacks of :mod:`tracker_07.profiles.sampled`.
 """

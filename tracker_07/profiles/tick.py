@@ -1,14 +1,15 @@
 """The sampling engine's tick: a recorder called in its own thread once per interval.
 
-Two hooks call the same recorder, ``recorder(frame, event, arg)`` with a profile hook's
-event names, and the cheaper one available is used (:func:`current`):
+Both hooks call a recorder ``recorder(frame, event, arg)`` with a profile hook's event
+names (``start``), and the cheaper one available is used (:func:`current`):
 
 * :class:`MonitoringTick`, Python 3.12+ with the compiled ``_tick`` module (built by
   ``pip install``, see ``pyproject.toml``): ``sys.monitoring`` events handled in C under
-  tool id :data:`TOOL_ID`.  On 3.12+ ``PyEval_SetProfile`` is carried over
-  ``sys.monitoring`` by a compatibility layer that makes a frame object for every call;
-  with it the engine cost a third again as many instructions per request of the demo's
-  slow page (see the README).  The events are on while a thread is sampled.
+  tool id :data:`TOOL_ID`, on while a thread is sampled.  It also records in C what
+  :func:`~.sampling.recorder` records (``record``).  On 3.12+ ``PyEval_SetProfile`` is
+  carried over ``sys.monitoring`` by a compatibility layer that makes a frame object for
+  every call: the engine over it cost 3.4 times the instructions per request of the
+  demo's slow page (see the README).
 * :class:`StatProfileTick`, otherwise: pyinstrument's ``setstatprofile``, a per-thread
   ``PyEval_SetProfile`` hook in C.
 """
