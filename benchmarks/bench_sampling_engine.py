@@ -25,12 +25,13 @@ dashboard off), called through ``app.wsgi_app(environ, start_response)``:
 
 Round by round, variants interleaved (rotated), each route is requested once untimed and
 then for ``--seconds`` per variant (see ``run``); the process CPU time of all threads
-(``time.process_time``) per request is read.  Printed per route: median CPU µs per
-request, the added µs against ``bare`` of the same round, and the per-round ratio of each sampler's added time to cProfile's (median and
-range; the issue's target is at most 0.5).  For the samplers it also prints how many
-samples a request got per interval of its wall time (1.00: one sample every interval; a
-sampler thread waits for the GIL, which the request's thread holds up to
-``sys.getswitchinterval()`` at a time, so it samples less often and its samples miss time).
+(``time.process_time``) per request is read. Printed per route: median CPU µs per request,
+the added µs against ``bare`` of the same round, and the per-round ratio of each sampler's
+added time to cProfile's (median and range; the issue's target is at most 0.5). For the
+samplers it also prints how many samples a request got per interval of its wall time
+(1.00: one sample every interval; a sampler thread waits for the GIL, which the request's
+thread holds up to ``sys.getswitchinterval()`` at a time, so it samples less often and its
+samples miss time).
 """
 import argparse
 import contextlib
