@@ -74,20 +74,30 @@ class SampledPostsTestCase(ProfiledAppTestCase):
     #: 1 ms only two or three (none in some runs).
     settings = {"PROFILER_ENGINE": "sampling", "PROFILER_INTERVAL_MS": 0.1}
 
-    def test_the_slow_page_icicle_marks_the_drivers_time_as_sql(self):
-        self.client.get("/posts/slow")  # makes the data: the profile below is the page alone
-        before = len(index.read_index(self.profile_dir))
-        self.assertEqual(self.client.get("/posts/slow").status_code, 200)
-        record = index.read_index(self.profile_dir)[before]
-        self.assertEqual(record["engine"], "sampling")
+    def sql_node_names(self, record):
+        """The names of the nodes marked SQL in a profile's icicle, as its JSON gives it."""
         flame = self.client.get(f"/dashboard/api/profiles/{record['id']}").get_json()["flame"]
-        stack, sql_nodes = [flame["root"]], []
+        stack, names = [flame["root"]], set()
         while stack:
             node = stack.pop()
             stack.extend(node["children"])
             if node["sql"]:
-                sql_nodes.append(node)
-        self.assertIn("do_execute", {node["name"] for node in sql_nodes})
+                names.add(node["name"])
+        return names
+
+    def test_the_slow_page_icicle_marks_the_drivers_time_as_sql(self):
+        self.client.get("/posts/slow")  # makes the data: the profiles below are the page alone
+        # The queries' time is split over many call paths, each near the icicle's 0.5%
+        # cut: in some profiles none of them is drawn, so up to five are looked at.
+        for _ in range(5):
+            before = len(index.read_index(self.profile_dir))
+            self.assertEqual(self.client.get("/posts/slow").status_code, 200)
+            record = index.read_index(self.profile_dir)[before]
+            self.assertEqual(record["engine"], "sampling")
+            names = self.sql_node_names(record)
+            if names:
+                break
+        self.assertIn("do_execute", names)
         page = self.client.get(f"/dashboard/profiles/{record['id']}").get_data(as_text=True)
         self.assertRegex(page, r'class="frame kind-\w+ sql')
         self.assertIn("SQL (database driver)", page)
