@@ -131,6 +131,16 @@ record_sample(Sampler *sampler, int event, PyObject *arg, double seconds)
     return failed;
 }
 
+/* Report the exception set while recording as unraisable (naming culprit) and end this
+ * thread's sampling. */
+static void
+end_after_failure(Sampler *sampler, PyObject *culprit)
+{
+    PyErr_WriteUnraisable(culprit);
+    thread_sampler = NULL;
+    forget(sampler);
+}
+
 /* One event: call the recorder when an interval has passed.  A recorder that fails is
  * reported as unraisable and this thread's sampling ends: the program goes on. */
 static PyObject *
@@ -148,9 +158,7 @@ tick(int event, PyObject *arg)
     sampler->last = now;
     if (sampler->recorder == NULL) {
         if (record_sample(sampler, event, arg, seconds) < 0) {
-            PyErr_WriteUnraisable(sampler->samples);
-            thread_sampler = NULL;
-            forget(sampler);
+            end_after_failure(sampler, sampler->samples);
         }
         Py_RETURN_NONE;
     }
@@ -161,9 +169,7 @@ tick(int event, PyObject *arg)
     PyObject *args[3] = {(PyObject *)frame, event_names[event], arg};
     PyObject *result = PyObject_Vectorcall(sampler->recorder, args, 3, NULL);
     if (result == NULL) {
-        PyErr_WriteUnraisable(sampler->recorder);
-        thread_sampler = NULL;
-        forget(sampler);
+        end_after_failure(sampler, sampler->recorder);
         Py_RETURN_NONE;
     }
     Py_DECREF(result);

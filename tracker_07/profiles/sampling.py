@@ -71,7 +71,7 @@ def recorder(samples, root, started):
     (while the profiler starts or stops) and of ``root``'s own time are dropped.  A
     sample in the same frame as the one before (a hot loop) reuses its walk: a frame
     that is still referenced keeps its callers.  The callback holds that one frame until
-    the next sample; :func:`forget_frame` lets it go.
+    the next sample, or until the hook lets the callback go.
     """
     append, clock = samples.append, time.perf_counter
     last = started
@@ -106,13 +106,7 @@ def recorder(samples, root, started):
             append((None, codes, now - last))
         last = now
 
-    sample.walked = walked
     return sample
-
-
-def forget_frame(sample):
-    """Let go of the frame the recorder ``sample`` held."""
-    sample.walked[:] = [None, ()]
 
 
 class SampledProfile:
@@ -127,7 +121,6 @@ class SampledProfile:
         self.interval = interval
         self.root = root
         self._samples = []
-        self._recorder = None
         self._tick = None
         self.stacks = None
         self.samples = 0
@@ -138,14 +131,12 @@ class SampledProfile:
         if isinstance(self._tick, tick.MonitoringTick):  # its recorder is in C
             self._tick.record(self._samples, self.root, self.interval)
         else:
-            self._recorder = recorder(self._samples, self.root, time.perf_counter())
-            self._tick.start(self._recorder, self.interval)
+            self._tick.start(recorder(self._samples, self.root, time.perf_counter()),
+                             self.interval)
 
     def disable(self):
         """Stop sampling and keep the request's stacks."""
-        self._tick.stop()
-        if self._recorder is not None:
-            forget_frame(self._recorder)
+        self._tick.stop()  # the hook lets its recorder go, and the frame it held
         self.samples = len(self._samples)
         self.stacks = stacks_from_samples(self._samples)
         self._samples = []
