@@ -217,6 +217,7 @@ class RecordingTest(TrackedAppCase):
         self.assertEqual(len(self.stored_rows(tracking)), 1)
 
 
+
 class UnclosedBodyTest(TrackedAppCase):
     """Requests whose body the server never closes are recorded all the same."""
 
@@ -258,26 +259,6 @@ class UnclosedBodyTest(TrackedAppCase):
             get(app.test_client(), "/bad-close")
         rows = self.stored_rows(tracking)
         self.assertEqual([(row["endpoint"], row["status"]) for row in rows], [("/bad-close", 200)])
-
-
-class PythonRecordMixin:  # pylint: disable=too-few-public-methods  # a setUp
-    """Runs a test case's requests through the Python record, which stands in for the C
-    one where ``_record.c`` could not be compiled."""
-
-    def setUp(self):  # pylint: disable=invalid-name  # unittest's name
-        """Patch the request path's record class for this test."""
-        super().setUp()
-        patcher = mock.patch.object(middleware, "Record", middleware.RequestRecord)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-
-
-class PythonRecordRecordingTest(PythonRecordMixin, RecordingTest):
-    """What is recorded, through the Python record."""
-
-
-class PythonRecordUnclosedBodyTest(PythonRecordMixin, UnclosedBodyTest):
-    """Bodies never closed, through the Python record."""
 
 
 if __name__ == "__main__":

@@ -5,9 +5,6 @@ starts its response, and appends one tuple of strings and floats (and the reques
 database queries, when they are captured: :mod:`tracker_07.sql`) to a bounded
 ``collections.deque`` when the server closes the body (an atomic operation under the GIL,
 so no lock).  Everything else happens in the writer thread (:mod:`.writer`).
-
-The record of a request is :class:`RequestRecord`, or the same written in C
-(``_record.c``) when it was compiled: a request then pays about a microsecond less.
 """
 import itertools
 import re
@@ -62,18 +59,16 @@ def ignore_matcher(patterns):
 
 class RequestRecord:
     """One tracked request: it notes the status and the URL rule as the response starts,
-    and queues the request's tuple when the server closes the body.  ``clock`` is the
-    module's ``perf_counter``, passed on each request so that a test's stand-in is used."""
+    and queues the request's tuple when the server closes the body."""
 
     __slots__ = ("_middleware", "_environ", "_start_response", "_started", "_responded",
-                 "_clock", "measured", "endpoint", "status")
+                 "measured", "endpoint", "status")
 
-    def __init__(self, middleware, environ, start_response, started, clock):
+    def __init__(self, middleware, environ, start_response, started):
         self._middleware = middleware
         self._environ = environ
         self._start_response = start_response
         self._started = started
-        self._clock = clock
         self._responded = None
         self.measured = 0.0
         self.endpoint = None
@@ -88,12 +83,12 @@ class RequestRecord:
         garbage collector has to visit.
         """
         self.status = status
-        self._responded = responded = self._clock()
+        self._responded = responded = perf_counter()
         rule = getattr(self._environ.get("werkzeug.request"), "url_rule", None)
         if rule is not None:
             self.endpoint = rule.rule
         if self.measured:
-            self.measured += self._clock() - responded
+            self.measured += perf_counter() - responded
         return self._start_response(status, headers, exc_info)
 
     def __del__(self):
@@ -106,7 +101,7 @@ class RequestRecord:
     def finish(self, ended=None):
         """Queue the request's record: the only per-request bookkeeping is one tuple
         appended to the bounded queue.  A second call records nothing."""
-        finishing = self._clock()
+        finishing = perf_counter()
         if ended is None:
             ended = finishing
         started = self._started
@@ -125,13 +120,7 @@ class RequestRecord:
         else:
             middleware.count_dropped()
         if self.measured:
-            middleware.cost.note(self.measured + (self._clock() - finishing))
-
-
-try:
-    from ._record import Record
-except ImportError:  # not compiled (no C compiler where it was installed)
-    Record = RequestRecord
+            middleware.cost.note(self.measured + (perf_counter() - finishing))
 
 
 class TrackedBody:
@@ -204,7 +193,7 @@ class TrackingMiddleware:
             return self.wsgi_app(environ, start_response)
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             return self.wsgi_app(environ, start_response)
-        record = Record(self, environ, start_response, started, perf_counter)
+        record = RequestRecord(self, environ, start_response, started)
         if not next(self.cost.ticks) % COST_SAMPLE_EVERY:
             record.measured = perf_counter() - started
         try:
