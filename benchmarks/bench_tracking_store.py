@@ -19,10 +19,12 @@ import argparse
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 
 from flask import Flask
 from sqlalchemy import select
@@ -78,6 +80,9 @@ def parse_args():
                         help="minutes of requests simulated for each of --rates")
     parser.add_argument("--rates", default="",
                         help="requests per second to measure maintenance at, e.g. 100,4000")
+    parser.add_argument("--maintenance-only", action="store_true",
+                        help="with --store: only the maintenance of --rates, on a copy (the "
+                             "store itself is not opened)")
     return parser.parse_args()
 
 
@@ -222,6 +227,9 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
     work = f"{path}.work.tmp"
     _remove(work)
     shutil.copyfile(path, work)
+    if args.maintenance_only:  # the cap: the rows the store holds
+        with closing(sqlite3.connect(work)) as conn:
+            args.rows = conn.execute("SELECT count(*) FROM tracker_requests").fetchone()[0]
     app = Flask(__name__)
     app.config.update(TRACKER_DATABASE_URL=f"sqlite:///{work}", TRACKER_MAX_ROWS=args.rows,
                       TRACKER_RETENTION_DAYS=30, TRACKER_SLOW_MS=0,
@@ -270,6 +278,14 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
 def main():
     """Run the benchmark and print a markdown table."""
     args = parse_args()
+    if args.maintenance_only:
+        if not args.store:
+            sys.exit("--maintenance-only needs --store")
+        results = []
+        for rate in filter(None, args.rates.split(",")):
+            results += time_maintenance(args.store, args, int(rate))
+        print_table(args, "sqlite", results)
+        return
     with tempfile.TemporaryDirectory() as tmpdir:
         path = args.store or f"{tmpdir}/bench.sqlite3"
         url = args.url or f"sqlite:///{path}"
@@ -301,6 +317,11 @@ def main():
         for rate in filter(None, args.rates.split(",")):
             results += time_maintenance(path, args, int(rate))
 
+    print_table(args, backend, results)
+
+
+def print_table(args, backend, results):
+    """Print the results as a markdown table."""
     print(f"\n{args.rows:,} rows, {args.endpoints} endpoints, {args.days:g} days, "
           f"{backend}, batch {args.batch_size}, median of {args.repeat} runs\n")
     print("| operation | result |")
