@@ -266,6 +266,8 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
         assert reads.row_count(conn) <= args.rows + arrived
     tracking.shutdown()
     _remove(work)
+    print(f"{rate:,} requests/s, µs per row of each pass: "
+          f"{' '.join(f'{value:.2f}' for value in maintain_us)}", file=sys.stderr)
     spread = f"{min(maintain_us):.2f}–{max(maintain_us):.2f}"
     return [(f"maintenance at the {args.rows:,}-row cap, {rate:,} requests/s, "
              f"{args.minutes} minutes",
