@@ -124,11 +124,12 @@ class Pending:
         for started, endpoint, method, status, duration, queries, sql_ms, findings, bucket \
                 in rows:
             # The hour as the SQL roll-up computes it: a truncating cast of the division.
-            key = (int(started / 3600.0) * HOUR, endpoint, method, status)
-            group = statuses.get(key)
+            hour = int(started / 3600.0) * HOUR
+            group = statuses.get((hour, endpoint, method, status))
             if group is None:
-                statuses[key] = [*key, 1, duration, duration, started, queries, queries,
-                                 sql_ms, findings]
+                statuses[hour, endpoint, method, status] = [
+                    hour, endpoint, method, status, 1, duration, duration, started, queries,
+                    queries, sql_ms, findings]
             else:
                 group[4] += 1
                 group[5] += duration
@@ -142,11 +143,11 @@ class Pending:
                         group[9] = queries
                     group[10] += sql_ms
                     group[11] += findings
-            key = (*key, bucket)
+            key = (hour, endpoint, method, status, bucket)
             group = buckets.get(key)
             if group is None:
-                buckets[key] = [*key, 1, duration, duration, started, queries, queries, sql_ms,
-                                findings]
+                buckets[key] = [hour, endpoint, method, status, bucket, 1, duration, duration,
+                                started, queries, queries, sql_ms, findings]
                 continue
             group[5] += 1
             group[6] += duration
