@@ -9,8 +9,9 @@ one statement per batch of ``TRACKER_BATCH_SIZE``, the roll-up's counting).  The
 are then brought up to date once (in production the writer does this every minute, on
 the minute's new rows only), and each query is run several times; medians are printed as
 a markdown table.  ``--store`` keeps the filled SQLite file and reuses it on the next run
-(``benchmarks/results/*.tmp*`` is git-ignored).  On PostgreSQL the fill is followed by
-``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
+(``benchmarks/results/*.tmp*`` is git-ignored), reading a copy of it, so it stays as
+filled; ``--maintenance-only`` measures only the maintenance of ``--rates`` on it.  On
+PostgreSQL the fill is followed by ``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
 maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
 ``Writer.maintain`` (roll-up and retention, ``TRACKER_MAX_ROWS`` = ``--rows``) runs;
 process CPU per new row is reported, with the writer's own cost per row beside it.
@@ -290,6 +291,11 @@ def main():
         return
     with tempfile.TemporaryDirectory() as tmpdir:
         path = args.store or f"{tmpdir}/bench.sqlite3"
+        if args.store and os.path.exists(args.store) and os.path.getsize(args.store):
+            # A filled store is read from a copy: the roll-up below writes, and every run
+            # should start from the same store.
+            path = f"{tmpdir}/store-copy.sqlite3"
+            shutil.copyfile(args.store, path)
         url = args.url or f"sqlite:///{path}"
         app = Flask(__name__, instance_path=tmpdir)
         app.config.update(
