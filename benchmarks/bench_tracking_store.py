@@ -9,8 +9,9 @@ one statement per batch of ``TRACKER_BATCH_SIZE``, the roll-up's counting).  The
 are then brought up to date once (in production the writer does this every minute, on
 the minute's new rows only), and each query is run several times; medians are printed as
 a markdown table.  ``--store`` keeps the filled SQLite file and reuses it on the next run
-(``benchmarks/results/*.tmp*`` is git-ignored).  On PostgreSQL the fill is followed by
-``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
+(``benchmarks/results/*.tmp*`` is git-ignored), reading a copy of it, so it stays as
+filled; ``--maintenance-only`` measures only the maintenance of ``--rates`` on it.  On
+PostgreSQL the fill is followed by ``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
 maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
 ``Writer.maintain`` (roll-up and retention, ``TRACKER_MAX_ROWS`` = ``--rows``) runs;
 process CPU per new row is reported, with the writer's own cost per row beside it.
@@ -19,10 +20,12 @@ import argparse
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 
 from flask import Flask
 from sqlalchemy import select
@@ -78,6 +81,9 @@ def parse_args():
                         help="minutes of requests simulated for each of --rates")
     parser.add_argument("--rates", default="",
                         help="requests per second to measure maintenance at, e.g. 100,4000")
+    parser.add_argument("--maintenance-only", action="store_true",
+                        help="with --store: only the maintenance of --rates, on a copy (the "
+                             "store itself is not opened)")
     return parser.parse_args()
 
 
@@ -222,6 +228,9 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
     work = f"{path}.work.tmp"
     _remove(work)
     shutil.copyfile(path, work)
+    if args.maintenance_only:  # the cap: the rows the store holds
+        with closing(sqlite3.connect(work)) as conn:
+            args.rows = conn.execute("SELECT count(*) FROM tracker_requests").fetchone()[0]
     app = Flask(__name__)
     app.config.update(TRACKER_DATABASE_URL=f"sqlite:///{work}", TRACKER_MAX_ROWS=args.rows,
                       TRACKER_RETENTION_DAYS=30, TRACKER_SLOW_MS=0,
@@ -258,6 +267,8 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
         assert reads.row_count(conn) <= args.rows + arrived
     tracking.shutdown()
     _remove(work)
+    print(f"{rate:,} requests/s, µs per row of each pass: "
+          f"{' '.join(f'{value:.2f}' for value in maintain_us)}", file=sys.stderr)
     spread = f"{min(maintain_us):.2f}–{max(maintain_us):.2f}"
     return [(f"maintenance at the {args.rows:,}-row cap, {rate:,} requests/s, "
              f"{args.minutes} minutes",
@@ -270,8 +281,21 @@ def time_maintenance(path, args, rate):  # pylint: disable=too-many-locals  # on
 def main():
     """Run the benchmark and print a markdown table."""
     args = parse_args()
+    if args.maintenance_only:
+        if not args.store:
+            sys.exit("--maintenance-only needs --store")
+        results = []
+        for rate in filter(None, args.rates.split(",")):
+            results += time_maintenance(args.store, args, int(rate))
+        print_table(args, "sqlite", results)
+        return
     with tempfile.TemporaryDirectory() as tmpdir:
         path = args.store or f"{tmpdir}/bench.sqlite3"
+        if args.store and os.path.exists(args.store) and os.path.getsize(args.store):
+            # A filled store is read from a copy: the roll-up below writes, and every run
+            # should start from the same store.
+            path = f"{tmpdir}/store-copy.sqlite3"
+            shutil.copyfile(args.store, path)
         url = args.url or f"sqlite:///{path}"
         app = Flask(__name__, instance_path=tmpdir)
         app.config.update(
@@ -301,6 +325,11 @@ def main():
         for rate in filter(None, args.rates.split(",")):
             results += time_maintenance(path, args, int(rate))
 
+    print_table(args, backend, results)
+
+
+def print_table(args, backend, results):
+    """Print the results as a markdown table."""
     print(f"\n{args.rows:,} rows, {args.endpoints} endpoints, {args.days:g} days, "
           f"{backend}, batch {args.batch_size}, median of {args.repeat} runs\n")
     print("| operation | result |")

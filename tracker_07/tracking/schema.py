@@ -1,11 +1,10 @@
 """Creating the tracking tables, upgrading a store made by an older Tracker, and the
 counters in ``tracker_meta`` that the roll-ups, the writer and the readers share."""
-from sqlalchemy import inspect, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
 from . import spans
+from .statements import run
 from .store import (
     IMMEDIATE,
     OLD_TIME_INDEX,
@@ -75,16 +74,20 @@ def add_missing_columns(connection):
 
 def meta_value(conn, key):
     """Read one shared counter (0 when unset)."""
-    value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
-    return int(value or 0)
+    return meta_values(conn, key)[0]
+
+
+def meta_values(conn, *keys):
+    """Read shared counters in one statement (0 for each unset)."""
+    found = dict(run(conn, f'SELECT "key", value FROM {meta_table.name} WHERE "key" IN '
+                           f'({", ".join("?" * len(keys))})', *keys).all())
+    return [int(found.get(key) or 0) for key in keys]
 
 
 def set_meta(conn, key, value):
     """Insert or overwrite one shared counter."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    statement = insert(meta_table).values(key=key, value=value)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=["key"], set_={"value": statement.excluded.value}))
+    run(conn, f'INSERT INTO {meta_table.name} ("key", value) VALUES (?, ?) '
+              f'ON CONFLICT ("key") DO UPDATE SET value = excluded.value', key, value)
 
 
 def summed_values():

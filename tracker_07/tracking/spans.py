@@ -7,13 +7,15 @@ enclose its own; rows after the mark are read by id.  Retention deletes whole sp
 trims the one it cuts (or whose oldest rows it removed by age) to what is left, so spans
 stay exact bounds.
 """
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
+from .statements import run
 from .store import requests_table, spans_table
 
 #: Ids per span when rows are read back to make spans (many rows rolled up at once, or
 #: a store upgraded): a span as long in time as a pass of one writer, at most.
 SPAN_IDS = 10_000
+SPANS, RAW = spans_table.name, requests_table.name
 
 
 def add(conn, done, top, starts=None):
@@ -21,8 +23,8 @@ def add(conn, done, top, starts=None):
     earliest and latest start (a writer's rows since the last pass), else one per
     ``SPAN_IDS`` ids, reading them."""
     if starts is not None:
-        conn.execute(spans_table.insert().values(first_id=done + 1, last_id=top,
-                                                 earliest=starts[0], latest=starts[1]))
+        run(conn, f"INSERT INTO {SPANS} (first_id, last_id, earliest, latest) "
+                  f"VALUES (?, ?, ?, ?)", done + 1, top, *starts)
         return
     raw = requests_table.c
     conn.execute(spans_table.insert().from_select(
@@ -52,57 +54,58 @@ def ids_between(conn, since, until, done):
 
 def newest(conn, done):
     """A start time no row started after (the latest, or later where rows were deleted)."""
-    return _extreme(conn, done, func.max, spans_table.c.latest, max)
+    return _extreme(conn, done, "max", "latest", max)
 
 
 def oldest(conn, done):
     """The earliest start of the rows left (exact: spans are trimmed as rows go)."""
-    return _extreme(conn, done, func.min, spans_table.c.earliest, min)
+    return _extreme(conn, done, "min", "earliest", min)
 
 
 def _extreme(conn, done, aggregate, span_column, pick):
     """``pick`` of the spans' ``aggregate`` of ``span_column`` and the same of the rows
-    not rolled up yet (read by their ids), or None when there are neither."""
-    raw = requests_table.c
-    rolled = conn.execute(select(aggregate(span_column))).scalar()
-    fresh = conn.execute(select(aggregate(raw.started_at + 0)).where(raw.id > done)).scalar()
-    known = [value for value in (rolled, fresh) if value is not None]
+    not rolled up yet (read by their ids, "+ 0": not by a time index), or None when there
+    are neither."""
+    known = [value for value in run(
+        conn, f"SELECT (SELECT {aggregate}({span_column}) FROM {SPANS}), "
+              f"(SELECT {aggregate}(started_at + 0) FROM {RAW} WHERE id > ?)", done).one()
+        if value is not None]
     return pick(known) if known else None
 
 
-def _trim(conn, *where):
-    """Set the ``where`` spans' earliest start to that of the rows left in them, or
+#: The rows inside a span, for a statement on the spans.
+_INSIDE = f"FROM {RAW} WHERE {RAW}.id >= {SPANS}.first_id AND {RAW}.id <= {SPANS}.last_id"
+
+
+def _trim(conn, where, *parameters):
+    """Set the spans' (SQL ``where``) earliest start to that of the rows left in them, or
     delete them if none is."""
-    raw, spans = requests_table.c, spans_table.c
-    inside = (raw.id >= spans.first_id, raw.id <= spans.last_id)
-    conn.execute(delete(spans_table).where(*where, ~select(raw.id).where(*inside).exists()))
-    conn.execute(update(spans_table).where(*where).values(
-        earliest=select(func.min(raw.started_at)).where(*inside).scalar_subquery()))
+    run(conn, f"DELETE FROM {SPANS} WHERE {where} AND NOT EXISTS (SELECT 1 {_INSIDE})",
+        *parameters)
+    run(conn, f"UPDATE {SPANS} SET earliest = (SELECT min(started_at) {_INSIDE}) "
+              f"WHERE {where}", *parameters)
 
 
 def delete_older(conn, cutoff, done):
     """Delete the rows started before ``cutoff``; returns how many."""
-    raw, spans = requests_table.c, spans_table.c
     deleted = 0
-    last = conn.execute(select(func.max(spans.last_id)).where(spans.earliest < cutoff)).scalar()
+    last = run(conn, f"SELECT max(last_id) FROM {SPANS} WHERE earliest < ?", cutoff).scalar()
     if last is not None:
-        deleted += conn.execute(delete(requests_table).where(
-            raw.id <= last, raw.started_at < cutoff)).rowcount
-        conn.execute(delete(spans_table).where(spans.latest < cutoff))
-        _trim(conn, spans.earliest < cutoff)
+        deleted += run(conn, f"DELETE FROM {RAW} WHERE id <= ? AND started_at < ?",
+                       last, cutoff).rowcount
+        run(conn, f"DELETE FROM {SPANS} WHERE latest < ?", cutoff)
+        _trim(conn, "earliest < ?", cutoff)
     # Rows not rolled up yet ("+ 0": by their ids, as there is no index on the time).
-    return deleted + conn.execute(delete(requests_table).where(
-        raw.id > done, raw.started_at + 0 < cutoff)).rowcount
+    return deleted + run(conn, f"DELETE FROM {RAW} WHERE id > ? AND started_at + 0 < ?",
+                         done, cutoff).rowcount
 
 
 def delete_through(conn, bound):
     """Delete the rows ``id <= bound``; returns how many."""
-    raw, spans = requests_table.c, spans_table.c
-    deleted = conn.execute(delete(requests_table).where(raw.id <= bound)).rowcount
-    conn.execute(delete(spans_table).where(spans.last_id <= bound))
-    cut = conn.execute(select(spans.first_id).where(spans.first_id <= bound)).scalar()
+    deleted = run(conn, f"DELETE FROM {RAW} WHERE id <= ?", bound).rowcount
+    run(conn, f"DELETE FROM {SPANS} WHERE last_id <= ?", bound)
+    cut = run(conn, f"SELECT first_id FROM {SPANS} WHERE first_id <= ?", bound).scalar()
     if cut is not None:  # the span cut in two: what is left of it
-        conn.execute(update(spans_table).where(spans.first_id == cut).values(
-            first_id=bound + 1))
-        _trim(conn, spans.first_id == bound + 1)
+        run(conn, f"UPDATE {SPANS} SET first_id = ? WHERE first_id = ?", bound + 1, cut)
+        _trim(conn, "first_id = ?", bound + 1)
     return deleted

@@ -9,7 +9,6 @@ import math
 import sqlite3
 from itertools import chain
 
-from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -17,6 +16,7 @@ from . import spans
 from .filters import to_epoch
 from .rollups import prune_periods
 from .schema import ROLLED_UP_KEY, meta_value
+from .statements import run
 from .store import bucket_of, meta_table, requests_table
 
 #: ``tracker_meta`` key: records dropped.
@@ -146,7 +146,6 @@ def prune(conn, older_than=None, keep_rows=None):
     if keep_rows is not None and (
             isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 0):
         raise ValueError(f"keep_rows must be an integer >= 0, got {keep_rows!r}")
-    raw = requests_table.c
     deleted = 0
     done = meta_value(conn, ROLLED_UP_KEY)
     periods_before = -math.inf
@@ -156,10 +155,10 @@ def prune(conn, older_than=None, keep_rows=None):
     if keep_rows is not None:
         # Two primary-key lookups and a range delete: the cost follows the rows deleted, not
         # the size of the store (counting back keep_rows rows with OFFSET read them all).
-        # (Two statements: SQLite answers min() or max() alone from the key, both together
+        # (Two subqueries: SQLite answers min() or max() alone from the key, both together
         # by reading every row.)
-        highest = conn.execute(select(func.max(raw.id))).scalar()
-        lowest = conn.execute(select(func.min(raw.id))).scalar()
+        highest, lowest = run(conn, f"SELECT (SELECT max(id) FROM {requests_table.name}), "
+                                    f"(SELECT min(id) FROM {requests_table.name})").one()
         if highest is not None and lowest <= highest - keep_rows:
             deleted += spans.delete_through(conn, highest - keep_rows)
             oldest = spans.oldest(conn, done)
