@@ -27,13 +27,6 @@ class EngineTest(unittest.TestCase):
                              store.SQLITE_BUSY_TIMEOUT_MS)
             self.assertEqual(conn.exec_driver_sql("PRAGMA synchronous").scalar(), 1)
 
-    def test_retention_does_not_zero_what_it_deletes(self):
-        # Debian's SQLite zeroes deleted rows by default: a quarter of retention's delete.
-        engine = sqlite_engine(self._tmp.name)
-        self.addCleanup(engine.dispose)
-        with engine.connect() as conn:
-            self.assertEqual(conn.exec_driver_sql("PRAGMA secure_delete").scalar(), 0)
-
     def test_immediate_transactions_take_the_write_lock_at_begin(self):
         engine = sqlite_engine(self._tmp.name)
         other = sqlite_engine(self._tmp.name)

@@ -264,9 +264,6 @@ def _configure_sqlite(engine, wal):
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            # Some builds (Debian's) zero every deleted row: a quarter of retention's delete,
-            # for timings and endpoint names that new rows overwrite soon after anyway.
-            cursor.execute("PRAGMA secure_delete=OFF")
         finally:
             cursor.close()
 
