@@ -174,8 +174,6 @@ def _merge_rows(conn, table, key, rows):
     with one executemany by the driver itself: no per-row work in SQLAlchemy, and the
     writer's groups go as they are (its errors are the driver's, which the writer counts
     as the store's)."""
-    if not rows:
-        return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     name = table.name
     updates = ", ".join(
