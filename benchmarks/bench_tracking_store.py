@@ -17,6 +17,7 @@ maintenance at the cap on a copy of it: a minute of requests at each rate arrive
 process CPU per new row is reported, with the writer's own cost per row beside it.
 """
 import argparse
+import math
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing
+from unittest import mock
 
 from flask import Flask
 from sqlalchemy import select
@@ -33,6 +35,7 @@ from sqlalchemy import select
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
+from tracker_07.dashboard import endpoint_views  # noqa: E402
 from tracker_07.extension import Tracker  # noqa: E402
 from tracker_07.tracking import filters, reads, rollups, writes  # noqa: E402
 from tracker_07.tracking.extension import Tracking  # noqa: E402
@@ -81,6 +84,11 @@ def parse_args():
                         help="minutes of requests simulated for each of --rates")
     parser.add_argument("--rates", default="",
                         help="requests per second to measure maintenance at, e.g. 100,4000")
+    parser.add_argument("--behind", default="",
+                        help="also time the page with this many rows written since the last "
+                             "roll-up (e.g. 30000,240000: five minutes at 100 requests/s, one "
+                             "at 4,000), rolled up first as the page does and read raw as "
+                             "before, alternated")
     parser.add_argument("--maintenance-only", action="store_true",
                         help="with --store: only the maintenance of --rates, on a copy (the "
                              "store itself is not opened)")
@@ -208,8 +216,42 @@ def time_page(url, args):
         get()  # warm: templates compiled, connections open
         median_ms, _ = timed(get, args.repeat)
         lines.append((f"GET {path}", f"{median_ms:,.1f} ms"))
+    for behind in (int(count) for count in filter(None, args.behind.split(","))):
+        lines += time_page_behind(app, client, behind, args)
     app.extensions["tracker_tracking"].shutdown()
     return lines
+
+
+def time_page_behind(app, client, behind, args):
+    """The page and its JSON with ``behind`` rows written since the last roll-up (the last
+    minutes' requests, through the app's own writer, untimed), rolled up first as the page
+    asks when they are many, and, alternated with it, read raw as the code before did."""
+    tracking = app.extensions["tracker_tracking"]
+    writer = tracking.writer
+    with tracking.engine.connect() as conn:
+        keep = reads.row_count(conn)
+    times = {}
+    for run in range(args.repeat):
+        for path in ("/dashboard/?range=7d", "/dashboard/api/endpoints?range=7d"):
+            for how in (("rolled up first", "read raw") if run % 2 else
+                        ("read raw", "rolled up first")):
+                for batch in build_batches(behind, behind / 100 / 86400, args.endpoints,
+                                           args.batch_size, seed=run):
+                    writer.write(batch)
+                threshold = (endpoint_views.ROLL_UP_BEFORE_READING if how == "rolled up first"
+                             else math.inf)
+                with mock.patch.object(endpoint_views, "ROLL_UP_BEFORE_READING", threshold):
+                    started = time.perf_counter()
+                    response = client.get(path)
+                    elapsed = (time.perf_counter() - started) * 1000
+                assert response.status_code == 200, response.data[:300]
+                times.setdefault((path, how), []).append(elapsed)
+                writer.roll_up()  # the next run starts from the same place
+                with tracking.engine.begin() as conn:
+                    writes.prune(conn, keep_rows=keep)
+    return [(f"GET {path}, {behind:,} rows not rolled up, {how}",
+             f"{statistics.median(values):,.1f} ms ({min(values):,.1f}–{max(values):,.1f})")
+            for (path, how), values in times.items()]
 
 
 def _remove(path):

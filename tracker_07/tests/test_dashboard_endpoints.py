@@ -6,8 +6,9 @@ from unittest import mock
 
 from sqlalchemy.exc import OperationalError
 
+from tracker_07.dashboard import endpoint_views
 from tracker_07.tests.base import AppTestCase
-from tracker_07.tracking import writer
+from tracker_07.tracking import reads, writer
 
 
 class EndpointsPageTestCase(AppTestCase):
@@ -101,6 +102,24 @@ class EndpointsPageTestCase(AppTestCase):
         self.assertEqual(data["tracker"]["dropped"], 0)
         self.assertEqual((by_endpoint["/index"]["queries"], by_endpoint["/index"]["queries_max"],
                           by_endpoint["/index"]["sql_ms"]), (0, 0, 0))
+
+    def test_many_rows_not_rolled_up_are_rolled_up_before_the_page_reads(self):
+        stored = len(self.traffic) + 1
+        self.assertEqual(self.rows_behind(), stored)
+        pages = []
+        for threshold, behind_after in ((stored + 1, stored), (stored, 0)):
+            with mock.patch.object(endpoint_views, "ROLL_UP_BEFORE_READING", threshold):
+                pages.append(self.client.get("/dashboard/api/endpoints?range=24h").get_json())
+            self.assertEqual(self.rows_behind(), behind_after)
+        read_raw, rolled_up = pages[0], pages[1]
+        self.assertEqual(rolled_up["summary"], read_raw["summary"])
+        self.assertEqual(rolled_up["histogram"], read_raw["histogram"])
+        self.assertEqual(sum(point["count"] for point in rolled_up["series"]), stored)
+
+    def rows_behind(self):
+        """Stored rows past the roll-up mark."""
+        with self.tracking.engine.connect() as conn:
+            return reads.rows_behind(conn)
 
     def test_queries_per_endpoint_in_the_json_and_the_table(self):
         for path in ("/posts/fast", "/posts/fast", "/posts/slow"):

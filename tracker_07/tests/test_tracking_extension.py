@@ -3,16 +3,20 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import unittest
 import warnings
 import weakref
 from unittest import mock
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from tracker_07 import settings
-from tracker_07.tracking import extension, middleware, reads, store, writer
+from tracker_07.tracking import extension, middleware, reads, rollups, store, writer
 from tracker_07.tracking.extension import Tracking
+from tracker_07.tracking.filters import Filters
 from tracker_07.tests.tracking_helpers import TrackedAppCase, get, make_app
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -128,6 +132,62 @@ class LifecycleTest(TrackedAppCase):
             self.assertFalse(tracking.flush(timeout=0.05))
         self.assertTrue(tracking.flush())
         self.assertEqual(len(self.stored_rows(tracking)), 1)
+
+    def test_roll_up_now_runs_in_the_writer_thread_or_here_without_one(self):
+        app, tracking = self.tracked_app()
+        client = app.test_client()
+        for user_id in range(3):
+            get(client, f"/user/{user_id}")
+        self.assertTrue(tracking.flush())
+        self.assertEqual(self.behind(tracking), 3)
+        threads, real_roll_up = [], rollups.roll_up
+
+        def recording(*args, **kwargs):
+            threads.append(threading.current_thread())
+            return real_roll_up(*args, **kwargs)
+
+        with mock.patch.object(rollups, "roll_up", recording):
+            self.assertTrue(tracking.roll_up_now())
+        self.assertEqual(threads, [tracking.writer.thread])
+        self.assertEqual(self.behind(tracking), 0)
+        tracking.shutdown()  # no writer thread: this thread rolls up
+        self.trackings.remove(tracking)
+        get(client, "/user/4")
+        tracking.writer.drain()
+        self.assertEqual(self.behind(tracking), 1)
+        self.assertTrue(tracking.roll_up_now())
+        self.assertEqual(self.behind(tracking), 0)
+
+    def test_roll_up_now_times_out_when_the_writer_is_stuck(self):
+        app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        with mock.patch.object(tracking.writer, "roll_up"):  # requested, never done
+            self.assertFalse(tracking.roll_up_now(timeout=0.05))
+        self.assertEqual(self.behind(tracking), 1)
+
+    def test_a_failed_roll_up_is_logged_and_read_back_later(self):
+        app, tracking = self.tracked_app()
+        get(app.test_client(), "/user/1")
+        self.assertTrue(tracking.flush())
+        self.assertEqual(tracking.writer.pending.count, 1)
+        with mock.patch.object(rollups, "roll_up", side_effect=OperationalError("x", {}, "gone")), \
+                self.assertLogs(app.logger, "WARNING") as logs:
+            self.assertTrue(tracking.roll_up_now())
+        self.assertIn("could not roll up", logs.output[0])
+        self.assertEqual(tracking.writer.pending.count, 0)  # the rows are read back instead
+        self.assertTrue(tracking.roll_up_now())
+        self.assertEqual(self.behind(tracking), 0)
+        with tracking.engine.connect() as conn:
+            summary = reads.summary(conn, Filters(since=0, until=time.time() + 1))
+        self.assertEqual([(row["endpoint"], row["count"]) for row in summary],
+                         [("/user/<int:user_id>", 1)])
+
+    @staticmethod
+    def behind(tracking):
+        """Rows stored past the roll-up mark."""
+        with tracking.engine.connect() as conn:
+            return reads.rows_behind(conn)
 
     def test_queue_is_flushed_at_interpreter_exit(self):
         database = os.path.join(self.tmpdir, "exit.sqlite3")

@@ -34,6 +34,18 @@ class ReadsMixin(StoreMixin):
         for old, new in zip(before, after):
             self.assertEqual([row["count"] for row in old], [row["count"] for row in new])
 
+    def test_rows_behind_counts_the_rows_past_the_roll_up_mark(self):
+        with self.engine.connect() as conn:
+            self.assertEqual(reads.rows_behind(conn), 0)  # an empty store
+        self.insert(self.rows[:1500])
+        with self.engine.begin() as conn:
+            self.assertEqual(reads.rows_behind(conn), 1500)
+            rollups.roll_up(conn)
+            self.assertEqual(reads.rows_behind(conn), 0)
+        self.insert(self.rows[1500:1600])
+        with self.engine.connect() as conn:
+            self.assertEqual(reads.rows_behind(conn), 100)
+
     def test_summary_across_days_uses_every_level(self):
         self.rows = sample_rows(count=4000, seed=11, span=4 * 86400)
         self.insert(self.rows[:3000], roll_up=True)

@@ -91,6 +91,24 @@ class Tracking:
             time.sleep(0.002)
         return True
 
+    def roll_up_now(self, timeout=5.0):
+        """Have the writer fold what it stored into the roll-ups now (it does every few
+        minutes), so that a read does not go through many raw rows; False if ``timeout``
+        ran out first (the read then goes through them)."""
+        writer = self.writer
+        if writer.thread is None or not writer.thread.is_alive():
+            writer.roll_up()
+            return True
+        deadline = time.monotonic() + timeout
+        done = writer.roll_ups
+        writer.roll_up_requested = True
+        self.middleware.wake.set()
+        while writer.roll_ups == done:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
     def stats(self):
         """Counters for the dashboard, including Tracker's own cost per request: the
         request path's whole cost (its sampled timings, scaled by a calibration in this

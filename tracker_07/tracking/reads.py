@@ -24,7 +24,7 @@ from sqlalchemy import Integer, cast, func, select, union
 
 from .filters import Filters
 from .grouped import EXACT, grouped_rows, not_rolled_up, rolled_up_id
-from .schema import meta_value
+from .schema import ROLLED_UP_KEY, meta_value
 from .store import (
     BUCKET_COUNT,
     HOUR,
@@ -221,6 +221,13 @@ def export_rows(conn, filters=EVERYTHING, chunk_size=1000):
 def row_count(conn):
     """Number of raw request rows kept."""
     return int(conn.execute(select(func.count()).select_from(requests_table)).scalar())
+
+
+def rows_behind(conn):
+    """How many raw ids lie past the roll-up mark: rows each read goes through one by one
+    until the next roll-up (two primary-key lookups)."""
+    top = conn.execute(select(func.max(requests_table.c.id))).scalar()
+    return max(0, (top or 0) - meta_value(conn, ROLLED_UP_KEY))
 
 
 def dropped_count(conn):

@@ -110,6 +110,9 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         self.last_maintenance = time.monotonic()
         self.maintained_at_written = 0
         self.flush_requested = False
+        #: A reader asked for a roll-up (:meth:`roll_up`); how many this writer has run.
+        self.roll_up_requested = False
+        self.roll_ups = 0
         self.pending = rollups.Pending()
 
     def start(self):
@@ -131,6 +134,9 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             flush_requested, self.flush_requested = self.flush_requested, False
             self.write_queued(signalled=full_batch,
                               everything=flush_requested or self.stopping.is_set())
+            if self.roll_up_requested:
+                self.roll_up_requested = False
+                self.roll_up()
             self.maintain()
         self.drain()
         self.maintain(force=True)
@@ -312,6 +318,20 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             return False
         return (self.written - self.maintained_at_written >= ROWS_PER_PASS
                 or waited >= interval * MAX_DEFERRED_INTERVALS)
+
+    def roll_up(self):
+        """Fold what is stored into the roll-ups now, without retention: a dashboard read
+        asked, as reading many rows raw costs it more than the roll-up (run in the writer
+        thread, which alone counts rows into its pending groups)."""
+        cpu_before = time.thread_time()
+        try:
+            self.transaction(lambda conn: rollups.roll_up(conn, pending=self.pending))
+        except self.store_errors as error:
+            self.logger.warning("Tracker could not roll up: %s", first_line(error))
+        finally:
+            self.pending.clear()  # rolled up, or to be read back from the raw rows
+            self.count_cpu(cpu_before)
+            self.roll_ups += 1
 
     def maintain(self, force=False, now=None):
         """Now and then fold new rows into the rollups and apply retention (both cheap)."""
