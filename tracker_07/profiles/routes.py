@@ -18,7 +18,9 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
+import collections
 import functools
+import itertools
 import operator
 import os
 import threading
@@ -28,7 +30,11 @@ from .listing import route_of
 
 #: What a route needs of a record, read in one call.
 ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
+#: A record's method and path, and its row in its route.
+METHOD_PATH, ROUTE_ROW = operator.itemgetter("method", "path"), operator.itemgetter(
+    "elapsed_ms", "id", "time")
 ELAPSED = operator.itemgetter(0)
+_RULE, _ENDPOINT = itertools.repeat("rule"), itertools.repeat("endpoint")
 
 def median(times):
     """Return the median of sorted times (the mean of the two middle ones for an even count)."""
@@ -128,7 +134,7 @@ class Route:
     def summarise(self):
         """Describe the route (kept until a profile is added); times in ms, None when unknown."""
         if self.summary is None:
-            times = [elapsed for elapsed, _profile_id in self.timed]
+            times = list(map(ELAPSED, self.timed))
             self.summary = {
                 "method": self.method,
                 "path": self.route,
@@ -181,32 +187,37 @@ class RouteTable:
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
 
-        One pass reads every field a route needs from each record: the records
-        lie all over memory, so each pass over them costs more than its work.
+        Each record's route and row are read with ``map``, in C, unless one has a
+        rule or endpoint; one Python step per record puts its row in its group.
         """
-        grouped = {}
-        path_routes = self.path_routes
-        for record in records:
-            method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
-            if method is None or path is None:
-                continue
-            route = path
-            if "rule" in record or "endpoint" in record:
-                route = route_of(record)
-                if route != path:
-                    path_routes[(method, path)] = route
-            rows = grouped.get((method, route))
-            if rows is None:
-                grouped[(method, route)] = [(elapsed, profile_id, moment)]
-            else:
-                rows.append((elapsed, profile_id, moment))
+        if any(map(operator.contains, records, _RULE)) or any(
+                map(operator.contains, records, _ENDPOINT)):
+            keys = list(map(self._route_key, records))
+        else:
+            keys = map(METHOD_PATH, records)
+        grouped = collections.defaultdict(list)
+        for key, row in zip(keys, map(ROUTE_ROW, records)):
+            grouped[key].append(row)
         for (method, route), rows in grouped.items():
+            if method is None or route is None:
+                continue
             group = self.routes.get((method, route))
             if group is None:
                 group = self.routes[(method, route)] = Route(method, route)
             group.add(rows)
         self.size += len(records)
         self.ordered = None
+
+    def _route_key(self, record):
+        """Return a record's method and route, noting a path grouped under another route;
+        (None, None) for a record without a method or path."""
+        method, path = METHOD_PATH(record)
+        if method is None or path is None:
+            return None, None
+        route = route_of(record)
+        if route != path:
+            self.path_routes[(method, path)] = route
+        return method, route
 
     def discard(self, records):
         """Take records out of their routes; False if a route cannot tell what it has left."""
