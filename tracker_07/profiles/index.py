@@ -215,7 +215,7 @@ def indexed_records(folder):
     except FileNotFoundError:
         _index_snapshots.pop(path, None)
         return []
-    complete = chunk[: chunk.rfind(b"\n") + 1]
+    complete = chunk if chunk.endswith(b"\n") else chunk[: chunk.rfind(b"\n") + 1]
     lines = IndexLines(complete)
     offset = snapshot.offset + len(complete)
     records = _normalise_all(parse_index_lines(lines))
@@ -224,7 +224,7 @@ def indexed_records(folder):
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
     _index_snapshots.clear()
     _index_snapshots[path] = snapshot
-    if len(lines) >= index_cache.MIN_LINES:
+    if len(records) >= index_cache.MIN_LINES or len(lines) >= index_cache.MIN_LINES:
         index_cache.save_later(folder, snapshot, complete[-index_cache.TAIL_BYTES:])
     return snapshot.records
 

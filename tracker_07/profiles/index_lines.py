@@ -62,8 +62,9 @@ class IndexLines:
         classes = self.data.translate(_CLASSES)
         if b"!" in classes or _LONG_INTEGER in classes:
             return None
-        try:  # the newlines become commas: a blank line or a damaged one fails the whole
-            return orjson_loads(b"[" + self.data[:-1].replace(b"\n", b",") + b"]")
+        listed = self.data.replace(b"\n", b",")  # a blank line or a damaged one fails the whole
+        try:
+            return orjson_loads(b"".join((b"[", memoryview(listed)[:-1], b"]")))
         except OrjsonDecodeError:
             return None
 

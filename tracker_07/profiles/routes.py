@@ -187,17 +187,17 @@ class RouteTable:
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
 
-        Each record's route and row are read with ``map``, in C, unless one has a
-        rule or endpoint; one Python step per record puts its row in its group.
+        Each record's route (unless one has a rule or endpoint) and row are read,
+        and each row put into its route's list, with ``map``: in C.
         """
         if any(map(operator.contains, records, _RULE)) or any(
                 map(operator.contains, records, _ENDPOINT)):
-            keys = list(map(self._route_key, records))
+            keys = map(self._route_key, records)
         else:
             keys = map(METHOD_PATH, records)
-        grouped = collections.defaultdict(list)
-        for key, row in zip(keys, map(ROUTE_ROW, records)):
-            grouped[key].append(row)
+        grouped = collections.defaultdict(list)  # its __getitem__ makes a missing route's list
+        collections.deque(map(list.append, map(grouped.__getitem__, keys),
+                              map(ROUTE_ROW, records)), 0)
         for (method, route), rows in grouped.items():
             if method is None or route is None:
                 continue
