@@ -61,8 +61,11 @@ def parse_index_lines(lines):
     Damaged lines are skipped; see :mod:`.index_lines` for how they are parsed.
     """
     values = parse_values(lines)
-    if set(map(type, values)) <= {dict} and set(map(type, map(dict.get, values, _IDS))) <= {str}:
-        return values  # checked in C, as all are whenever nothing is damaged
+    try:  # in C, as all are whenever nothing is damaged (dict.get of a non-dict: TypeError)
+        if set(map(type, map(dict.get, values, _IDS))) <= {str}:
+            return values
+    except TypeError:
+        pass
     return [value for value in values
             if isinstance(value, dict) and isinstance(value.get("id"), str)]
 
@@ -155,7 +158,8 @@ def _normalise_all(records):
         if field == "engine":
             engines_known = kinds <= {str}
         if wrong == kinds:
-            pending[field] = None
+            pending[field] = _engine_of_all(records) if field == "engine" else None
+            engines_known = pending[field] is not None
         elif wrong:
             if type(_MISSING) in wrong:  # added to some records: after the fields before it
                 collections.deque(map(dict.update, records, itertools.repeat(pending)), 0)
@@ -174,6 +178,13 @@ def _normalise_all(records):
         collections.deque(map(operator.setitem, unknown, _REPEATED["engine"],
                               map(ENGINES.__getitem__, sampled)), 0)
     return records
+
+
+def _engine_of_all(records):
+    """Return the engine of every record's file when it is the same for all, else None."""
+    sampled = set(map(str.endswith, map(operator.itemgetter("id"), records),
+                      itertools.repeat(SAMPLED_SUFFIX)))
+    return ENGINES[sampled.pop()] if len(sampled) == 1 else None
 
 
 #: ``itertools.repeat`` of each field's name, for ``map`` over all records.

@@ -30,9 +30,8 @@ from .listing import route_of
 
 #: What a route needs of a record, read in one call.
 ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
-#: A record's method and path, and its row in its route.
-METHOD_PATH, ROUTE_ROW = operator.itemgetter("method", "path"), operator.itemgetter(
-    "elapsed_ms", "id", "time")
+#: The method and path of a record (or of its ROUTE_FIELDS).
+METHOD_PATH = operator.itemgetter(0, 1)
 ELAPSED = operator.itemgetter(0)
 _RULE, _ENDPOINT = itertools.repeat("rule"), itertools.repeat("endpoint")
 
@@ -89,11 +88,11 @@ class Route:
             self.timed, self.saved = list(zip(*self.saved)), None
 
     def add(self, rows):
-        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
+        """Count more profiles of this route, given as rows ending in ``(elapsed_ms, id, time)``."""
         self._unpack()
         self.count += len(rows)
         self.summary = None
-        elapsed, ids, times = zip(*rows)
+        *_route, elapsed, ids, times = zip(*rows)
         timed = list(zip(elapsed, ids))
         if None in elapsed:
             timed = [pair for pair in timed if pair[0] is not None]
@@ -190,28 +189,28 @@ class RouteTable:
         Each record's route (unless one has a rule or endpoint) and row are read,
         and each row put into its route's list, with ``map``: in C.
         """
+        rows = list(map(ROUTE_FIELDS, records))  # the records lie all over memory: one pass
         if any(map(operator.contains, records, _RULE)) or any(
                 map(operator.contains, records, _ENDPOINT)):
             keys = map(self._route_key, records)
         else:
-            keys = map(METHOD_PATH, records)
+            keys = map(METHOD_PATH, rows)
         grouped = collections.defaultdict(list)  # its __getitem__ makes a missing route's list
-        collections.deque(map(list.append, map(grouped.__getitem__, keys),
-                              map(ROUTE_ROW, records)), 0)
-        for (method, route), rows in grouped.items():
+        collections.deque(map(list.append, map(grouped.__getitem__, keys), rows), 0)
+        for (method, route), members in grouped.items():
             if method is None or route is None:
                 continue
             group = self.routes.get((method, route))
             if group is None:
                 group = self.routes[(method, route)] = Route(method, route)
-            group.add(rows)
+            group.add(members)
         self.size += len(records)
         self.ordered = None
 
     def _route_key(self, record):
         """Return a record's method and route, noting a path grouped under another route;
         (None, None) for a record without a method or path."""
-        method, path = METHOD_PATH(record)
+        method, path = record["method"], record["path"]
         if method is None or path is None:
             return None, None
         route = route_of(record)
