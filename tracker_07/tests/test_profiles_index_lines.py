@@ -5,7 +5,7 @@ import random
 import unittest
 from unittest import mock
 
-from tracker_07.profiles import files, index, index_lines
+from tracker_07.profiles import files, index, index_lines, routes
 from tracker_07.tests import profile_fixtures as fx
 
 #: Lines of every kind a folder's index holds, as ``append_index`` writes them.
@@ -197,6 +197,25 @@ class NormaliseAllTest(unittest.TestCase):
 
     def test_nothing_to_normalise(self):
         self.assertEqual(index._normalise_all([]), [])  # pylint: disable=protected-access  # bulk
+
+
+class RouteKeysTest(unittest.TestCase):
+    """Routes keyed in C or, when a record names its rule, one record at a time, alike."""
+
+    def test_records_without_method_or_path_are_left_out_either_way(self):
+        plain = [fx.index_entry("a.prof", path="/items/1", elapsed_ms=2.0),
+                 fx.index_entry("b.prof", method=None), fx.index_entry("c.prof", path=None)]
+        ruled = [fx.index_entry("d.prof", path="/items/2", rule="/items/<id>", elapsed_ms=4.0)]
+        for records in (plain, plain + ruled):
+            with self.subTest(rules=len(records) > len(plain)):
+                table = routes.RouteTable(None, records)
+                counts = {key: route.count for key, route in table.routes.items()}
+                expected = {("GET", "/items/1"): 1}
+                if len(records) > len(plain):
+                    expected[("GET", "/items/<id>")] = 1
+                self.assertEqual(counts, expected)
+                self.assertEqual(table.size, len(records))
+        self.assertEqual(table.path_routes, {("GET", "/items/2"): "/items/<id>"})
 
 
 class ProfileEntriesTest(fx.TempFolderTestCase):
