@@ -6,16 +6,14 @@ file.  Readers parse only the lines appended since their last read; a prune
 rewrites the file atomically, keeping damaged lines and dropping lines whose
 file is gone.  ``INDEX_LOCK`` keeps this process's appends and rewrites apart.
 """
-import collections
 import itertools
 import json
-import operator
 import os
 import tempfile
 import threading
 
 from . import index_cache
-from .files import FILENAME_RE, SAMPLED_SUFFIX, profile_entries
+from .files import FILENAME_RE, is_sampled, profile_entries
 from .index_lines import IndexLines, parse_values
 from .unprofiled import unprofiled_counts
 
@@ -70,6 +68,10 @@ def parse_index_lines(lines):
             if isinstance(value, dict) and isinstance(value.get("id"), str)]
 
 
+#: ``dict.get``'s key for every record, for ``map``.
+_IDS = itertools.repeat("id")
+
+
 def read_index(folder):
     """Return the records of Tracker's own profiles in ``folder``'s index, in file order."""
     try:
@@ -88,14 +90,11 @@ EXACT_FIELD_TYPES = tuple(
 )
 FIELD_NAMES = tuple(FIELD_TYPES)
 #: ``record.get``'s default for every field: a type of its own marks a missing field.
-_MISSING = type("Missing", (), {})()
-_ALWAYS_MISSING = itertools.repeat(_MISSING)
+_ALWAYS_MISSING = itertools.repeat(type("Missing", (), {})())
 #: Each shape of record seen (the types of its FIELD_NAMES) -> the fields it must blank.
 _shape_blanks = {}
 #: Shapes kept at most (a damaged index could hold a great many).
 MAX_SHAPES = 1000
-#: An engine by whether a profile's file is sampled: ``ENGINES[name.endswith(SAMPLED_SUFFIX)]``.
-ENGINES = ("cprofile", "sampling")
 
 
 def normalise_record(record):
@@ -107,7 +106,8 @@ def _normalise_in_place(record):
     """Mark a freshly parsed record as indexed and blank its wrongly typed fields (no copy).
 
     The types of a record's fields (its shape) are looked up in C; each shape is
-    judged once by the rules below.  A record without an engine (written before
+    judged once by the rules below, so a folder of like records costs one tuple
+    and one dict lookup per record.  A record without an engine (written before
     there were two) gets its file's engine.
     """
     record["indexed"] = True
@@ -126,75 +126,14 @@ def _normalise_in_place(record):
 
 def _fields_to_blank(shape):
     """Map the fields of one shape that must become None (missing, or of the wrong type) to None."""
-    return dict.fromkeys(field for field, kind in zip(FIELD_NAMES, shape)
-                         if not _keeps(field, kind))
-
-
-def _keeps(field, kind):
-    """Tell whether a field may keep a value of this type (a missing field may not)."""
-    return kind in EXACT_FIELD_TYPES_BY_NAME[field] or (
-        kind is not bool and issubclass(kind, FIELD_TYPES[field]))
-
-
-EXACT_FIELD_TYPES_BY_NAME = dict(EXACT_FIELD_TYPES)
-
-
-def _normalise_all(records):
-    """Normalise freshly parsed records in place, each as :func:`_normalise_in_place` would.
-
-    A field at a time, over all records in C (the types its values have,
-    then, only where some must be blanked, which records): a folder of
-    50,000 records costs no Python code per record.  Fields are blanked in
-    the same order as a record at a time, so each record's keys end up in the
-    same order.  Returns ``records``.
-    """
-    if not records:
-        return records
-    pending = {"indexed": True}  # put into every record, in this order, with one update
-    engines_known = False
-    for field in FIELD_NAMES:
-        kinds = set(map(type, map(dict.get, records, _REPEATED[field], _ALWAYS_MISSING)))
-        wrong = {kind for kind in kinds if not _keeps(field, kind)}
-        if field == "engine":
-            engines_known = kinds <= {str}
-        if wrong == kinds:
-            pending[field] = _engine_of_all(records) if field == "engine" else None
-            engines_known = pending[field] is not None
-        elif wrong:
-            if type(_MISSING) in wrong:  # added to some records: after the fields before it
-                collections.deque(map(dict.update, records, itertools.repeat(pending)), 0)
-                pending = {}
-            kinds_of_values = map(type, map(dict.get, records, _REPEATED[field], _ALWAYS_MISSING))
-            to_blank = itertools.compress(records, map(wrong.__contains__, kinds_of_values))
-            collections.deque(map(operator.setitem, to_blank, _REPEATED[field],
-                                  itertools.repeat(None)), 0)
-    if pending:
-        collections.deque(map(dict.update, records, itertools.repeat(pending)), 0)
-    if not engines_known:
-        unknown = list(itertools.compress(records, map(operator.is_, map(
-            operator.itemgetter("engine"), records), itertools.repeat(None))))
-        sampled = map(str.endswith, map(operator.itemgetter("id"), unknown),
-                      itertools.repeat(SAMPLED_SUFFIX))
-        collections.deque(map(operator.setitem, unknown, _REPEATED["engine"],
-                              map(ENGINES.__getitem__, sampled)), 0)
-    return records
-
-
-def _engine_of_all(records):
-    """Return the engine of every record's file when it is the same for all, else None."""
-    sampled = set(map(str.endswith, map(operator.itemgetter("id"), records),
-                      itertools.repeat(SAMPLED_SUFFIX)))
-    return ENGINES[sampled.pop()] if len(sampled) == 1 else None
-
-
-#: ``itertools.repeat`` of each field's name, for ``map`` over all records.
-_REPEATED = {field: itertools.repeat(field) for field in FIELD_NAMES}
-_IDS = itertools.repeat("id")
+    return dict.fromkeys(field for (field, kinds), kind in zip(EXACT_FIELD_TYPES, shape)
+                 if kind not in kinds and not (kind is not bool
+                                               and issubclass(kind, FIELD_TYPES[field])))
 
 
 def engine_of_name(name):
     """Name the engine of a profile file by its name: ``sampling`` or ``cprofile``."""
-    return ENGINES[name.endswith(SAMPLED_SUFFIX)]
+    return "sampling" if is_sampled(name) else "cprofile"
 
 
 _index_snapshots = {}
@@ -229,7 +168,7 @@ def indexed_records(folder):
     complete = chunk if chunk.endswith(b"\n") else chunk[: chunk.rfind(b"\n") + 1]
     lines = IndexLines(complete)
     offset = snapshot.offset + len(complete)
-    records = _normalise_all(parse_index_lines(lines))
+    records = [_normalise_in_place(record) for record in parse_index_lines(lines)]
     # Extended in place: the same list object tells a reader that lines were only appended.
     snapshot.records.extend(records)
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)

@@ -18,9 +18,7 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
-import collections
 import functools
-import itertools
 import operator
 import os
 import threading
@@ -30,10 +28,7 @@ from .listing import route_of
 
 #: What a route needs of a record, read in one call.
 ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
-#: The method and path of a record (or of its ROUTE_FIELDS).
-METHOD_PATH = operator.itemgetter(0, 1)
 ELAPSED = operator.itemgetter(0)
-_RULE, _ENDPOINT = itertools.repeat("rule"), itertools.repeat("endpoint")
 
 def median(times):
     """Return the median of sorted times (the mean of the two middle ones for an even count)."""
@@ -88,11 +83,11 @@ class Route:
             self.timed, self.saved = list(zip(*self.saved)), None
 
     def add(self, rows):
-        """Count more profiles of this route, given as rows ending in ``(elapsed_ms, id, time)``."""
+        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
         self._unpack()
         self.count += len(rows)
         self.summary = None
-        *_route, elapsed, ids, times = zip(*rows)
+        elapsed, ids, times = zip(*rows)
         timed = list(zip(elapsed, ids))
         if None in elapsed:
             timed = [pair for pair in timed if pair[0] is not None]
@@ -186,37 +181,32 @@ class RouteTable:
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
 
-        Each record's route (unless one has a rule or endpoint) and row are read,
-        and each row put into its route's list, with ``map``: in C.
+        One pass reads every field a route needs from each record: the records
+        lie all over memory, so each pass over them costs more than its work.
         """
-        rows = list(map(ROUTE_FIELDS, records))  # the records lie all over memory: one pass
-        if any(map(operator.contains, records, _RULE)) or any(
-                map(operator.contains, records, _ENDPOINT)):
-            keys = map(self._route_key, records)
-        else:
-            keys = map(METHOD_PATH, rows)
-        grouped = collections.defaultdict(list)  # its __getitem__ makes a missing route's list
-        collections.deque(map(list.append, map(grouped.__getitem__, keys), rows), 0)
-        for (method, route), members in grouped.items():
-            if method is None or route is None:
+        grouped = {}
+        path_routes = self.path_routes
+        for record in records:
+            method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
+            if method is None or path is None:
                 continue
+            route = path
+            if "rule" in record or "endpoint" in record:
+                route = route_of(record)
+                if route != path:
+                    path_routes[(method, path)] = route
+            rows = grouped.get((method, route))
+            if rows is None:
+                grouped[(method, route)] = [(elapsed, profile_id, moment)]
+            else:
+                rows.append((elapsed, profile_id, moment))
+        for (method, route), rows in grouped.items():
             group = self.routes.get((method, route))
             if group is None:
                 group = self.routes[(method, route)] = Route(method, route)
-            group.add(members)
+            group.add(rows)
         self.size += len(records)
         self.ordered = None
-
-    def _route_key(self, record):
-        """Return a record's method and route, noting a path grouped under another route;
-        (None, None) for a record without a method or path."""
-        method, path = record["method"], record["path"]
-        if method is None or path is None:
-            return None, None
-        route = route_of(record)
-        if route != path:
-            self.path_routes[(method, path)] = route
-        return method, route
 
     def discard(self, records):
         """Take records out of their routes; False if a route cannot tell what it has left."""

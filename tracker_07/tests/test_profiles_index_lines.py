@@ -1,4 +1,4 @@
-"""Index lines parsed with orjson give exactly json's records; records normalised in bulk."""
+"""Index lines parsed with orjson give exactly json's records; a folder's names sifted in bulk."""
 import json
 import os
 import random
@@ -173,34 +173,8 @@ class IndexLinesTest(unittest.TestCase):
         self.assertEqual(index.parse_index_lines(index_lines.IndexLines(b"")), [])
 
 
-class NormaliseAllTest(unittest.TestCase):
-    """Records normalised together equal records normalised one by one, keys in the same order."""
-
-    def test_same_as_one_by_one(self):
-        generator = random.Random(9)
-        values = [None, 1, 2.5, "x", True, False, [1], {"a": 1}, "cprofile", "", 0, -3.0]
-        fields = [*index.FIELD_NAMES, "indexed", "view", "total_time"]
-        for _ in range(1500):
-            common = generator.sample(fields, generator.randint(0, len(fields)))
-            records = []
-            for _ in range(generator.randint(1, 12)):
-                keys = common if generator.random() < 0.6 else generator.sample(
-                    fields, generator.randint(0, len(fields)))
-                record = {"id": generator.choice(["a.prof", "b.speedscope.json"])}
-                record.update((key, generator.choice(values)) for key in keys)
-                records.append(record)
-            one_by_one = [index.normalise_record(record) for record in records]
-            copies = [dict(record) for record in records]
-            together = index._normalise_all(copies)  # pylint: disable=protected-access  # bulk
-            self.assertEqual([list(record.items()) for record in together],
-                             [list(record.items()) for record in one_by_one])
-
-    def test_nothing_to_normalise(self):
-        self.assertEqual(index._normalise_all([]), [])  # pylint: disable=protected-access  # bulk
-
-
 class RouteKeysTest(unittest.TestCase):
-    """Routes keyed in C or, when a record names its rule, one record at a time, alike."""
+    """Routes keyed by path or, when a record names its rule, by rule, alike."""
 
     def test_records_without_method_or_path_are_left_out_either_way(self):
         plain = [fx.index_entry("a.prof", path="/items/1", elapsed_ms=2.0),
