@@ -13,7 +13,7 @@ import tempfile
 import threading
 
 from . import index_cache
-from .files import FILENAME_RE, is_sampled, profile_entries
+from .files import FILENAME_RE, SAMPLED_SUFFIX, is_sampled, profile_entries
 from .index_lines import IndexLines, parse_values
 from .unprofiled import unprofiled_counts
 
@@ -119,8 +119,8 @@ def _normalise_in_place(record):
             _shape_blanks[shape] = blank
     if blank:
         record.update(blank)
-    if record["engine"] is None:
-        record["engine"] = engine_of_name(record["id"])
+    if record["engine"] is None:  # inline: once per record of a folder indexed before engines
+        record["engine"] = ENGINES[record["id"].endswith(SAMPLED_SUFFIX)]
     return record
 
 
@@ -131,9 +131,13 @@ def _fields_to_blank(shape):
                                                and issubclass(kind, FIELD_TYPES[field])))
 
 
+#: A profile's engine by whether its file is sampled: ``ENGINES[name.endswith(SAMPLED_SUFFIX)]``.
+ENGINES = ("cprofile", "sampling")
+
+
 def engine_of_name(name):
     """Name the engine of a profile file by its name: ``sampling`` or ``cprofile``."""
-    return "sampling" if is_sampled(name) else "cprofile"
+    return ENGINES[is_sampled(name)]
 
 
 _index_snapshots = {}
