@@ -147,16 +147,33 @@ def profile_entries(folder):
     """Map the name of every regular profile file directly in ``folder`` to its DirEntry.
 
     A missing folder has no profiles yet; a file in the folder's place raises NotAFolder.
+    The names are sifted with ``map`` over all entries, in C (50,000 entries in a big folder).
     """
     try:
         with os.scandir(folder) as scanned:
-            entries = {entry.name: entry for entry in scanned}
+            entries = list(scanned)
     except FileNotFoundError:
         return {}
     except NotADirectoryError as error:
         raise NotAFolder(folder) from error
-    return {name: entries[name] for name in safe_names(entries)
-            if entries[name].is_file(follow_symlinks=False)}
+    names = list(map(_NAME, entries))
+    suffixed = list(map(_HAS_PROFILE_SUFFIX, names))
+    candidates = list(itertools.compress(names, suffixed))
+    if _all_safe(candidates):
+        chosen = list(itertools.compress(entries, suffixed))
+    else:
+        by_name = dict(zip(names, entries))
+        candidates = _JOINED_SAFE_NAMES.findall("/".join(candidates))
+        chosen = list(map(by_name.__getitem__, candidates))
+    links = list(map(os.DirEntry.is_symlink, chosen))  # types known without a system call
+    if any(links):  # out first: ``is_file()`` of the rest is ``is_file(follow_symlinks=False)``
+        candidates = list(itertools.compress(candidates, map(operator.not_, links)))
+        chosen = list(itertools.compress(chosen, map(operator.not_, links)))
+    regular = list(map(os.DirEntry.is_file, chosen))
+    if not all(regular):
+        candidates = list(itertools.compress(candidates, regular))
+        chosen = list(itertools.compress(chosen, regular))
+    return dict(zip(candidates, chosen))
 
 
 #: SAFE_NAME_RE between the ``/`` that join a folder's names (no name holds a ``/``).
@@ -167,21 +184,38 @@ _JOINED_SAFE_NAMES = re.compile(
 
 
 def safe_names(names):
-    """Return the names ``is_safe_name`` accepts, checked by one pass over them all.
+    """Return the names ``is_safe_name`` accepts, checked by one pass over them all."""
+    candidates = list(filter(_HAS_PROFILE_SUFFIX, names))
+    if _all_safe(candidates):
+        return candidates
+    return _JOINED_SAFE_NAMES.findall("/".join(candidates))
+
+
+def _all_safe(candidates):
+    """Tell whether every name (each with a profile suffix) is safe, checked all at once.
 
     Every name ``FILENAME_RE`` accepts is also a SAFE_NAME_RE name (both
     allow no separators or control characters, and no file name is longer
     than 255 bytes), so the general pattern alone decides.
     """
-    candidates = list(filter(_HAS_PROFILE_SUFFIX, names))
+    if not candidates:
+        return False
     joined = "/".join(candidates)
-    if (not candidates or "/." in "/" + joined or joined.count("/") != len(candidates) - 1
-            or _UNSAFE_CHARACTER.search(joined) or max(map(len, candidates)) > MAX_FAST_LENGTH):
-        return _JOINED_SAFE_NAMES.findall(joined)
-    return candidates  # no leading dot, separator, control character or long name: all safe
+    if joined.isascii():  # bytes are searched quicker than text
+        joined = joined.encode("ascii")
+        unsafe = len(joined.translate(None, _UNSAFE_BYTES)) != len(joined)
+        separators, hidden = joined.count(b"/"), joined.startswith(b".") or b"/." in joined
+    else:
+        unsafe = _UNSAFE_CHARACTER.search(joined) is not None
+        separators, hidden = joined.count("/"), joined.startswith(".") or "/." in joined
+    # No leading dot, separator, control character or long name: all safe.
+    return not (unsafe or hidden or separators != len(candidates) - 1
+                or max(map(len, candidates)) > MAX_FAST_LENGTH)
 
 
 _HAS_PROFILE_SUFFIX = operator.methodcaller("endswith", (PROFILE_SUFFIX, SAMPLED_SUFFIX))
+_NAME = operator.attrgetter("name")
 _UNSAFE_CHARACTER = re.compile(r"[\\\x00-\x1f\x7f]")
+_UNSAFE_BYTES = bytes(range(0x20)) + b"\x7f\\"
 #: The longest name SAFE_NAME_RE accepts with either suffix (a first character, 250, ``.prof``).
 MAX_FAST_LENGTH = 1 + 250 + len(PROFILE_SUFFIX)

@@ -128,7 +128,7 @@ class Route:
     def summarise(self):
         """Describe the route (kept until a profile is added); times in ms, None when unknown."""
         if self.summary is None:
-            times = [elapsed for elapsed, _profile_id in self.timed]
+            times = list(map(ELAPSED, self.timed))
             self.summary = {
                 "method": self.method,
                 "path": self.route,
