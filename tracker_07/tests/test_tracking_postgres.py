@@ -6,10 +6,11 @@ skipped with a message saying so, or fail when TRACKER_REQUIRE_POSTGRES is set (
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 from sqlalchemy import inspect
 
-from tracker_07.tracking import filters, reads, store
+from tracker_07.tracking import filters, reads, rollups, store, writes
 from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
 from tracker_07.tests.test_tracking_reads import ReadsMixin
@@ -68,6 +69,53 @@ class PostgresTrackingTest(TrackedAppCase):
                 self.assertEqual(reads.dropped_count(conn), 0)
             self.assertEqual([(row["endpoint"], row["count"]) for row in rows],
                              [("/user/<int:user_id>", 20), ("<404>", 1)])
+
+
+    def test_the_writers_counted_groups_are_merged_exactly(self):
+        engine = store.create_store_engine(DATABASE_URL)
+        with engine.begin() as conn:
+            store.metadata.drop_all(conn)
+        engine.dispose()
+        app, tracking = self.tracked_app(TRACKER_DATABASE_URL=DATABASE_URL, TRACKER_SLOW_MS=0)
+        client = app.test_client()
+        paths = [f"/user/{number}" for number in range(30)] + ["/status/404"] * 7
+        for path in paths:
+            get(client, path)
+        self.assertTrue(tracking.flush(10))
+        self.assertEqual(tracking.writer.pending.count, len(paths))  # the ids were known
+        with mock.patch.object(rollups, "_roll_up_rows", side_effect=AssertionError("read back")):
+            tracking.maintain_now()
+        with tracking.engine.connect() as conn:
+            self.assertEqual(reads.rows_behind(conn), 0)
+            rows = reads.summary(conn, filters.Filters(since=0, until=filters.now() + 60),
+                                 sort="endpoint", descending=False)
+        self.assertEqual([(row["endpoint"], row["count"], row["count_4xx"]) for row in rows],
+                         [("/status/<int:code>", 7, 7), ("/user/<int:user_id>", 30, 0)])
+
+
+@NEEDS_POSTGRES
+class PostgresIdsTest(unittest.TestCase):
+    """COPY with ids drawn first: known when consecutive, stored either way."""
+
+    def test_ids_that_are_not_consecutive_are_stored_and_not_claimed(self):
+        engine = store.create_store_engine(DATABASE_URL)
+        self.addCleanup(engine.dispose)
+        with engine.begin() as conn:
+            store.metadata.drop_all(conn)
+            store.metadata.create_all(conn)
+        rows = [(1.0 + number, "/x", "GET", 200, 2.0, 0, 0.0, 0, 3) for number in range(5)]
+        with engine.begin() as conn:
+            self.assertIsNone(writes.copy_rows(conn, []))
+            first_id = writes.copy_rows(conn, rows)
+            # Another writer drawing at the same time leaves gaps; here the sequence does.
+            conn.exec_driver_sql("ALTER SEQUENCE tracker_requests_id_seq INCREMENT BY 2")
+            self.assertIsNone(writes.copy_rows(conn, rows))
+        with engine.connect() as conn:
+            ids = [row[0] for row in conn.exec_driver_sql(
+                "SELECT id FROM tracker_requests ORDER BY id")]
+        self.assertEqual(ids[:5], list(range(first_id, first_id + 5)))
+        self.assertEqual(len(ids), 10)
+        self.assertEqual(ids[6] - ids[5], 2)
 
 
 @NEEDS_POSTGRES

@@ -266,6 +266,8 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                     first_id = writes.append_rows(conn, rows)
                 else:
                     first_id = writes.append_rows_in_steps(conn, rows)
+        elif engine.dialect.name == "postgresql":
+            first_id = self.transaction(lambda conn: writes.copy_rows(conn, rows))
         else:  # ids unknown: the next roll-up reads these rows back
             self.transaction(lambda conn: writes.insert_rows(conn, rows))
             first_id = None

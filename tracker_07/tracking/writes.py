@@ -60,13 +60,7 @@ def insert_rows(conn, rows):
     if not rows:
         return 0
     if conn.dialect.name != "sqlite":
-        # PostgreSQL takes rows fastest through COPY, inside the caller's transaction.
-        cursor = conn.connection.dbapi_connection.cursor()
-        columns = ", ".join(INSERT_COLUMNS)
-        with cursor.copy(f"COPY {requests_table.name} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.close()
+        copy_rows(conn, rows)
         return len(rows)
     # Multi-row VALUES straight to the driver: an executemany would release and retake
     # the GIL for every row (starving this thread while requests run) and SQLAlchemy's
@@ -74,6 +68,30 @@ def insert_rows(conn, rows):
     for first in range(0, len(rows), ROWS_PER_INSERT):
         conn.exec_driver_sql(*_multi_row_insert(rows[first:first + ROWS_PER_INSERT]))
     return len(rows)
+
+
+def copy_rows(conn, rows):
+    """Store complete rows on PostgreSQL with COPY (its fastest way in), inside the caller's
+    transaction, their ids drawn from the table's sequence first in one statement.
+
+    Returns the id of the first row when the ids are consecutive (one writer drawing at a
+    time), else None: as on SQLite, the roll-up then merges the writer's counted groups
+    instead of reading the rows back."""
+    if not rows:
+        return None
+    table = requests_table.name
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SELECT array_agg(nextval(pg_get_serial_sequence('{table}', 'id'))) "
+                       f"FROM generate_series(1, {len(rows)})")
+        ids = cursor.fetchone()[0]
+        with cursor.copy(f"COPY {table} (id, {', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
+            for row_id, row in zip(ids, rows):
+                copy.write_row((row_id, *row))
+    finally:
+        cursor.close()
+    first_id = ids[0]
+    return first_id if ids == list(range(first_id, first_id + len(rows))) else None
 
 
 def append_rows(conn, rows):
