@@ -10,7 +10,7 @@ from unittest import mock
 
 from sqlalchemy import inspect
 
-from tracker_07.tracking import filters, reads, rollups, store, writes
+from tracker_07.tracking import filters, reads, rollups, store
 from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
 from tracker_07.tests.test_tracking_reads import ReadsMixin
@@ -72,50 +72,49 @@ class PostgresTrackingTest(TrackedAppCase):
 
 
     def test_the_writers_counted_groups_are_merged_exactly(self):
+        tracking, client = self.empty_store_app()
+        paths = [f"/user/{number}" for number in range(30)] + ["/status/404"] * 7
+        for path in paths:
+            get(client, path)
+        self.assertTrue(tracking.flush(10))
+        self.assertEqual(tracking.writer.pending.count, len(paths))
+        with mock.patch.object(rollups, "_roll_up_rows", side_effect=AssertionError("read back")):
+            tracking.maintain_now()
+        self.assertEqual(self.summary(tracking),
+                         [("/status/<int:code>", 7, 7), ("/user/<int:user_id>", 30, 0)])
+
+    def test_ids_drawn_by_another_session_between_make_the_roll_up_read_rows_back(self):
+        tracking, client = self.empty_store_app()
+        for number in range(5):
+            get(client, f"/user/{number}")
+        self.assertTrue(tracking.flush(10))
+        with tracking.engine.begin() as conn:  # every other id goes elsewhere from now on
+            conn.exec_driver_sql("ALTER SEQUENCE tracker_requests_id_seq INCREMENT BY 2")
+        for number in range(4):
+            get(client, f"/status/{500 + number}")
+        self.assertTrue(tracking.flush(10))
+        with mock.patch.object(rollups, "_roll_up_rows", wraps=rollups._roll_up_rows) as read_back:  # pylint: disable=protected-access
+            tracking.maintain_now()
+        read_back.assert_called_once()
+        self.assertEqual(self.summary(tracking),
+                         [("/status/<int:code>", 4, 0), ("/user/<int:user_id>", 5, 0)])
+
+    def empty_store_app(self):
+        """A tracked app on an empty PostgreSQL store, and its test client."""
         engine = store.create_store_engine(DATABASE_URL)
         with engine.begin() as conn:
             store.metadata.drop_all(conn)
         engine.dispose()
         app, tracking = self.tracked_app(TRACKER_DATABASE_URL=DATABASE_URL, TRACKER_SLOW_MS=0)
-        client = app.test_client()
-        paths = [f"/user/{number}" for number in range(30)] + ["/status/404"] * 7
-        for path in paths:
-            get(client, path)
-        self.assertTrue(tracking.flush(10))
-        self.assertEqual(tracking.writer.pending.count, len(paths))  # the ids were known
-        with mock.patch.object(rollups, "_roll_up_rows", side_effect=AssertionError("read back")):
-            tracking.maintain_now()
+        return tracking, app.test_client()
+
+    def summary(self, tracking):
+        """(endpoint, count, 4xx count) of every stored row, all rolled up."""
         with tracking.engine.connect() as conn:
             self.assertEqual(reads.rows_behind(conn), 0)
             rows = reads.summary(conn, filters.Filters(since=0, until=filters.now() + 60),
                                  sort="endpoint", descending=False)
-        self.assertEqual([(row["endpoint"], row["count"], row["count_4xx"]) for row in rows],
-                         [("/status/<int:code>", 7, 7), ("/user/<int:user_id>", 30, 0)])
-
-
-@NEEDS_POSTGRES
-class PostgresIdsTest(unittest.TestCase):
-    """COPY with ids drawn first: known when consecutive, stored either way."""
-
-    def test_ids_that_are_not_consecutive_are_stored_and_not_claimed(self):
-        engine = store.create_store_engine(DATABASE_URL)
-        self.addCleanup(engine.dispose)
-        with engine.begin() as conn:
-            store.metadata.drop_all(conn)
-            store.metadata.create_all(conn)
-        rows = [(1.0 + number, "/x", "GET", 200, 2.0, 0, 0.0, 0, 3) for number in range(5)]
-        with engine.begin() as conn:
-            self.assertIsNone(writes.copy_rows(conn, []))
-            first_id = writes.copy_rows(conn, rows)
-            # Another writer drawing at the same time leaves gaps; here the sequence does.
-            conn.exec_driver_sql("ALTER SEQUENCE tracker_requests_id_seq INCREMENT BY 2")
-            self.assertIsNone(writes.copy_rows(conn, rows))
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.exec_driver_sql(
-                "SELECT id FROM tracker_requests ORDER BY id")]
-        self.assertEqual(ids[:5], list(range(first_id, first_id + 5)))
-        self.assertEqual(len(ids), 10)
-        self.assertEqual(ids[6] - ids[5], 2)
+        return [(row["endpoint"], row["count"], row["count_4xx"]) for row in rows]
 
 
 @NEEDS_POSTGRES

@@ -72,26 +72,23 @@ def insert_rows(conn, rows):
 
 def copy_rows(conn, rows):
     """Store complete rows on PostgreSQL with COPY (its fastest way in), inside the caller's
-    transaction, their ids drawn from the table's sequence first in one statement.
+    transaction.
 
-    Returns the id of the first row when the ids are consecutive (one writer drawing at a
-    time), else None: as on SQLite, the roll-up then merges the writer's counted groups
-    instead of reading the rows back."""
-    if not rows:
-        return None
+    Returns the id the first row would have if the rows got consecutive ids: this session's
+    last id from the sequence, less the rows.  As on SQLite (:func:`append_rows`), the
+    roll-up merges the writer's counted groups only when they are as many as the ids after
+    its mark, which another session's ids among them would break."""
     table = requests_table.name
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(f"SELECT array_agg(nextval(pg_get_serial_sequence('{table}', 'id'))) "
-                       f"FROM generate_series(1, {len(rows)})")
-        ids = cursor.fetchone()[0]
-        with cursor.copy(f"COPY {table} (id, {', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
-            for row_id, row in zip(ids, rows):
-                copy.write_row((row_id, *row))
+        with cursor.copy(f"COPY {table} ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"SELECT currval(pg_get_serial_sequence('{table}', 'id'))")
+        last_id = cursor.fetchone()[0]
     finally:
         cursor.close()
-    first_id = ids[0]
-    return first_id if ids == list(range(first_id, first_id + len(rows))) else None
+    return last_id - len(rows) + 1
 
 
 def append_rows(conn, rows):
