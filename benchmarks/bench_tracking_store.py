@@ -3,6 +3,7 @@ dashboard queries, the dashboard page and its JSON, and maintenance at the row c
 
     python benchmarks/bench_tracking_store.py [--rows 1000000] [--days 7] [--url URL]
         [--store benchmarks/results/store-1m.tmp] [--rates 100,4000]
+        [--behind 30000:300,240000:60] [--maintenance-only]
 
 Rows go through ``Writer.write`` (the background writer's own code: tuple conversion,
 one statement per batch of ``TRACKER_BATCH_SIZE``, the roll-up's counting).  The rollups
@@ -11,8 +12,9 @@ the minute's new rows only), and each query is run several times; medians are pr
 a markdown table.  ``--store`` keeps the filled SQLite file and reuses it on the next run
 (``benchmarks/results/*.tmp*`` is git-ignored), reading a copy of it, so it stays as
 filled; ``--maintenance-only`` measures only the maintenance of ``--rates`` on it.  On
-PostgreSQL the fill is followed by ``ANALYZE``, as autovacuum would run it within a minute.  ``--rates`` then also measures
-maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
+PostgreSQL the fill is followed by ``ANALYZE``, as autovacuum would run it within a
+minute.  ``--behind`` also times the page with rows not rolled up yet.  ``--rates`` then
+also measures maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
 ``Writer.maintain`` (roll-up and retention, ``TRACKER_MAX_ROWS`` = ``--rows``) runs;
 process CPU per new row is reported, with the writer's own cost per row beside it.
 """
@@ -85,10 +87,10 @@ def parse_args():
     parser.add_argument("--rates", default="",
                         help="requests per second to measure maintenance at, e.g. 100,4000")
     parser.add_argument("--behind", default="",
-                        help="also time the page with this many rows written since the last "
-                             "roll-up (e.g. 30000,240000: five minutes at 100 requests/s, one "
-                             "at 4,000), rolled up first as the page does and read raw as "
-                             "before, alternated")
+                        help="also time the page with ROWS:SECONDS, rows written over the "
+                             "last seconds since the last roll-up (e.g. 30000:300,240000:60: "
+                             "five minutes at 100 requests/s, one at 4,000), rolled up first "
+                             "as the page does and read raw as before, alternated")
     parser.add_argument("--maintenance-only", action="store_true",
                         help="with --store: only the maintenance of --rates, on a copy (the "
                              "store itself is not opened)")
@@ -216,16 +218,17 @@ def time_page(url, args):
         get()  # warm: templates compiled, connections open
         median_ms, _ = timed(get, args.repeat)
         lines.append((f"GET {path}", f"{median_ms:,.1f} ms"))
-    for behind in (int(count) for count in filter(None, args.behind.split(","))):
-        lines += time_page_behind(app, client, behind, args)
+    for case in filter(None, args.behind.split(",")):
+        behind, seconds = (int(number) for number in case.split(":"))
+        lines += time_page_behind(app, client, behind, seconds, args)
     app.extensions["tracker_tracking"].shutdown()
     return lines
 
 
-def time_page_behind(app, client, behind, args):
+def time_page_behind(app, client, behind, seconds, args):  # pylint: disable=too-many-locals  # one sequence
     """The page and its JSON with ``behind`` rows written since the last roll-up (the last
-    minutes' requests, through the app's own writer, untimed), rolled up first as the page
-    asks when they are many, and, alternated with it, read raw as the code before did."""
+    ``seconds``' requests, through the app's own writer, untimed), rolled up first as the
+    page asks when they are many, and, alternated with it, read raw as the code before did."""
     tracking = app.extensions["tracker_tracking"]
     writer = tracking.writer
     with tracking.engine.connect() as conn:
@@ -235,12 +238,12 @@ def time_page_behind(app, client, behind, args):
         for path in ("/dashboard/?range=7d", "/dashboard/api/endpoints?range=7d"):
             for how in (("rolled up first", "read raw") if run % 2 else
                         ("read raw", "rolled up first")):
-                for batch in build_batches(behind, behind / 100 / 86400, args.endpoints,
+                for batch in build_batches(behind, seconds / 86400, args.endpoints,
                                            args.batch_size, seed=run):
                     writer.write(batch)
-                threshold = (endpoint_views.ROLL_UP_BEFORE_READING if how == "rolled up first"
-                             else math.inf)
-                with mock.patch.object(endpoint_views, "ROLL_UP_BEFORE_READING", threshold):
+                dialect = tracking.engine.dialect.name
+                threshold = 0 if how == "rolled up first" else math.inf
+                with mock.patch.dict(endpoint_views.ROLL_UP_BEFORE_READING, {dialect: threshold}):
                     started = time.perf_counter()
                     response = client.get(path)
                     elapsed = (time.perf_counter() - started) * 1000
@@ -249,7 +252,7 @@ def time_page_behind(app, client, behind, args):
                 writer.roll_up()  # the next run starts from the same place
                 with tracking.engine.begin() as conn:
                     writes.prune(conn, keep_rows=keep)
-    return [(f"GET {path}, {behind:,} rows not rolled up, {how}",
+    return [(f"GET {path}, {behind:,} rows not rolled up ({seconds:,} s), {how}",
              f"{statistics.median(values):,.1f} ms ({min(values):,.1f}–{max(values):,.1f})")
             for (path, how), values in times.items()]
 
