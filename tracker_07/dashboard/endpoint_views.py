@@ -72,7 +72,8 @@ def read_store(chosen):
     extension.flush(timeout=WRITE_WAIT_SECONDS, collect_garbage=False)
     with extension.engine.connect() as conn:
         behind = reads.rows_behind(conn)
-    if behind >= ROLL_UP_BEFORE_READING.get(extension.engine.dialect.name, 10_000):
+    if behind >= ROLL_UP_BEFORE_READING.get(extension.engine.dialect.name,
+                                            ROLL_UP_BEFORE_READING["sqlite"]):
         extension.roll_up_now(timeout=ROLL_UP_WAIT_SECONDS)
     with extension.engine.connect() as conn:
         return {

@@ -158,13 +158,12 @@ def profile_entries(folder):
         raise NotAFolder(folder) from error
     names = list(map(_NAME, entries))
     suffixed = list(map(_HAS_PROFILE_SUFFIX, names))
-    candidates = list(itertools.compress(names, suffixed))
-    if _all_safe(candidates):
+    suffixed_names = list(itertools.compress(names, suffixed))
+    candidates = _safe_among(suffixed_names)
+    if candidates is suffixed_names:  # all safe: the entries line up with the names
         chosen = list(itertools.compress(entries, suffixed))
     else:
-        by_name = dict(zip(names, entries))
-        candidates = _JOINED_SAFE_NAMES.findall("/".join(candidates))
-        chosen = list(map(by_name.__getitem__, candidates))
+        chosen = list(map(dict(zip(names, entries)).__getitem__, candidates))
     links = list(map(os.DirEntry.is_symlink, chosen))  # types known without a system call
     if any(links):  # out first: ``is_file()`` of the rest is ``is_file(follow_symlinks=False)``
         candidates = list(itertools.compress(candidates, map(operator.not_, links)))
@@ -185,7 +184,12 @@ _JOINED_SAFE_NAMES = re.compile(
 
 def safe_names(names):
     """Return the names ``is_safe_name`` accepts, checked by one pass over them all."""
-    candidates = list(filter(_HAS_PROFILE_SUFFIX, names))
+    return _safe_among(list(filter(_HAS_PROFILE_SUFFIX, names)))
+
+
+def _safe_among(candidates):
+    """``candidates`` themselves (names with a profile suffix) when all are safe, else a
+    new list of the safe ones."""
     if _all_safe(candidates):
         return candidates
     return _JOINED_SAFE_NAMES.findall("/".join(candidates))

@@ -325,14 +325,10 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         """Fold what is stored into the roll-ups now, without retention: a dashboard read
         asked, as reading many rows raw costs it more than the roll-up (run in the writer
         thread, which alone counts rows into its pending groups)."""
-        cpu_before = time.thread_time()
         try:
-            self.transaction(lambda conn: rollups.roll_up(conn, pending=self.pending))
-        except self.store_errors as error:
-            self.logger.warning("Tracker could not roll up: %s", first_line(error))
+            self.fold(lambda conn: rollups.roll_up(conn, pending=self.pending),
+                      "Tracker could not roll up: %s")
         finally:
-            self.pending.clear()  # rolled up, or to be read back from the raw rows
-            self.count_cpu(cpu_before)
             self.roll_ups += 1
 
     def maintain(self, force=False, now=None):
@@ -353,11 +349,16 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
             return writes.prune(conn, older_than=older_than,
                                 keep_rows=settings.max_rows or None)
 
+        return self.fold(work, "Tracker maintenance failed: %s")
+
+    def fold(self, work, failure):
+        """Run ``work`` (a roll-up, and retention) in a transaction, its CPU counted as
+        tracking's cost; ``failure`` is logged if the store refuses (then 0)."""
         cpu_before = time.thread_time()
         try:
             return self.transaction(work)
         except self.store_errors as error:
-            self.logger.warning("Tracker maintenance failed: %s", first_line(error))
+            self.logger.warning(failure, first_line(error))
             return 0
         finally:  # part of what tracking costs, so part of the cost shown per row
             self.pending.clear()  # rolled up, or to be read back from the raw rows
