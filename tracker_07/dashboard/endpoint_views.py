@@ -54,10 +54,11 @@ def selection():
 WRITE_WAIT_SECONDS = 0.5
 #: With this many rows or more past the roll-up mark (the writer rolls up every minute, or
 #: every few at low rates), a read asks for a roll-up first: the page reads each such row
-#: raw, some 2-3 µs (30,000: +70 ms), while a roll-up merges the writer's counted groups,
-#: some 15-25 ms on SQLite however many rows they hold, but about 10 µs a group on
-#: PostgreSQL (30,000 rows over five minutes: no quicker than reading them raw).
-ROLL_UP_BEFORE_READING = {"sqlite": 10_000, "postgresql": 60_000}
+#: raw, some 2-3 µs (30,000: +40-70 ms), while a roll-up merges the writer's counted
+#: groups: 15-25 ms on SQLite however many rows they hold, some 5-10 µs a group on
+#: PostgreSQL (30,000 rows over five minutes, 3,800 groups: about 40 ms).  The two cost
+#: about the same from 15,000 rows on PostgreSQL (benchmarks/README_tracking.md).
+ROLL_UP_BEFORE_READING = 10_000
 ROLL_UP_WAIT_SECONDS = 2.0
 
 
@@ -72,8 +73,7 @@ def read_store(chosen):
     extension.flush(timeout=WRITE_WAIT_SECONDS, collect_garbage=False)
     with extension.engine.connect() as conn:
         behind = reads.rows_behind(conn)
-    if behind >= ROLL_UP_BEFORE_READING.get(extension.engine.dialect.name,
-                                            ROLL_UP_BEFORE_READING["sqlite"]):
+    if behind >= ROLL_UP_BEFORE_READING:
         extension.roll_up_now(timeout=ROLL_UP_WAIT_SECONDS)
     with extension.engine.connect() as conn:
         return {

@@ -108,7 +108,7 @@ class EndpointsPageTestCase(AppTestCase):
         self.assertEqual(self.rows_behind(), stored)
         pages = []
         for threshold, behind_after in ((stored + 1, stored), (stored, 0)):
-            with mock.patch.dict(endpoint_views.ROLL_UP_BEFORE_READING, sqlite=threshold):
+            with mock.patch.object(endpoint_views, "ROLL_UP_BEFORE_READING", threshold):
                 pages.append(self.client.get("/dashboard/api/endpoints?range=24h").get_json())
             self.assertEqual(self.rows_behind(), behind_after)
         read_raw, rolled_up = pages[0], pages[1]

@@ -14,7 +14,7 @@ from tracker_07.tracking import filters, reads, rollups, store
 from tracker_07.tests import test_tracking_filters
 from tracker_07.tests.base import needs
 from tracker_07.tests.test_tracking_reads import ReadsMixin
-from tracker_07.tests.test_tracking_rollups import UpgradeMixin
+from tracker_07.tests.test_tracking_rollups import UpgradeMixin, WriterCountsMixin
 from tracker_07.tests.test_tracking_spans import SpansMixin
 from tracker_07.tests.test_tracking_writes import WritesMixin
 from tracker_07.tests.tracking_helpers import TrackedAppCase, get
@@ -43,6 +43,19 @@ class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, SpansMixin, unitt
                    inspect(self.engine).get_columns("tracker_requests")}
         self.assertEqual(str(columns["id"]["type"]), "BIGINT")
         self.assertEqual(str(columns["started_at"]["type"]), "DOUBLE PRECISION")
+
+
+@NEEDS_POSTGRES
+class PostgresWriterCountsTest(WriterCountsMixin, unittest.TestCase):
+    """The writer's counted groups, late ones and ones sharing a total included, merge into
+    PostgreSQL's roll-ups (through COPY) exactly as its database sums the raw rows."""
+
+    def database_url(self):
+        engine = store.create_store_engine(DATABASE_URL)
+        with engine.begin() as conn:
+            store.metadata.drop_all(conn)
+        engine.dispose()
+        return DATABASE_URL
 
 
 @NEEDS_POSTGRES

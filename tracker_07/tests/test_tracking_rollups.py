@@ -45,19 +45,25 @@ def complete(rows):
     return [(*row, store.bucket_of(row[4])) for row in rows]
 
 
-class WriterCountsTest(unittest.TestCase):
-    """Roll-ups from the writer's own counts equal a from-scratch roll-up of the raw rows."""
+class WriterCountsMixin:
+    """Roll-ups from the writer's own counts equal a from-scratch roll-up of the raw rows
+    (the store's URL from ``database_url``; the expected roll-ups built in SQLite)."""
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
         self.addCleanup(tmp.cleanup)
         self.tmpdir = tmp.name
         self.rows = complete(sample_rows(count=4000, seed=11, span=3 * 86400))
+        self.url = self.database_url()
+
+    def database_url(self):
+        """The store the test writes to (empty)."""
+        raise NotImplementedError
 
     def tracking(self, **config):
-        """A tracked app on the test's store file, maintenance only when the test says."""
+        """A tracked app on the test's store, maintenance only when the test says."""
         app = Flask(__name__)
-        app.config.update(TRACKER_DATABASE_URL=f"sqlite:///{self.tmpdir}/store.sqlite3",
+        app.config.update(TRACKER_DATABASE_URL=self.url,
                           TRACKER_MAINTENANCE_INTERVAL=1e9, TRACKER_RETENTION_DAYS=0,
                           TRACKER_MAX_ROWS=0, **config)
         tracking = Tracking(app)
@@ -138,6 +144,12 @@ class WriterCountsTest(unittest.TestCase):
         merged.assert_not_called()
         self.assertEqual({table.name: contents(first.engine, table) for table in TABLES},
                          self.expected())
+
+class SqliteWriterCountsTest(WriterCountsMixin, unittest.TestCase):
+    """The writer's counts on SQLite, and what only SQLite's inserts do."""
+
+    def database_url(self):
+        return f"sqlite:///{self.tmpdir}/store.sqlite3"
 
     def test_rows_stored_without_ids_are_read_back(self):
         tracking = self.tracking(TRACKER_BATCH_SIZE=2000)
