@@ -6,9 +6,9 @@ import unittest
 from unittest import mock
 
 from flask import Flask
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 
-from tracker_07.tracking import filters, reads, rollups, schema, spans, store
+from tracker_07.tracking import filters, reads, rollups, schema, spans, store, writes
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
@@ -49,7 +49,8 @@ class WriterCountsMixin:
     """Roll-ups from the writer's own counts equal a from-scratch roll-up of the raw rows
     (the store's URL from ``database_url``; the expected roll-ups built in SQLite)."""
 
-    def setUp(self):
+    def setUp(self):  # pylint: disable=invalid-name  # unittest's name
+        """A temporary folder, the sample rows and an empty store for each test."""
         tmp = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
         self.addCleanup(tmp.cleanup)
         self.tmpdir = tmp.name
@@ -72,7 +73,12 @@ class WriterCountsMixin:
 
     def expected(self):
         """Every rollup table as the database builds it from the same raw rows."""
-        engine = sqlite_engine(f"{self.tmpdir}/expected")
+        engine = self.expected_engine()
+        return {table.name: contents(engine, table) for table in TABLES}
+
+    def expected_engine(self):
+        """A SQLite store of the same raw rows, rolled up by the database."""
+        engine = sqlite_engine(f"{self.tmpdir}/expected-{len(self._cleanups)}")
         self.addCleanup(engine.dispose)
         schema.create_schema(engine)
         source = self.tracking().engine
@@ -85,7 +91,7 @@ class WriterCountsMixin:
                 dict(zip(("started_at", "endpoint", "method", "status", "duration_ms",
                           "queries", "sql_ms", "findings", "bucket"), row)) for row in raw])
             rollups.roll_up(conn)
-        return {table.name: contents(engine, table) for table in TABLES}
+        return engine
 
     def test_counts_kept_while_writing_equal_the_raw_rows_after_restarts(self):
         tracking = self.tracking()
@@ -132,6 +138,73 @@ class WriterCountsMixin:
         tracking.writer.maintain(force=True)  # the clock: every hour summed
         self.assertEqual({table.name: contents(tracking.engine, table) for table in TABLES},
                          self.expected())
+
+    def test_groups_staged_for_a_waiting_read_read_the_same_and_the_next_pass_merges_them(self):
+        rows = sorted(self.rows)  # in time order: the staged hours are not summed yet
+        tracking = self.tracking()
+        with mock.patch.object(filters, "now", return_value=rows[1999][0]):
+            tracking.writer.insert(rows[:2000])
+            tracking.writer.maintain(force=True)  # hours an hour before the last summed
+        # pylint: disable-next=protected-access  # the upsert a staged roll-up skips
+        with mock.patch.object(rollups, "_merge_pending", wraps=rollups._merge_pending) as merged:
+            for first in (2000, 2600):  # twice: groups of one key staged twice
+                tracking.writer.insert(rows[first:first + 600])
+                tracking.writer.roll_up(staged=True)
+        merged.assert_not_called()
+        self.assertEqual(self.staged_rows(tracking), (2, 2))
+        with tracking.engine.connect() as conn:
+            self.assertEqual(reads.rows_behind(conn), 0)
+        self.assertEqual(self.every_read(tracking.engine), self.every_read(self.expected_engine()))
+
+        with mock.patch.object(filters, "now", return_value=rows[1999][0]):
+            tracking.writer.insert(rows[3200:3400] + rows[:1])  # a late row: no staging
+            tracking.writer.roll_up(staged=True)
+            self.assertEqual(self.staged_rows(tracking), (0, 0))  # merged first
+            tracking.writer.insert(rows[3400:])
+            tracking.writer.roll_up(staged=True)
+        self.assertEqual(self.staged_rows(tracking), (2, 2))
+        self.assertEqual(self.every_read(tracking.engine), self.every_read(self.expected_engine()))
+        tracking.writer.maintain(force=True)  # a pass: merged, every hour summed
+        self.assertEqual(self.staged_rows(tracking), (0, 0))
+        self.assertEqual({table.name: contents(tracking.engine, table) for table in TABLES},
+                         self.expected())
+
+    def test_retention_removes_staged_groups_with_their_hours(self):
+        rows = sorted(self.rows)
+        for prune in ({"older_than": rows[499][0] + 2 * HOUR}, {"keep_rows": 0}):
+            with self.subTest(**prune):
+                tracking = self.tracking()
+                tracking.writer.insert(rows[:500])
+                tracking.writer.roll_up(staged=True)  # nothing summed yet: all staged
+                self.assertEqual(self.staged_rows(tracking), (2, 2))
+                with tracking.engine.connect() as conn:  # the second time too: the ids
+                    # SQLite gives after every row was removed are not taken as rolled up
+                    self.assertEqual(sum(row["count"] for row in reads.summary(
+                        conn, reads.Filters(since=BASE_TIME, until=BASE_TIME + 86400))), 500)
+                with tracking.engine.begin() as conn:
+                    writes.prune(conn, **prune)
+                self.assertEqual(self.staged_rows(tracking), (0, 0))
+
+    def staged_rows(self, tracking):
+        """Whether each staged table holds groups: (0 or 2, 0 or 2) for the hourly and
+        status ones (2 so that a failure shows which)."""
+        with tracking.engine.connect() as conn:
+            return tuple(2 if conn.execute(select(func.count()).select_from(table)).scalar()
+                         else 0 for _table, _key, table in store.STAGED)
+
+    @staticmethod
+    def every_read(engine):
+        """What the dashboard reads over the whole span, floats rounded."""
+        window = reads.Filters(since=BASE_TIME - HOUR, until=BASE_TIME + 4 * 86400)
+        narrow = reads.Filters(since=BASE_TIME + 2 * 86400 + 0.5 * HOUR,
+                               until=BASE_TIME + 4 * 86400, endpoint="/a", status="5xx")
+        with engine.connect() as conn:
+            found = [reads.summary(conn, window), reads.summary(conn, narrow),
+                     reads.time_series(conn, window, 12), reads.time_series(conn, narrow, 7),
+                     reads.histogram(conn, window), reads.histogram(conn, narrow),
+                     reads.endpoints(conn)]
+        return [[{key: round(value, 6) if isinstance(value, float) else value
+                  for key, value in row.items()} for row in rows] for rows in found]
 
     def test_a_second_writer_makes_the_roll_up_read_the_rows_back(self):
         first, second = self.tracking(), self.tracking()

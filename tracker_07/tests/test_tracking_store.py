@@ -55,6 +55,7 @@ class EngineTest(unittest.TestCase):
                          ["tracker_endpoints", "tracker_meta", "tracker_requests",
                           "tracker_rollup_daily",
                           "tracker_rollup_hourly", "tracker_rollup_totals", "tracker_spans",
+                          "tracker_staged_hourly", "tracker_staged_status",
                           "tracker_status_daily", "tracker_status_hourly"])
         # Retention deletes raw rows without an index entry each to delete too.
         self.assertEqual(inspect(engine).get_indexes("tracker_requests"), [])

@@ -97,7 +97,7 @@ class Tracking:
         ran out first (the read then goes through them)."""
         writer = self.writer
         if writer.thread is None or not writer.thread.is_alive():
-            writer.roll_up()
+            writer.roll_up(staged=True)
             return True
         deadline = time.monotonic() + timeout
         done = writer.roll_ups

@@ -15,6 +15,7 @@ from .schema import (
 from .store import (
     DAY,
     HOUR,
+    STAGED,
     daily_table,
     hourly_table,
     meta_table,
@@ -98,6 +99,13 @@ def _totals_spans(periods, totals_until):
     return [(table, start, end) for table, start, end in parts if start < end]
 
 
+def _with_staged(periods):
+    """The periods of the hourly roll-ups read from their staged groups too."""
+    staged = {table: staged for table, _key, staged in STAGED}
+    return periods + [(staged[table], start, end)
+                      for table, start, end in periods if table in staged]
+
+
 def _raw_window(conn, start, end, marked, done=None):
     """Conditions for the raw rows up to ``marked`` that started in ``[start, end)``, by
     the ids their spans give, and (with ``done``, the mark as the query reads it) for
@@ -119,8 +127,9 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     by the database in one statement (so PostgreSQL answers from a single snapshot).
 
     Rows already folded into the rollups are read from the daily rollups for finished
-    whole days, from an hourly rollup for the remaining whole hours (the per-bucket totals
-    when nothing narrows the read to endpoints or statuses) and from the raw table for the
+    whole days, from an hourly rollup and its staged groups for the remaining whole hours
+    (the per-bucket totals, for the hours they hold, when nothing narrows the read to
+    endpoints or statuses) and from the raw table for the
     partial hours at either end (the last hour, too, when no row is stored after the
     range); rows not yet folded in are read raw.  ``time_index(column)``, if given, adds a
     leading time-bucket key (and then days are read hour by hour).  Yields ``([idx,]
@@ -190,8 +199,8 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
             _part(table, keys(table, table.c.period_start),
                   (table.c.period_start >= start, table.c.period_start < end,
                    *filters.conditions(table.c)), counts_only)
-            for table, start, end in _totals_spans(
-                _rollup_spans(first_hour, last_hour, hours, days, daily_until), totals_until)
+            for table, start, end in _with_staged(_totals_spans(
+                _rollup_spans(first_hour, last_hour, hours, days, daily_until), totals_until))
         ] + [
             raw_part(raw.id > marked, raw.id > done, raw.started_at + 0 >= since,
                      raw.started_at + 0 < until),

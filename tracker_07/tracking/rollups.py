@@ -17,12 +17,13 @@ from .schema import (
     DAILY_UNTIL_KEY, ROLLED_UP_KEY, TOTALS_UNTIL_KEY, VALUE_AGGREGATES, meta_value,
     meta_values, set_meta, summed_values,
 )
-from .statements import run
+from .statements import copy_in, run
 from .store import (
     DAY,
     HOUR,
     ROLLUP_KEY,
     ROLLUPS,
+    STAGED,
     STATUS_KEY,
     TOTALS_KEY,
     daily_table,
@@ -30,6 +31,8 @@ from .store import (
     hourly_table,
     requests_table,
     status_daily_table,
+    staged_hourly_table,
+    staged_status_table,
     status_hourly_table,
     totals_table,
 )
@@ -202,27 +205,58 @@ def _combined(name):
 
 def _copy_and_merge(conn, table, key, rows):
     """PostgreSQL: COPY ``rows`` into a temporary table of the transaction, then merge them
-    summed per key with one ``INSERT ... SELECT ... ON CONFLICT``: half the time of an
-    executemany, whose every row is a statement of its own (8,000 groups: ~50 ms, not
-    ~95).  Summing first lets rows share a key, which one upsert may not touch twice."""
-    name = table.name
-    incoming = f"tracker_incoming_{name}"
-    columns = ", ".join(f'"{column.name}"' for column in table.columns)
-    keys = ", ".join(f'"{column}"' for column in key)
-    values = ", ".join(f'"{column}"' for column, _how in VALUE_AGGREGATES)
+    (:func:`_merge_from`): half the time of an executemany, whose every row is a statement
+    of its own (8,000 groups: ~50 ms, not ~95; ``benchmarks/bench_rollup_merge.py``)."""
+    incoming = f"tracker_incoming_{table.name}"
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {incoming} (LIKE {table.name})")
+    _copy(conn, incoming, table, rows)
+    _merge_from(conn, table, key, incoming)
+    conn.exec_driver_sql(f"DROP TABLE {incoming}")
+
+
+def _copy(conn, name, table, rows):
+    """PostgreSQL: COPY ``rows`` (in ``table``'s column order) into table ``name``."""
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(f"CREATE TEMPORARY TABLE {incoming} (LIKE {name})")
-        with cursor.copy(f"COPY {incoming} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {name} ({keys}, {values}) SELECT {keys}, {summed_values()} "
-            f"FROM {incoming} GROUP BY {keys} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {_combined(name)}")
-        cursor.execute(f"DROP TABLE {incoming}")
+        copy_in(cursor, name, table.columns, rows)
     finally:
         cursor.close()
+
+
+def _merge_from(conn, table, key, source):
+    """Merge the rows of table ``source`` (``table``'s columns), summed per key, into
+    ``table``'s groups with one ``INSERT ... SELECT ... ON CONFLICT`` (summing first lets
+    rows share a key, which one upsert may not touch twice)."""
+    keys = ", ".join(f'"{column}"' for column in key)
+    values = ", ".join(f'"{column}"' for column, _how in VALUE_AGGREGATES)
+    # (WHERE true: SQLite would read ON CONFLICT as a join's ON without it.)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({keys}, {values}) SELECT {keys}, {summed_values()} "
+        f"FROM {source} WHERE true GROUP BY {keys} "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {_combined(table.name)}")
+
+
+def _stage_pending(conn, pending):
+    """Store a writer's counted groups in the staged tables as they are, for the next
+    roll-up to merge (:data:`.store.STAGED`), and their endpoints in the endpoint list."""
+    statuses = list(pending.statuses.values())
+    for table, rows in ((staged_hourly_table, list(pending.groups.values())),
+                        (staged_status_table, statuses)):
+        if conn.dialect.name == "postgresql":
+            _copy(conn, table.name, table, rows)
+        else:
+            conn.connection.dbapi_connection.executemany(
+                f"INSERT INTO {table.name} VALUES ({', '.join('?' * len(table.columns))})",
+                rows)
+    _add_endpoint_hours(conn, statuses)
+
+
+def merge_staged(conn):
+    """Merge the groups staged by reads' roll-ups into the hourly roll-ups, and empty the
+    staged tables (two statements each, next to nothing when they are empty)."""
+    for table, key, staged in STAGED:
+        _merge_from(conn, table, key, staged.name)
+        conn.exec_driver_sql(f"DELETE FROM {staged.name}")
 
 
 def _merge_pending(conn, pending, daily_until, totals_until):
@@ -239,6 +273,16 @@ def _merge_pending(conn, pending, daily_until, totals_until):
     if pending.earliest < totals_until:
         _merge_rows(conn, totals_table, TOTALS_KEY,
                     [(row[0], *row[4:]) for row in rows if row[0] < totals_until])
+    _add_endpoint_hours(conn, statuses)
+    if pending.earliest < daily_until:
+        for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
+                                   (status_daily_table, STATUS_KEY, statuses)):
+            _merge_rows(conn, table, key, [(group[0] - group[0] % DAY, *group[1:])
+                                           for group in groups if group[0] < daily_until])
+
+
+def _add_endpoint_hours(conn, statuses):
+    """Note each endpoint's latest hour among a writer's status groups in the list."""
     latest = {}
     for group in statuses:
         pair = group[1], group[2]
@@ -251,14 +295,9 @@ def _merge_pending(conn, pending, daily_until, totals_until):
         f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
         f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
         f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])
-    if pending.earliest < daily_until:
-        for table, key, groups in ((daily_table, ROLLUP_KEY, rows),
-                                   (status_daily_table, STATUS_KEY, statuses)):
-            _merge_rows(conn, table, key, [(group[0] - group[0] % DAY, *group[1:])
-                                           for group in groups if group[0] < daily_until])
 
 
-def roll_up(conn, now=None, pending=None):
+def roll_up(conn, now=None, pending=None, staged=False):
     """Fold raw rows written since the last call into the rollups; returns how many.
 
     Rows are taken by id, so each is counted exactly once however late it arrives: the
@@ -268,6 +307,10 @@ def roll_up(conn, now=None, pending=None):
     high-water mark.  Then hours and days that ended more than ``HOUR_GRACE`` and
     ``DAY_GRACE`` before ``now`` (epoch seconds, default the clock) are summed from the
     hourly roll-up into the totals and the daily roll-up.
+
+    With ``staged`` (a dashboard read is waiting), the writer's groups go to the staged
+    tables as they are, unless some are of hours or days already summed; that roll-up
+    sums nothing, and the next one without ``staged`` first merges them.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
@@ -276,13 +319,22 @@ def roll_up(conn, now=None, pending=None):
     done, daily_until, totals_until = meta_values(
         conn, ROLLED_UP_KEY, DAILY_UNTIL_KEY, TOTALS_UNTIL_KEY)
     top = run(conn, f"SELECT max(id) FROM {requests_table.name}").scalar()
-    rolled = 0
-    if top is not None and top > done and pending is not None and pending.covers(done, top):
-        rolled = pending.count
+    if top is None or top <= done:
+        rolled, counted = 0, False
+    else:
+        counted = pending is not None and pending.covers(done, top)
+        rolled = pending.count if counted else None
+    if staged and counted and pending.earliest >= max(totals_until, daily_until):
+        _stage_pending(conn, pending)
+        spans.add(conn, done, top, (pending.earliest, pending.latest))
+        set_meta(conn, ROLLED_UP_KEY, top)
+        return rolled
+    merge_staged(conn)
+    if counted:
         _merge_pending(conn, pending, daily_until, totals_until)
         spans.add(conn, done, top, (pending.earliest, pending.latest))
         set_meta(conn, ROLLED_UP_KEY, top)
-    elif top is not None and top > done:
+    elif rolled is None:
         rolled = _roll_up_rows(conn, done, top, daily_until, totals_until)
         spans.add(conn, done, top)
         set_meta(conn, ROLLED_UP_KEY, top)
@@ -376,12 +428,13 @@ def prune_periods(conn, cutoff):
     (the daily roll-up is keyed by endpoint first, so its delete reads the whole table).
     """
     if math.isinf(cutoff):
-        for table, _period in ROLLUPS:
+        for table in (*(table for table, _period in ROLLUPS), staged_hourly_table,
+                      staged_status_table, endpoints_table):
             conn.execute(delete(table))
-        conn.execute(delete(endpoints_table))
         return
-    for table in (hourly_table, totals_table, status_hourly_table):
-        # Compared as stored: the primary key serves it.
+    for table in (hourly_table, totals_table, status_hourly_table, staged_hourly_table,
+                  staged_status_table):
+        # Compared as stored: the primary key serves it (the staged tables are small).
         run(conn, f"DELETE FROM {table.name} WHERE period_start <= ?", cutoff - HOUR)
     run(conn, f"DELETE FROM {endpoints_table.name} WHERE last_hour <= ?", cutoff - HOUR)
     day_mark = math.floor((cutoff - DAY) / DAY) * DAY

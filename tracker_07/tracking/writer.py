@@ -136,7 +136,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
                               everything=flush_requested or self.stopping.is_set())
             if self.roll_up_requested:
                 self.roll_up_requested = False
-                self.roll_up()
+                self.roll_up(staged=True)
             self.maintain()
         self.drain()
         self.maintain(force=True)
@@ -321,12 +321,13 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         return (self.written - self.maintained_at_written >= ROWS_PER_PASS
                 or waited >= interval * MAX_DEFERRED_INTERVALS)
 
-    def roll_up(self):
+    def roll_up(self, staged=False):
         """Fold what is stored into the roll-ups now, without retention: a dashboard read
         asked, as reading many rows raw costs it more than the roll-up (run in the writer
-        thread, which alone counts rows into its pending groups)."""
+        thread, which alone counts rows into its pending groups); ``staged``: its groups
+        staged for the next pass to merge, the quickest for the waiting read."""
         try:
-            self.fold(lambda conn: rollups.roll_up(conn, pending=self.pending),
+            self.fold(lambda conn: rollups.roll_up(conn, pending=self.pending, staged=staged),
                       "Tracker could not roll up: %s")
         finally:
             self.roll_ups += 1

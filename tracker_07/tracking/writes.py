@@ -9,15 +9,16 @@ import math
 import sqlite3
 from itertools import chain
 
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import spans
 from .filters import to_epoch
 from .rollups import prune_periods
-from .schema import ROLLED_UP_KEY, meta_value
-from .statements import run
-from .store import bucket_of, meta_table, requests_table
+from .schema import ROLLED_UP_KEY, meta_value, set_meta
+from .statements import copy_in, run
+from .store import bucket_of, meta_table, requests_table, spans_table
 
 #: ``tracker_meta`` key: records dropped.
 DROPPED_KEY = "dropped"
@@ -81,9 +82,7 @@ def copy_rows(conn, rows):
     table = requests_table.name
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        with cursor.copy(f"COPY {table} ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_in(cursor, table, [requests_table.c[name] for name in INSERT_COLUMNS], rows)
         cursor.execute(f"SELECT currval(pg_get_serial_sequence('{table}', 'id'))")
         last_id = cursor.fetchone()[0]
     finally:
@@ -180,4 +179,11 @@ def prune(conn, older_than=None, keep_rows=None):
             periods_before = max(periods_before, math.inf if oldest is None else oldest)
     if periods_before > -math.inf:
         prune_periods(conn, periods_before)
+    if deleted and conn.dialect.name == "sqlite" and run(
+            conn, f"SELECT max(id) FROM {requests_table.name}").scalar() is None:
+        # SQLite numbers a new row after the largest id left: with none left (an app idle
+        # longer than its retention), from 1 again, below the mark, where no read and no
+        # roll-up would see it.  So the mark starts again too.
+        conn.execute(delete(spans_table))
+        set_meta(conn, ROLLED_UP_KEY, 0)
     return deleted
