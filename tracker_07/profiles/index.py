@@ -27,6 +27,8 @@ INDEX_NAME = "index.jsonl"
 MAX_INDEXED_PATH_LENGTH = 2000
 #: How many leading bytes of the index must be unchanged for it to count as appended to.
 INDEX_HEAD_BYTES = 4096
+#: The index is parsed and normalised this many bytes (about 1,000 lines) at a time.
+PART_BYTES = 1 << 18
 #: Held while this process appends to or rewrites an index, so no line is lost between them.
 INDEX_LOCK = threading.Lock()
 
@@ -230,7 +232,7 @@ def indexed_records(folder):
     complete = chunk if chunk.endswith(b"\n") else chunk[: chunk.rfind(b"\n") + 1]
     lines = IndexLines(complete)
     offset = snapshot.offset + len(complete)
-    records = normalise_parsed(parse_index_lines(lines))
+    records = _parse_normalised(lines)
     # Extended in place: the same list object tells a reader that lines were only appended.
     snapshot.records.extend(records)
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
@@ -239,6 +241,23 @@ def indexed_records(folder):
     if len(records) >= index_cache.MIN_LINES or len(lines) >= index_cache.MIN_LINES:
         index_cache.save_later(folder, snapshot, complete[-index_cache.TAIL_BYTES:])
     return snapshot.records
+
+
+def _parse_normalised(lines):
+    """Parse and normalise ``lines`` (an IndexLines) a part at a time.
+
+    Each part's records are checked while they are still in the processor's
+    cache, just made: parsing all lines first and then checking them took a
+    third longer at 50,000 lines.  Every line is parsed alone in effect (a
+    damaged one spoils only its part's quick parse), so the records are those
+    of the whole.
+    """
+    if len(lines.data) <= PART_BYTES:  # the lines appended since the last read, as a rule
+        return normalise_parsed(parse_index_lines(lines))
+    records = []
+    for part in lines.parts(PART_BYTES):
+        records += normalise_parsed(parse_index_lines(part))
+    return records
 
 
 def parsed_extent(folder):
