@@ -134,9 +134,12 @@ class ProfileFilesTestCase(unittest.TestCase):
         self.assertEqual(files.profile_names(os.path.join(self.folder, "nope")), set())
 
     def test_a_file_in_the_folders_place_is_not_a_folder(self):
-        """A file where the folder should be raises NotAFolder, whose message has no path."""
+        """A file (or a pipe: never waited on) where the folder should be raises NotAFolder,
+        whose message has no path."""
         path = fx.write_raw(self.folder, "plain-file", b"x")
-        for folder in (path, os.path.join(path, "below")):
+        pipe = os.path.join(self.folder, "pipe")
+        os.mkfifo(pipe)
+        for folder in (path, os.path.join(path, "below"), pipe):
             for read in (files.profile_entries, files.profile_names):
                 with self.subTest(folder=folder, read=read.__name__), \
                         self.assertRaises(NotAFolder) as caught:
