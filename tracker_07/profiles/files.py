@@ -164,8 +164,8 @@ def profile_names(folder):
     """Return the set of names ``profile_entries`` maps (the same files, the same errors).
 
     Read through a descriptor of the folder where the system allows it: its
-    entries then hold only their names, not their paths too (a fifth quicker at
-    50,000), and a type the listing does not give is read relative to that
+    entries then hold only their names, not their paths too (24 ms against 30 ms
+    for 50,000), and a type the listing does not give is read relative to that
     descriptor, while it is open.
     """
     if os.scandir not in os.supports_fd:  # pragma: no cover  # Windows
