@@ -27,8 +27,8 @@ import time
 
 from . import index, listing_cache, listing_update
 from .errors import NotAFolder
-from .files import is_safe_name, profile_entries
-from .records import reconcile
+from .files import is_safe_name, profile_entries, profile_names
+from .records import reconcile, reconcile_names
 
 #: A folder or index changed less than this long ago may change again within the same
 #: file-system timestamp tick (FAT, some network file systems), so such a listing is
@@ -219,9 +219,9 @@ def catalog(folder):
 
 def _scan(folder, signature):
     """Reconcile the index with the folder's files; note whether the result may be saved."""
-    entries = profile_entries(folder)  # first: a file in the folder's place is NotAFolder
+    names = profile_names(folder)  # first: a file in the folder's place is NotAFolder
     indexed = index.indexed_records(folder)
-    records = reconcile(indexed, entries)
+    records = reconcile_names(folder, indexed, names)
     scanned = Catalog(signature, indexed, len(indexed), records, time.monotonic())
     _allow_saving(folder, signature, scanned)
     return scanned

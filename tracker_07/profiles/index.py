@@ -6,8 +6,10 @@ file.  Readers parse only the lines appended since their last read; a prune
 rewrites the file atomically, keeping damaged lines and dropping lines whose
 file is gone.  ``INDEX_LOCK`` keeps this process's appends and rewrites apart.
 """
+import collections
 import itertools
 import json
+import operator
 import os
 import tempfile
 import threading
@@ -25,6 +27,8 @@ INDEX_NAME = "index.jsonl"
 MAX_INDEXED_PATH_LENGTH = 2000
 #: How many leading bytes of the index must be unchanged for it to count as appended to.
 INDEX_HEAD_BYTES = 4096
+#: The index is parsed and normalised this many bytes (about 1,000 lines) at a time.
+PART_BYTES = 1 << 18
 #: Held while this process appends to or rewrites an index, so no line is lost between them.
 INDEX_LOCK = threading.Lock()
 
@@ -91,6 +95,10 @@ EXACT_FIELD_TYPES = tuple(
 FIELD_NAMES = tuple(FIELD_TYPES)
 #: ``record.get``'s default for every field: a type of its own marks a missing field.
 _ALWAYS_MISSING = itertools.repeat(type("Missing", (), {})())
+#: Key orders beyond which records are normalised one by one (a damaged index).
+MAX_KEY_ORDERS = 64
+_ID = operator.itemgetter("id")
+_IS_SAMPLED_NAME = operator.methodcaller("endswith", SAMPLED_SUFFIX)
 #: Each shape of record seen (the types of its FIELD_NAMES) -> the fields it must blank.
 _shape_blanks = {}
 #: Shapes kept at most (a damaged index could hold a great many).
@@ -122,6 +130,58 @@ def _normalise_in_place(record):
     if record["engine"] is None:  # inline: once per record of a folder indexed before engines
         record["engine"] = ENGINES[record["id"].endswith(SAMPLED_SUFFIX)]
     return record
+
+
+def normalise_parsed(records):
+    """Normalise freshly parsed records in place (each as :func:`_normalise_in_place` would)
+    and return them; in bulk, in C, for records that share their keys and need the same.
+
+    Records are grouped by their keys in order (one group, for an index written by one
+    version).  The types of a group's values are read in one C pass, and each field's are
+    every ``width``-th of them, so a group whose fields are each of an accepted type in
+    every record (or missing from all) gets what it lacks with one ``dict.update`` per
+    record, in C.  A group with a wrongly typed field, or an engine to read from its
+    file's name (sampled, or null), is normalised record by record.
+    """
+    orders = list(map(tuple, records))  # each record's keys, in order
+    distinct = set(orders)
+    if len(distinct) > MAX_KEY_ORDERS:  # a damaged index: no groups worth the name
+        return [_normalise_in_place(record) for record in records]
+    if len(distinct) == 1:
+        groups = {orders[0]: records}
+    else:
+        groups = collections.defaultdict(list)
+        collections.deque(map(list.append, map(groups.__getitem__, orders), records), maxlen=0)
+    for keys, group in groups.items():
+        fill = _group_fill(keys, group)
+        if fill is None:
+            for record in group:
+                _normalise_in_place(record)
+        else:
+            collections.deque(map(dict.update, group, itertools.repeat(fill)), maxlen=0)
+    return records
+
+
+def _group_fill(keys, group):
+    """What each record of a group with these ``keys`` (in order) lacks, with ``indexed``;
+    None if some need more (a field of a wrong type, an engine read from a name)."""
+    width = len(keys)
+    types = list(map(type, itertools.chain.from_iterable(map(dict.values, group))))
+    positions = {key: position for position, key in enumerate(keys)}
+    fill = {"indexed": True}
+    for field, kinds in EXACT_FIELD_TYPES:
+        position = positions.get(field)
+        if position is None:
+            fill[field] = None
+            continue
+        seen = set(types[position::width])
+        if not seen <= kinds or (field == "engine" and type(None) in seen):
+            return None
+    if "engine" in fill:
+        if any(map(_IS_SAMPLED_NAME, map(_ID, group))):
+            return None
+        fill["engine"] = ENGINES[False]
+    return fill
 
 
 def _fields_to_blank(shape):
@@ -172,7 +232,7 @@ def indexed_records(folder):
     complete = chunk if chunk.endswith(b"\n") else chunk[: chunk.rfind(b"\n") + 1]
     lines = IndexLines(complete)
     offset = snapshot.offset + len(complete)
-    records = [_normalise_in_place(record) for record in parse_index_lines(lines)]
+    records = _parse_normalised(lines)
     # Extended in place: the same list object tells a reader that lines were only appended.
     snapshot.records.extend(records)
     snapshot = IndexSnapshot(info.st_ino, offset, head[:offset], snapshot.records)
@@ -181,6 +241,23 @@ def indexed_records(folder):
     if len(records) >= index_cache.MIN_LINES or len(lines) >= index_cache.MIN_LINES:
         index_cache.save_later(folder, snapshot, complete[-index_cache.TAIL_BYTES:])
     return snapshot.records
+
+
+def _parse_normalised(lines):
+    """Parse and normalise ``lines`` (an IndexLines) a part at a time.
+
+    Each part's records are checked while they are still in the processor's
+    cache, just made: parsing all 50,000 lines of a big index first and then
+    checking them took 94-102 ms against 65-69 ms.  Every line is parsed alone
+    in effect (a damaged one spoils only its part's quick parse), so the
+    records are those of the whole.
+    """
+    if len(lines.data) <= PART_BYTES:  # the lines appended since the last read, as a rule
+        return normalise_parsed(parse_index_lines(lines))
+    records = []
+    for part in lines.parts(PART_BYTES):
+        records += normalise_parsed(parse_index_lines(part))
+    return records
 
 
 def parsed_extent(folder):

@@ -51,6 +51,15 @@ class IndexLines:
         """Count the lines."""
         return self.data.count(b"\n")
 
+    def parts(self, size):
+        """Yield the lines in order as IndexLines of whole lines, each ``size`` bytes or a
+        little more (the last one maybe less)."""
+        data, start = self.data, 0
+        while start < len(data):
+            end = data.find(b"\n", start + size - 1) + 1 or len(data)
+            yield IndexLines(data[start:end])
+            start = end
+
     def split(self):
         """Return the lines as text, as the index has always been read."""
         return self.data.decode("ascii", "replace").splitlines()

@@ -4,7 +4,9 @@ The folder is the truth: index lines whose file is gone are dropped, and
 profile files without an index line get a record read from their name, with
 the fields only the index knows left as ``None``.
 """
+import functools
 import operator
+import os
 import re
 
 from . import index
@@ -53,13 +55,33 @@ def entry_mtime(entry):
         return None
 
 
+def named_mtime(folder, name):
+    """Return the modification time of the file ``name`` in ``folder`` (not followed if a
+    link), or None if it vanished meanwhile."""
+    try:
+        return os.lstat(os.path.join(folder, name)).st_mtime
+    except OSError:
+        return None
+
+
 def reconcile(indexed, entries):
     """Map each profile file's name to its record: index data where known (last line wins)."""
+    return _reconciled(indexed, entries.keys(), lambda name: entry_mtime(entries[name]))
+
+
+def reconcile_names(folder, indexed, names):
+    """As :func:`reconcile`, from the set of the files' names (``files.profile_names``)."""
+    return _reconciled(indexed, names, functools.partial(named_mtime, folder))
+
+
+def _reconciled(indexed, names, mtime_of):
+    """Map each of ``names`` to its last index record, or one read from its name (and
+    ``mtime_of(name)`` if its name tells no time)."""
     # dict(zip(...)) keeps the last line of an id; both run in C, unlike a comprehension.
     records = dict(zip(map(operator.itemgetter("id"), indexed), indexed))
-    for name in records.keys() - entries.keys():
+    for name in records.keys() - names:
         del records[name]
-    for name in entries.keys() - records.keys():
-        mtime = None if FILENAME_RE.fullmatch(name) else entry_mtime(entries[name])
+    for name in names - records.keys():
+        mtime = None if FILENAME_RE.fullmatch(name) else mtime_of(name)
         records[name] = record_from_name(name, mtime)
     return records

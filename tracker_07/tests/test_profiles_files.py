@@ -4,6 +4,7 @@ import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
 from tracker_07.profiles import files
 from tracker_07.profiles.errors import NotAFolder
@@ -129,16 +130,42 @@ class ProfileFilesTestCase(unittest.TestCase):
         os.mkdir(os.path.join(self.folder, "dir.prof"))
         self.assertEqual(list(files.profile_entries(self.folder)), ["a.prof"])
         self.assertEqual(files.profile_entries(os.path.join(self.folder, "nope")), {})
+        self.assertEqual(files.profile_names(self.folder), {"a.prof"})
+        self.assertEqual(files.profile_names(os.path.join(self.folder, "nope")), set())
 
     def test_a_file_in_the_folders_place_is_not_a_folder(self):
-        """A file where the folder should be raises NotAFolder, whose message has no path."""
+        """A file (or a pipe: never waited on) where the folder should be raises NotAFolder,
+        whose message has no path."""
         path = fx.write_raw(self.folder, "plain-file", b"x")
-        for folder in (path, os.path.join(path, "below")):
-            with self.subTest(folder=folder), self.assertRaises(NotAFolder) as caught:
-                files.profile_entries(folder)
-            self.assertEqual(caught.exception.folder, folder)
-            self.assertIn("PROFILER_DIR is not a folder", str(caught.exception))
-            self.assertNotIn(self.folder, str(caught.exception))
+        pipe = os.path.join(self.folder, "pipe")
+        os.mkfifo(pipe)
+        for folder in (path, os.path.join(path, "below"), pipe):
+            for read in (files.profile_entries, files.profile_names):
+                with self.subTest(folder=folder, read=read.__name__), \
+                        self.assertRaises(NotAFolder) as caught:
+                    read(folder)
+                self.assertEqual(caught.exception.folder, folder)
+                self.assertIn("PROFILER_DIR is not a folder", str(caught.exception))
+                self.assertNotIn(self.folder, str(caught.exception))
+
+    def test_names_read_through_the_folders_descriptor_close_it(self):
+        """Reading the names leaves no descriptor open, even when the scan fails."""
+        fx.write_raw(self.folder, "a.prof", {})
+        opened = []
+        real_open = os.open
+
+        def recording_open(*args, **kwargs):
+            opened.append(real_open(*args, **kwargs))
+            return opened[-1]
+
+        with mock.patch.object(files.os, "open", recording_open), \
+                mock.patch.object(files.os, "close", wraps=os.close) as close:
+            self.assertEqual(files.profile_names(self.folder), {"a.prof"})
+            with mock.patch.object(files, "_sift", side_effect=PermissionError), \
+                    self.assertRaises(PermissionError):
+                files.profile_names(self.folder)
+        self.assertEqual(len(opened), 2)
+        self.assertEqual([call.args[0] for call in close.call_args_list], opened)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The index file: appending, incremental reading, damaged lines and atomic rewrites."""
 import json
 import os
+import random
 import threading
 import unittest
 from unittest import mock
@@ -54,6 +55,75 @@ class ShapeTest(fx.TempFolderTestCase):
                 self.assertEqual((made["status"], made["calls"], made["elapsed_ms"]),
                                  (None, None, 3))
                 self.assertEqual((made["queries"], made["engine"]), (None, "cprofile"))
+
+
+class BulkNormaliseTest(unittest.TestCase):
+    """Records normalised in bulk are exactly those normalised one by one, keys in order."""
+
+    def assert_as_one_by_one(self, records):
+        """Normalise copies both ways; the same dicts, keys in the same order, same objects."""
+        expected = [index.normalise_record(record) for record in records]
+        fresh = [dict(record) for record in records]
+        made = index.normalise_parsed(fresh)
+        self.assertEqual([list(record.items()) for record in made],
+                         [list(record.items()) for record in expected])
+        self.assertEqual(list(map(id, made)), list(map(id, fresh)))  # normalised in place
+
+    def test_a_folder_of_like_records_is_normalised_without_a_call_per_record(self):
+        """One key order, every field well typed: filled in C, the same as one by one."""
+        records = [fx.index_entry(f"GET.a.1ms.{n}.1-1.prof", time=float(n)) for n in range(50)]
+        expected = [index.normalise_record(record) for record in records]
+        with mock.patch.object(index, "_normalise_in_place") as one_by_one:
+            made = index.normalise_parsed(records)
+        one_by_one.assert_not_called()
+        self.assertEqual([list(record.items()) for record in made],
+                         [list(record.items()) for record in expected])
+        self.assertEqual(index.normalise_parsed([]), [])
+
+    def test_what_needs_a_record_by_record_look(self):
+        """Wrong types, a field some lack, engines from names or null, ``indexed`` given."""
+        like = [fx.index_entry(f"a{n}.prof", time=float(n)) for n in range(5)]
+        cases = {
+            "a string status": [*like, fx.index_entry("s.prof", status="200")],
+            "a bool count": [*like[:2], fx.index_entry("b.prof", calls=True), *like[2:]],
+            "an int for a float": [*like, fx.index_entry("i.prof", elapsed_ms=3, time=7)],
+            "a list path": [fx.index_entry("l.prof", path=["/x"]), *like],
+            "a field some lack": [*like, {**like[0], "id": "q.prof", "queries": 3}],
+            "sampled names": [*like, fx.index_entry("z.speedscope.json")],
+            "a null engine": [{**record, "engine": None} for record in like],
+            "engines given": [{**record, "engine": "sampling"} for record in like],
+            "indexed false": [{**record, "indexed": False} for record in like],
+            "keys in another order": [*like, dict(reversed(like[0].items()))],
+            "only an id": [{"id": "o.prof"}, {"id": "p.speedscope.json"}],
+            "extra fields": [{**record, "view": ["a"], "sql": {"n": 1}} for record in like],
+        }
+        for name, records in cases.items():
+            with self.subTest(name):
+                self.assert_as_one_by_one(records)
+
+    def test_many_key_orders_are_normalised_one_by_one(self):
+        """Past MAX_KEY_ORDERS orders (a damaged index) records go one by one, still exact."""
+        records = [{"id": f"{n}.prof", f"extra{n}": n, "status": n} for n in range(80)]
+        with mock.patch.object(index, "_group_fill", wraps=index._group_fill) as grouped:  # pylint: disable=protected-access
+            self.assert_as_one_by_one(records)
+        grouped.assert_not_called()
+
+    def test_random_records(self):
+        """Random mixes of fields, types and orders: the same as one by one."""
+        generator = random.Random(7)
+        pool = [None, True, 0, 3, 2**70, 1.5, "x", "GET", [1], {"a": 1}]
+        names = ["a.prof", "b.speedscope.json"]
+        for _round in range(200):
+            shapes = [generator.sample(index.FIELD_NAMES, generator.randint(0, 4))
+                      for _shape in range(generator.randint(1, 3))]
+            records = []
+            for number in range(generator.randint(1, 12)):
+                record = {"id": f"{number}{generator.choice(names)}"}
+                for field in generator.choice(shapes):
+                    record[field] = generator.choice(pool[:4] if generator.random() < 0.8
+                                                     else pool)
+                records.append(record)
+            self.assert_as_one_by_one(records)
 
 
 class IncrementalIndexTest(fx.TempFolderTestCase):

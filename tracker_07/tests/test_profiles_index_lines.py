@@ -173,6 +173,40 @@ class IndexLinesTest(unittest.TestCase):
         self.assertEqual(index.parse_index_lines(index_lines.IndexLines(b"")), [])
 
 
+class PartsTest(fx.TempFolderTestCase):
+    """The index parsed and normalised a part at a time gives the records of the whole."""
+
+    def test_parts_are_whole_lines_in_order(self):
+        """Each part ends a line and is at least the size asked (but the last); all in order."""
+        data = joined(*(b"x" * length for length in (0, 3, 10, 1, 0, 7)))
+        for size in (1, 2, 5, 11, 100):
+            with self.subTest(size=size):
+                parts = [part.data for part in index_lines.IndexLines(data).parts(size)]
+                self.assertEqual(b"".join(parts), data)
+                self.assertTrue(all(part.endswith(b"\n") for part in parts))
+                self.assertTrue(all(len(part) >= size for part in parts[:-1]))
+        self.assertEqual(list(index_lines.IndexLines(b"").parts(4)), [])
+
+    def test_records_are_the_same_whatever_the_parts(self):
+        """Damaged, blank, non-ASCII lines, other line breaks, long integers, key orders,
+        wrong types and sampled files spread over parts: the records read one way before."""
+        lines = [dumped(record) for record in RECORDS]
+        lines += [b"", b"not json", b'{"id":"n.prof","x":%d}' % 2**70, b"\r".join(lines[:2]),
+                  b'{"status":"200","id":"a.speedscope.json","engine":null}',
+                  b"\xc3\xa9" + lines[0], lines[1] + b" ", b'{"id":"w.prof","time":"x"}']
+        data = joined(*lines, *lines[:3])
+        with open(os.path.join(self.folder, index.INDEX_NAME), "wb") as file:
+            file.write(data)
+        expected = [index.normalise_record(record) for record in reference_records(data)]
+        for size in (1, 60, 400, index.PART_BYTES):
+            with self.subTest(size=size), mock.patch.object(index, "PART_BYTES", size):
+                index.forget_snapshots()
+                self.addCleanup(index.forget_snapshots)
+                records = index.indexed_records(self.folder)
+                self.assertEqual([list(record.items()) for record in records],
+                                 [list(record.items()) for record in expected])
+
+
 class RouteKeysTest(unittest.TestCase):
     """Routes keyed by path or, when a record names its rule, by rule, alike."""
 
@@ -218,6 +252,7 @@ class ProfileEntriesTest(fx.TempFolderTestCase):
                     fx.write_raw(self.folder, name, b"")
                 entries = files.profile_entries(self.folder)
                 self.assertEqual(sorted(entries), self.one_by_one())
+                self.assertEqual(sorted(files.profile_names(self.folder)), self.one_by_one())
                 self.assertTrue(all(name == entry.name for name, entry in entries.items()))
                 for name in extra:
                     os.remove(os.path.join(self.folder, name))

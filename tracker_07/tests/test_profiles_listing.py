@@ -14,6 +14,7 @@ from unittest import mock
 from tracker_07.profiles import listing
 from tracker_07.profiles.errors import NotAFolder, ProfileNotFound
 from tracker_07.profiles.index import INDEX_NAME, append_index, read_index
+from tracker_07.profiles.records import named_mtime
 from tracker_07.tests import profile_fixtures as fx
 
 
@@ -109,6 +110,29 @@ class CatalogRecordsTest(fx.TempFolderTestCase):
         entry = mock.Mock()
         entry.stat.side_effect = FileNotFoundError
         self.assertIsNone(listing.entry_mtime(entry))
+        self.assertIsNone(named_mtime(self.folder, "gone.prof"))
+        path = fx.write_raw(self.folder, "here.prof", {})
+        os.utime(path, (1_600_000_000, 1_600_000_000))
+        self.assertEqual(named_mtime(self.folder, "here.prof"), 1_600_000_000)
+
+    def test_indexed_names_that_are_no_plain_file_here_are_not_listed(self):
+        """Index lines naming a link, a folder, a pipe, a file elsewhere or an unsafe name,
+        all present on disk, list nothing; nor do such entries without a line."""
+        outside = tempfile.mkdtemp(dir=self.folder)
+        target = fx.write_raw(outside, fx.fake_name(seq=9), {})
+        names = {"link": fx.fake_name(seq=1), "folder": fx.fake_name(seq=2),
+                 "pipe": fx.fake_name(seq=3)}
+        os.symlink(target, os.path.join(self.folder, names["link"]))
+        os.mkdir(os.path.join(self.folder, names["folder"]))
+        os.mkfifo(os.path.join(self.folder, names["pipe"]))
+        fx.write_raw(self.folder, ".hidden.prof", {})
+        for name in [*names.values(), ".hidden.prof", "../" + os.path.basename(target),
+                     os.path.join(os.path.basename(outside), os.path.basename(target))]:
+            append_index(self.folder, fx.index_entry(name))
+        os.symlink("nowhere", os.path.join(self.folder, "dangling.prof"))
+        listing.clear_listing_cache(index_too=True)
+        self.assertEqual(listing.list_profiles(self.folder).total, 0)
+        self.assertEqual(listing.catalog_records(self.folder), [])
 
     def test_page_load_opens_no_profile(self):
         """Listing reads only the index: no ``.prof`` file is opened."""
