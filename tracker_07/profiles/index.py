@@ -5,6 +5,8 @@ time, call counts, overlap) so the profiles list never has to open a ``.prof``
 file.  Readers parse only the lines appended since their last read; a prune
 rewrites the file atomically, keeping damaged lines and dropping lines whose
 file is gone.  ``INDEX_LOCK`` keeps this process's appends and rewrites apart.
+(One module of some 370 lines: reading records in bulk, checking them one by one and
+rewriting the file all follow the one table of fields and their types.)
 """
 import collections
 import itertools
