@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
 from tracker_07.tracking import rollups, store  # noqa: E402
-from tracker_07.tracking.schema import VALUE_AGGREGATES, create_schema  # noqa: E402
+from tracker_07.tracking.schema import create_schema  # noqa: E402
 from tracker_07.tracking.store import ROLLUP_KEY, hourly_table  # noqa: E402
 
 HOUR = 3600
@@ -35,11 +35,7 @@ STATUSES = (200, 302, 404, 500)
 def executemany_merge(conn, table, key, rows):
     """The merge before: one upsert per group, sent by the driver's executemany."""
     name = table.name
-    updates = ", ".join(
-        f'"{column}" = {name}."{column}" + excluded."{column}"' if how == "sum" else
-        f'"{column}" = CASE WHEN excluded."{column}" > {name}."{column}" '
-        f'THEN excluded."{column}" ELSE {name}."{column}" END'
-        for column, how in VALUE_AGGREGATES)
+    updates = rollups._combined(name)  # pylint: disable=protected-access  # the same SET
     columns = ", ".join(f'"{column.name}"' for column in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()
     try:

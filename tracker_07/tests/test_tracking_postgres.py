@@ -28,6 +28,15 @@ NEEDS_POSTGRES = needs(
 )
 
 
+def empty_store_url():
+    """The test server's URL, its tracking tables dropped."""
+    engine = store.create_store_engine(DATABASE_URL)
+    with engine.begin() as conn:
+        store.metadata.drop_all(conn)
+    engine.dispose()
+    return DATABASE_URL
+
+
 @NEEDS_POSTGRES
 class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, SpansMixin, unittest.TestCase):
     """The shared read, write, upgrade and span tests on PostgreSQL."""
@@ -51,11 +60,7 @@ class PostgresWriterCountsTest(WriterCountsMixin, unittest.TestCase):
     PostgreSQL's roll-ups (through COPY) exactly as its database sums the raw rows."""
 
     def database_url(self):
-        engine = store.create_store_engine(DATABASE_URL)
-        with engine.begin() as conn:
-            store.metadata.drop_all(conn)
-        engine.dispose()
-        return DATABASE_URL
+        return empty_store_url()
 
 
 @NEEDS_POSTGRES
@@ -64,11 +69,7 @@ class PostgresTrackingTest(TrackedAppCase):
 
     def test_requests_are_stored_and_summarised(self):
         with tempfile.TemporaryDirectory() as tmpdir:
-            engine = store.create_store_engine(DATABASE_URL)
-            with engine.begin() as conn:
-                store.metadata.drop_all(conn)
-            engine.dispose()
-            app, tracking = self.tracked_app(TRACKER_DATABASE_URL=DATABASE_URL,
+            app, tracking = self.tracked_app(TRACKER_DATABASE_URL=empty_store_url(),
                                              TRACKER_SLOW_MS=0)
             client = app.test_client()
             for user_id in range(20):
@@ -114,11 +115,8 @@ class PostgresTrackingTest(TrackedAppCase):
 
     def empty_store_app(self):
         """A tracked app on an empty PostgreSQL store, and its test client."""
-        engine = store.create_store_engine(DATABASE_URL)
-        with engine.begin() as conn:
-            store.metadata.drop_all(conn)
-        engine.dispose()
-        app, tracking = self.tracked_app(TRACKER_DATABASE_URL=DATABASE_URL, TRACKER_SLOW_MS=0)
+        app, tracking = self.tracked_app(TRACKER_DATABASE_URL=empty_store_url(),
+                                         TRACKER_SLOW_MS=0)
         return tracking, app.test_client()
 
     def summary(self, tracking):
@@ -135,11 +133,7 @@ class PostgresDashboardAndCliTest(test_tracking_filters.DashboardAndCliTest):
     """The dashboard and ``flask tracker`` read the same rows from PostgreSQL."""
 
     def database_url(self):
-        engine = store.create_store_engine(DATABASE_URL)
-        with engine.begin() as conn:
-            store.metadata.drop_all(conn)
-        engine.dispose()
-        return DATABASE_URL
+        return empty_store_url()
 
 
 if __name__ == "__main__":
