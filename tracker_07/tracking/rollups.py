@@ -178,8 +178,6 @@ def _merge_rows(conn, table, key, rows):
     PostgreSQL a COPY and one statement (:func:`_copy_and_merge`).  No per-row work in
     SQLAlchemy, and the writer's groups go as they are (its errors are the driver's,
     which the writer counts as the store's)."""
-    if not rows:
-        return
     if conn.dialect.name == "postgresql":
         _copy_and_merge(conn, table, key, rows)
         return
