@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position,import-error  # the path above makes it importable
-from tracker_07.tracking import rollups, store  # noqa: E402
+from tracker_07.tracking import counted, store  # noqa: E402
 from tracker_07.tracking.schema import create_schema  # noqa: E402
 from tracker_07.tracking.store import ROLLUP_KEY, hourly_table  # noqa: E402
 
@@ -35,7 +35,7 @@ STATUSES = (200, 302, 404, 500)
 def executemany_merge(conn, table, key, rows):
     """The merge before: one upsert per group, sent by the driver's executemany."""
     name = table.name
-    updates = rollups._combined(name)  # pylint: disable=protected-access  # the same SET
+    updates = counted._combined(name)  # pylint: disable=protected-access  # the same SET
     columns = ", ".join(f'"{column.name}"' for column in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
@@ -70,7 +70,7 @@ def fill(engine, now, args, generator):
             groups = hour_groups(hour, args.endpoints, generator)
             if hour < now:  # a past hour: as many groups as the 1M-row store's (1,800)
                 groups = generator.sample(groups, min(len(groups), 1800))
-            rollups._merge_rows(  # pylint: disable=protected-access  # the code measured
+            counted.merge_rows(
                 conn, hourly_table, ROLLUP_KEY, groups)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
@@ -81,7 +81,7 @@ def fill(engine, now, args, generator):
 
 def time_merges(engine, now, size, current, args, generator):  # pylint: disable=too-many-locals,too-many-arguments,too-many-positional-arguments  # one sequence
     """Both merges of ``size`` groups, alternated for ``--rounds``; table lines."""
-    variants = (("COPY and one INSERT ... SELECT", rollups._merge_rows),  # pylint: disable=protected-access
+    variants = (("COPY and one INSERT ... SELECT", counted.merge_rows),
                 ("executemany (before)", executemany_merge))
     times = {name: [] for name, _merge in variants}
     for round_number in range(args.rounds):

@@ -8,7 +8,7 @@ from unittest import mock
 from flask import Flask
 from sqlalchemy import func, inspect, select
 
-from tracker_07.tracking import filters, reads, rollups, schema, spans, store, writes
+from tracker_07.tracking import counted, filters, reads, rollups, schema, spans, store, writes
 from tracker_07.tracking.extension import Tracking
 from tracker_07.tests.tracking_helpers import (
     BASE_TIME, HOUR, StoreMixin, sample_rows, sqlite_engine,
@@ -96,7 +96,7 @@ class WriterCountsMixin:
     def test_counts_kept_while_writing_equal_the_raw_rows_after_restarts(self):
         tracking = self.tracking()
         # pylint: disable-next=protected-access  # counting the calls of the merge
-        merge = mock.patch.object(rollups, "_merge_pending", wraps=rollups._merge_pending)
+        merge = mock.patch.object(rollups, "merge_pending", wraps=rollups.merge_pending)
         with merge as merged:
             for first in range(0, 3000, 500):
                 tracking.writer.insert(self.rows[first:first + 500])
@@ -146,7 +146,7 @@ class WriterCountsMixin:
             tracking.writer.insert(rows[:2000])
             tracking.writer.maintain(force=True)  # hours an hour before the last summed
         # pylint: disable-next=protected-access  # the upsert a staged roll-up skips
-        with mock.patch.object(rollups, "_merge_pending", wraps=rollups._merge_pending) as merged:
+        with mock.patch.object(rollups, "merge_pending", wraps=rollups.merge_pending) as merged:
             for first in (2000, 2600):  # twice: groups of one key staged twice
                 tracking.writer.insert(rows[first:first + 600])
                 tracking.writer.roll_up(staged=True)
@@ -208,7 +208,7 @@ class WriterCountsMixin:
 
     def test_a_second_writer_makes_the_roll_up_read_the_rows_back(self):
         first, second = self.tracking(), self.tracking()
-        with mock.patch.object(rollups, "_merge_pending") as merged:
+        with mock.patch.object(rollups, "merge_pending") as merged:
             for start in range(0, 4000, 400):
                 writer = (first if start % 800 else second).writer
                 writer.insert(self.rows[start:start + 400])
@@ -226,7 +226,7 @@ class SqliteWriterCountsTest(WriterCountsMixin, unittest.TestCase):
 
     def test_rows_stored_without_ids_are_read_back(self):
         tracking = self.tracking(TRACKER_BATCH_SIZE=2000)
-        with mock.patch.object(rollups, "_merge_pending") as merged:
+        with mock.patch.object(rollups, "merge_pending") as merged:
             tracking.writer.insert(self.rows[:1500])  # more than one statement's worth
             tracking.writer.maintain(force=True)
         merged.assert_not_called()
@@ -235,7 +235,7 @@ class SqliteWriterCountsTest(WriterCountsMixin, unittest.TestCase):
             self.assertEqual(reads.row_count(conn), 1500)
 
     def test_pending_covers_exactly_the_new_ids(self):
-        pending = rollups.Pending()
+        pending = counted.Pending()
         self.assertFalse(pending.covers(0, 10))
         pending.add(self.rows[:10], 1)
         self.assertTrue(pending.covers(0, 10))
@@ -245,7 +245,7 @@ class SqliteWriterCountsTest(WriterCountsMixin, unittest.TestCase):
         self.assertFalse(pending.covers(0, 12))
         self.assertEqual(pending.groups, {})  # nothing kept that cannot be used
         pending.clear()
-        with mock.patch.object(rollups, "MAX_PENDING_GROUPS", 3):
+        with mock.patch.object(counted, "MAX_PENDING_GROUPS", 3):
             pending.add(self.rows[:10], 1)
             pending.add(self.rows[10:12], 11)  # too many groups: counting stops
         self.assertFalse(pending.covers(0, 12))

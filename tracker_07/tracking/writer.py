@@ -13,7 +13,7 @@ import time
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..sql.analysis import findings_count
-from . import filters, rollups, writes
+from . import counted, filters, rollups, writes
 from .schema import create_schema
 from .store import (
     BUCKET_COUNT,
@@ -113,7 +113,7 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         #: A reader asked for a roll-up (:meth:`roll_up`); how many this writer has run.
         self.roll_up_requested = False
         self.roll_ups = 0
-        self.pending = rollups.Pending()
+        self.pending = counted.Pending()
 
     def start(self):
         """Start the daemon thread (again, in a forked child)."""
