@@ -234,9 +234,8 @@ def time_page(url, args):
 
 
 def page_in_child(url, args):
-    """:func:`time_page` in a fresh process, as a server's: this one's heap, after building
-    a million rows, made the page up to 50 ms slower (a full collection of its 100,000
-    objects took 47 ms, a fresh process's a few)."""
+    """:func:`time_page` in a fresh process, as a server's, not in the one that has just
+    built and dropped a million rows (a full garbage collection there took 47 ms)."""
     command = [sys.executable, os.path.abspath(__file__), "--page-only", "--url", url,
                "--repeat", str(args.repeat), "--behind", args.behind,
                "--endpoints", str(args.endpoints), "--batch-size", str(args.batch_size)]
