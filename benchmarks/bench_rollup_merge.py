@@ -32,20 +32,6 @@ HOUR = 3600
 STATUSES = (200, 302, 404, 500)
 
 
-def executemany_merge(conn, table, key, rows):
-    """The merge before: one upsert per group, sent by the driver's executemany."""
-    name = table.name
-    updates = counted._combined(name)  # pylint: disable=protected-access  # the same SET
-    columns = ", ".join(f'"{column.name}"' for column in table.columns)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO {name} ({columns}) VALUES ({', '.join(['%s'] * len(table.columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows)
-    finally:
-        cursor.close()
-
-
 def hour_groups(hour, endpoints, generator):
     """One hour's groups: every endpoint, method and status, in the buckets a lognormal
     latency reaches (fewer for the rarer methods and statuses)."""
@@ -82,7 +68,7 @@ def fill(engine, now, args, generator):
 def time_merges(engine, now, size, current, args, generator):  # pylint: disable=too-many-locals,too-many-arguments,too-many-positional-arguments  # one sequence
     """Both merges of ``size`` groups, alternated for ``--rounds``; table lines."""
     variants = (("COPY and one INSERT ... SELECT", counted.merge_rows),
-                ("executemany (before)", executemany_merge))
+                ("executemany (before)", counted.upsert_rows))
     times = {name: [] for name, _merge in variants}
     for round_number in range(args.rounds):
         for name, merge in variants[::1 if round_number % 2 else -1]:

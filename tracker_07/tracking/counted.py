@@ -125,13 +125,20 @@ def merge_rows(conn, table, key, rows):
     which the writer counts as the store's)."""
     if conn.dialect.name == "postgresql":
         _copy_and_merge(conn, table, key, rows)
-        return
+    else:
+        upsert_rows(conn, table, key, rows)
+
+
+def upsert_rows(conn, table, key, rows):
+    """Add ``rows`` (no two with one key) to ``table``'s groups with one upsert per row,
+    sent by the driver's executemany (PostgreSQL's merge before the COPY, too)."""
     name = table.name
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(f'"{column.name}"' for column in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.executemany(
-            f"INSERT INTO {name} ({columns}) VALUES ({', '.join('?' * len(table.columns))}) "
+            f"INSERT INTO {name} ({columns}) VALUES ({', '.join([mark] * len(table.columns))}) "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {_combined(name)}", rows)
     finally:
         cursor.close()

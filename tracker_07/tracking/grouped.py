@@ -99,11 +99,14 @@ def _totals_spans(periods, totals_until):
     return [(table, start, end) for table, start, end in parts if start < end]
 
 
+#: Each hourly roll-up's table of staged groups.
+_STAGED_OF = {table: staged for table, _key, staged in STAGED}
+
+
 def _with_staged(periods):
     """The periods of the hourly roll-ups read from their staged groups too."""
-    staged = {table: staged for table, _key, staged in STAGED}
-    return periods + [(staged[table], start, end)
-                      for table, start, end in periods if table in staged]
+    return periods + [(_STAGED_OF[table], start, end)
+                      for table, start, end in periods if table in _STAGED_OF]
 
 
 def _raw_window(conn, start, end, marked, done=None):

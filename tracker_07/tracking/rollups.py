@@ -104,22 +104,21 @@ def roll_up(conn, now=None, pending=None, staged=False):
     done, daily_until, totals_until = meta_values(
         conn, ROLLED_UP_KEY, DAILY_UNTIL_KEY, TOTALS_UNTIL_KEY)
     top = run(conn, f"SELECT max(id) FROM {requests_table.name}").scalar()
-    if top is None or top <= done:
-        rolled, counted = 0, False
-    else:
-        counted = pending is not None and pending.covers(done, top)
-        rolled = pending.count if counted else None
+    new = top is not None and top > done
+    counted = new and pending is not None and pending.covers(done, top)
     if staged and counted and pending.earliest >= max(totals_until, daily_until):
         stage(conn, pending)
         spans.add(conn, done, top, (pending.earliest, pending.latest))
         set_meta(conn, ROLLED_UP_KEY, top)
-        return rolled
+        return pending.count
     merge_staged(conn)
+    rolled = 0
     if counted:
+        rolled = pending.count
         merge_pending(conn, pending, daily_until, totals_until)
         spans.add(conn, done, top, (pending.earliest, pending.latest))
         set_meta(conn, ROLLED_UP_KEY, top)
-    elif rolled is None:
+    elif new:
         rolled = _roll_up_rows(conn, done, top, daily_until, totals_until)
         spans.add(conn, done, top)
         set_meta(conn, ROLLED_UP_KEY, top)
