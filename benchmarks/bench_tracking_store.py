@@ -21,6 +21,7 @@ also measures maintenance at the cap on a copy of it: a minute of requests at ea
 process CPU per new row is reported, with the writer's own cost per row beside it.
 """
 import argparse
+import gc
 import json
 import math
 import os
@@ -260,10 +261,16 @@ def time_page_behind(app, client, behind, seconds, args):  # pylint: disable=too
                 for batch in build_batches(behind, seconds / 86400, args.endpoints,
                                            args.batch_size, seed=run):
                     writer.write(batch)
+                # The harness's writes, all at once in this thread, bring the collector
+                # close to a full collection (25-45 ms here), which the next request's
+                # allocations would start: collected here, so that each variant's own
+                # allocations decide its collections (likewise after the roll-up below).
+                gc.collect()
                 threshold = 0 if how == "rolled up first" else math.inf
                 with mock.patch.object(endpoint_views, "ROLL_UP_BEFORE_READING", threshold):
                     times.setdefault((path, how), []).append(timed_get(client, path))
                 writer.roll_up()  # the next run starts from no rows behind
+                gc.collect()
                 times.setdefault((path, "just after the pass"), []).append(
                     timed_get(client, path))
     return [(f"GET {path}, {behind:,} rows not rolled up ({seconds:,} s), {how}",

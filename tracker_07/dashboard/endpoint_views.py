@@ -76,12 +76,13 @@ def read_store(chosen):
     if behind >= ROLL_UP_BEFORE_READING:
         extension.roll_up_now(timeout=ROLL_UP_WAIT_SECONDS)
     with extension.engine.connect() as conn:
+        summary, histogram = reads.summary_and_histogram(
+            conn, chosen, sort=args.choice("sort", reads.SUMMARY_SORT_KEYS, "count"),
+            descending=args.choice("order", ("asc", "desc"), "desc") == "desc")
         return {
-            "summary": reads.summary(
-                conn, chosen, sort=args.choice("sort", reads.SUMMARY_SORT_KEYS, "count"),
-                descending=args.choice("order", ("asc", "desc"), "desc") == "desc"),
+            "summary": summary,
             "series": reads.time_series(conn, chosen, buckets=SERIES_BUCKETS),
-            "histogram": reads.histogram(conn, chosen),
+            "histogram": histogram,
             "choices": reads.endpoints(conn),
             "dropped_in_store": reads.dropped_count(conn),
         }

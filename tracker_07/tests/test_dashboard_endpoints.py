@@ -173,7 +173,7 @@ class EndpointsPageTestCase(AppTestCase):
 
     def test_store_down_is_a_503_not_a_500(self):
         error = OperationalError("SELECT", {}, Exception("database is locked"))
-        with mock.patch("tracker_07.tracking.reads.summary", side_effect=error):
+        with mock.patch("tracker_07.tracking.reads.summary_and_histogram", side_effect=error):
             page = self.client.get("/dashboard/")
             api = self.client.get("/dashboard/api/endpoints")
         self.assertEqual(page.status_code, 503)

@@ -53,6 +53,19 @@ class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, SpansMixin, unitt
         self.assertEqual(str(columns["id"]["type"]), "BIGINT")
         self.assertEqual(str(columns["started_at"]["type"]), "DOUBLE PRECISION")
 
+    def test_statements_are_planned_without_parallel_workers(self):
+        # Every connection of the pool, a new one after a rollback included.
+        for _ in range(2):
+            with self.engine.connect() as conn:
+                setting = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather")
+                self.assertEqual(setting.scalar(), "0")
+                conn.rollback()
+            self.engine.dispose()
+        with self.engine.connect() as conn:  # the server's own default is left alone
+            default = conn.exec_driver_sql(
+                "SELECT boot_val FROM pg_settings WHERE name = 'max_parallel_workers_per_gather'")
+            self.assertNotEqual(default.scalar(), "0")
+
 
 @NEEDS_POSTGRES
 class PostgresWriterCountsTest(WriterCountsMixin, unittest.TestCase):

@@ -141,6 +141,35 @@ class ReadsMixin(StoreMixin):
         self.assertGreater(buckets[0]["count"], 0)
         self.assertGreater(buckets[-1]["count"], 0)
 
+    def test_summary_and_histogram_from_one_read_equal_the_two_reads(self):
+        self.rows = sample_rows(count=4000, seed=12, span=4 * 86400)
+        self.insert(self.rows[:3000], roll_up=True)  # days, hours and raw rows at once
+        self.insert(self.rows[3000:])
+        windows = [
+            Filters(since=BASE_TIME + 777.7, until=BASE_TIME + 3.5 * 86400),
+            Filters(since=BASE_TIME - 86400, until=BASE_TIME + 5 * 86400, endpoint="/c"),
+            Filters(since=BASE_TIME + 3600, until=BASE_TIME + 2 * 86400, status="4xx"),
+            Filters(since=BASE_TIME - 100, until=BASE_TIME - 50),  # nothing in it
+        ]
+        counted = []
+        with self.engine.connect() as conn:
+            for window in windows:
+                summary, histogram = reads.summary_and_histogram(conn, window, sort="p95",
+                                                                 descending=False)
+                self.assertEqual(summary, reads.summary(conn, window, sort="p95",
+                                                        descending=False))
+                self.assertEqual(histogram, reads.histogram(conn, window))
+                counted.append(sum(column["count"] for column in histogram))
+                self.assertEqual(counted[-1], sum(row["count"] for row in summary))
+            self.assertEqual([count > 0 for count in counted], [True, True, True, False])
+            with self.assertRaisesRegex(ValueError, "sort must be one of"):
+                reads.summary_and_histogram(conn, windows[0], sort="nope")
+        since, until = BASE_TIME + 777.7, BASE_TIME + 3.5 * 86400
+        inside = sum(1 for row in self.rows if since <= row[0] < until)
+        with self.engine.connect() as conn:
+            _, histogram = reads.summary_and_histogram(conn, windows[0])
+        self.assertEqual(sum(column["count"] for column in histogram), inside)
+
     def test_endpoints_lists_rolled_up_and_new_pairs(self):
         self.insert(self.rows, roll_up=True)
         self.insert([(BASE_TIME, "/new", "DELETE", 204, 1.0)])

@@ -61,17 +61,28 @@ def _part(table, keys, where, counts_only=False):
     columns = table.c
     is_raw = table is requests_table
     if counts_only:
-        values = (func.count() if is_raw else func.sum(columns["count"]), *_NO_VALUES)
+        values = (func.count() if is_raw else _rolled_total(columns["count"], "sum"),
+                  *_NO_VALUES)
     elif is_raw:
         values = (func.count(), func.sum(columns.duration_ms), func.max(columns.duration_ms),
                   func.max(columns.started_at), func.sum(columns.queries),
                   func.max(columns.queries), func.sum(columns.sql_ms),
                   func.sum(columns.findings))
     else:
-        values = tuple(getattr(func, how)(columns[name]) for name, how in VALUE_AGGREGATES)
+        values = tuple(_rolled_total(columns[name], how) for name, how in VALUE_AGGREGATES)
     columns, grouped = keys
     return select(*columns, *(value.label(label) for value, label in zip(values, VALUE_LABELS))
                   ).where(*where).group_by(*grouped)
+
+
+def _rolled_total(column, how):
+    """A rollup column's total (``how``: "sum" or "max"); a sum of whole numbers cast back
+    to BIGINT, as PostgreSQL makes it NUMERIC, some 10% slower for the outer query to add
+    up again."""
+    total = getattr(func, how)(column)
+    if how == "sum" and isinstance(column.type, BigInteger):
+        return cast(total, BigInteger)
+    return total
 
 
 def _rollup_spans(first_hour, last_hour, hours, days, daily_until):
@@ -135,9 +146,9 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     endpoints or statuses) and from the raw table for the
     partial hours at either end (the last hour, too, when no row is stored after the
     range); rows not yet folded in are read raw.  ``time_index(column)``, if given, adds a
-    leading time-bucket key (and then days are read hour by hour).  Yields ``([idx,]
+    leading time-bucket key (and then days are read hour by hour).  Returns ``([idx,]
     *group, bucket, count, sum_ms, max_ms, last_at, queries, queries_max, sql_ms,
-    findings)``, one row per key.
+    findings)``, one row per key, as a list (fetched at once, quicker than a row at a time).
 
     With ``errors`` (a summary), the buckets' rows carry their counts only, and a row in
     bucket ``EXACT`` per group carries the exact figures, read from the status rollups,
@@ -218,4 +229,4 @@ def grouped_rows(conn, filters, group=(), time_index=None, use_rollup=True, erro
     # Whole numbers as integers (PostgreSQL sums BIGINT as NUMERIC, slow to convert).
     totals = [cast(total, BigInteger) if index in _WHOLE else total
               for index, total in enumerate(totals)]
-    return conn.execute(select(*outer, *totals).group_by(*outer))
+    return conn.execute(select(*outer, *totals).group_by(*outer)).all()

@@ -107,14 +107,42 @@ def summary(conn, filters, sort="count", descending=True):
     time, 0 to 1) and ``findings`` (N+1, duplicate and slow findings, in all), sorted by
     ``sort`` (one of ``SUMMARY_SORT_KEYS``).
     """
+    _check_sort(sort)
+    return _summary_rows(_summary_groups(conn, filters), sort, descending)
+
+
+def summary_and_histogram(conn, filters, sort="count", descending=True):
+    """:func:`summary` and :func:`histogram` of the same requests from one read, as the
+    dashboard shows them together: the histogram's counts are the summary's buckets summed
+    over its endpoints, so the database is not asked for them again."""
+    _check_sort(sort)
+    groups = _summary_groups(conn, filters)
+    counts = {}
+    for group in groups.values():
+        for bucket, count in group.buckets.items():
+            counts[bucket] = counts.get(bucket, 0) + count
+    return _summary_rows(groups, sort, descending), _histogram_rows(counts)
+
+
+def _check_sort(sort):
+    """Refuse a sort key the summary has no column for, before anything is read."""
     if sort not in SUMMARY_SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SUMMARY_SORT_KEYS)}; got {sort!r}")
+
+
+def _summary_groups(conn, filters):
+    """The running totals of each (endpoint, method) of the ``filters``' requests."""
     groups = {}
     for row in grouped_rows(conn, filters, group=("endpoint", "method"), errors=True):
         group = groups.get((row[0], row[1]))
         if group is None:
             group = groups[(row[0], row[1])] = _Aggregate()
         group.add(*row[2:])
+    return groups
+
+
+def _summary_rows(groups, sort, descending):
+    """The summary's dicts of ``groups``, sorted by ``sort``."""
     result = [
         {
             "endpoint": key[0], "method": key[1], "count": group.count,
@@ -143,6 +171,11 @@ def histogram(conn, filters):
     counts = {}
     for bucket, count, *_ in grouped_rows(conn, filters):
         counts[bucket] = counts.get(bucket, 0) + int(count)
+    return _histogram_rows(counts)
+
+
+def _histogram_rows(counts):
+    """The histogram's dicts of ``counts`` per bucket."""
     if not counts:
         return []
     result = []

@@ -245,7 +245,22 @@ def create_store_engine(url, setting="TRACKER_DATABASE_URL"):
         if not in_memory:  # a new app has no instance folder yet
             _make_folder_of(parsed.database)
         _configure_sqlite(engine, wal=not in_memory)
+    elif parsed.get_backend_name() == "postgresql":
+        _configure_postgresql(engine)
     return engine
+
+
+def _configure_postgresql(engine):
+    """Plan Tracker's statements without parallel workers: they are many and small, and
+    PostgreSQL plans a parallel scan for a read of the rows not rolled up yet once the raw
+    table is large (the upper id bound is the mark, read in the statement, so it guesses),
+    whose workers take 5-10 ms to start for a part that reads next to nothing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET max_parallel_workers_per_gather = 0")
+        dbapi_connection.commit()  # a setting made in a transaction lasts once it commits
 
 
 def _make_folder_of(path):
