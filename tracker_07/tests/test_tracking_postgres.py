@@ -66,6 +66,25 @@ class PostgresStoreTest(ReadsMixin, WritesMixin, UpgradeMixin, SpansMixin, unitt
                 "SELECT boot_val FROM pg_settings WHERE name = 'max_parallel_workers_per_gather'")
             self.assertNotEqual(default.scalar(), "0")
 
+    def test_a_server_refusing_the_setting_still_serves_the_store(self):
+        import psycopg  # pylint: disable=import-outside-toplevel  # the driver of the URL
+        execute = psycopg.Cursor.execute
+
+        def refuse_the_setting(cursor, query, *args, **kwargs):
+            if str(query).startswith("SET max_parallel_workers_per_gather"):
+                raise psycopg.errors.UndefinedObject("unrecognized configuration parameter")
+            return execute(cursor, query, *args, **kwargs)
+
+        engine = store.create_store_engine(DATABASE_URL)
+        try:
+            with mock.patch.object(psycopg.Cursor, "execute", refuse_the_setting):
+                with engine.connect() as conn:
+                    self.assertEqual(conn.exec_driver_sql("SELECT 41 + 1").scalar(), 42)
+                    setting = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather")
+                    self.assertNotEqual(setting.scalar(), "0")  # the server's own, left
+        finally:
+            engine.dispose()
+
 
 @NEEDS_POSTGRES
 class PostgresWriterCountsTest(WriterCountsMixin, unittest.TestCase):

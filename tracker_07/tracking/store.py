@@ -256,11 +256,18 @@ def _configure_postgresql(engine):
     table is large (the upper id bound is the mark, read in the statement, so it guesses),
     whose workers take 5-10 ms to start for a part that reads next to nothing."""
 
+    refused = engine.dialect.loaded_dbapi.Error
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
-        with dbapi_connection.cursor() as cursor:
+        cursor = dbapi_connection.cursor()
+        try:
             cursor.execute("SET max_parallel_workers_per_gather = 0")
-        dbapi_connection.commit()  # a setting made in a transaction lasts once it commits
+            dbapi_connection.commit()  # a setting made in a transaction lasts once committed
+        except refused:  # a server that speaks PostgreSQL's protocol without the setting
+            dbapi_connection.rollback()
+        finally:
+            cursor.close()
 
 
 def _make_folder_of(path):
