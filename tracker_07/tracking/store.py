@@ -245,7 +245,7 @@ def create_store_engine(url, setting="TRACKER_DATABASE_URL"):
         if not in_memory:  # a new app has no instance folder yet
             _make_folder_of(parsed.database)
         _configure_sqlite(engine, wal=not in_memory)
-    elif parsed.get_backend_name() == "postgresql":
+    else:  # PostgreSQL, the other of SUPPORTED_BACKENDS
         _configure_postgresql(engine)
     return engine
 
