@@ -5,9 +5,10 @@ Every line that runs a query the tests check is marked ``# site: NAME`` so a tes
 its number (:func:`site_line`).
 """
 import os
+import time
 
 from flask import Flask, jsonify, render_template
-from sqlalchemy import Column, ForeignKey, Integer, String, create_engine, select, text
+from sqlalchemy import Column, ForeignKey, Integer, String, create_engine, event, select, text
 from sqlalchemy.orm import Session, declarative_base, relationship
 
 from tracker_07 import Tracker
@@ -84,14 +85,27 @@ def seed(engine):
         session.commit()
 
 
+#: Far above what a query of these views takes even on a busy machine (one took 57 ms once,
+#: and its request got a finding too many), far below the slow view's 300 ms of sleep.
+SLOW_QUERY_MS = 150
+
+
+def _add_sleep(dbapi_connection, _record):
+    """Give SQLite ``sleep_ms(n)``, a query as slow as PostgreSQL's ``pg_sleep``."""
+    dbapi_connection.create_function("sleep_ms", 1, lambda ms: time.sleep(ms / 1000) or ms)
+
+
 def create_sql_app(tmpdir, database_url=None, **settings):
     """The test app: its data in ``database_url`` (an SQLite file in ``tmpdir`` by default),
     watched by a ``Tracker`` with tracking and profile mode into ``tmpdir``."""
     app = Flask(__name__, instance_path=os.path.join(tmpdir, "instance"))
     app.config.update({"TRACKER_DATABASE_URL": f"sqlite:///{tmpdir}/tracker.sqlite3",
                        "PROFILER_ENABLED": True, "PROFILER_DIR": os.path.join(tmpdir, "profiles"),
-                       "PROFILER_PRINT": False, "TRACKER_SLOW_QUERY_MS": 50, **settings})
+                       "PROFILER_PRINT": False, "TRACKER_SLOW_QUERY_MS": SLOW_QUERY_MS,
+                       **settings})
     engine = create_engine(database_url or f"sqlite:///{tmpdir}/data.sqlite3")
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _add_sleep)
     seed(engine)
     tracker = Tracker(app)
     tracker.watch_engine(engine)
@@ -175,12 +189,9 @@ def _routes(app, engine):  # pylint: disable=too-many-locals  # one view per sha
 
     @app.route("/slow")
     def slow():
-        """One query that takes well over TRACKER_SLOW_QUERY_MS (50 ms)."""
-        if engine.dialect.name == "postgresql":
-            statement = text("SELECT pg_sleep(0.2)")
-        else:
-            statement = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                             "WHERE x < 3000000) SELECT count(*) FROM c")
+        """One query that takes twice TRACKER_SLOW_QUERY_MS (``SLOW_QUERY_MS``) at least."""
+        sleep = "pg_sleep(0.3)" if engine.dialect.name == "postgresql" else "sleep_ms(300)"
+        statement = text(f"SELECT {sleep}")
         with engine.connect() as conn:
             conn.execute(statement).all()  # site: slow
         return jsonify(1)

@@ -13,7 +13,9 @@ from sqlalchemy import create_engine, text
 from tracker_07.profiles import index
 from tracker_07.sql import capture
 from tracker_07.tests import sql_app
-from tracker_07.tests.sql_app import ITEMS, create_sql_app, site_line, template_line
+from tracker_07.tests.sql_app import (
+    ITEMS, SLOW_QUERY_MS, create_sql_app, site_line, template_line,
+)
 from tracker_07.tests.tracking_helpers import get
 from tracker_07.tracking import reads
 
@@ -126,7 +128,7 @@ class CaptureMixin:
         self.assertNotIn("with parameters", slow[0])
         findings = record["sql"]["findings"]
         self.assertEqual([finding["kind"] for finding in findings], ["slow"])
-        self.assertGreaterEqual(findings[0]["total_ms"], 50)
+        self.assertGreaterEqual(findings[0]["total_ms"], SLOW_QUERY_MS)
 
     def test_nothing_is_captured_from_trackers_own_store(self):
         get(self.client, "/nothing")
