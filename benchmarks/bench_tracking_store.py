@@ -3,7 +3,7 @@ dashboard queries, the dashboard page and its JSON, and maintenance at the row c
 
     python benchmarks/bench_tracking_store.py [--rows 1000000] [--days 7] [--url URL]
         [--store benchmarks/results/store-1m.tmp] [--rates 100,4000]
-        [--behind 30000:300,240000:60] [--maintenance-only]
+        [--behind 30000:300,240000:60] [--maintenance-only] [--page-only]
 
 Rows go through ``Writer.write`` (the background writer's own code: tuple conversion,
 one statement per batch of ``TRACKER_BATCH_SIZE``, the roll-up's counting).  The rollups
@@ -15,7 +15,8 @@ filled; ``--maintenance-only`` measures only the maintenance of ``--rates`` on i
 PostgreSQL the fill is followed by ``VACUUM ANALYZE``, as autovacuum would run it
 within a minute.  The page and its JSON are timed in a fresh process, as a server's (not
 one that just built a million rows).  ``--behind`` also times the page with rows not
-rolled up yet.  ``--rates`` then
+rolled up yet; ``--page-only --url URL`` times only that, on a store filled before (two
+versions compared on one store).  ``--rates`` then
 also measures maintenance at the cap on a copy of it: a minute of requests at each rate arrives, and
 ``Writer.maintain`` (roll-up and retention, ``TRACKER_MAX_ROWS`` = ``--rows``) runs;
 process CPU per new row is reported, with the writer's own cost per row beside it.
@@ -96,7 +97,10 @@ def parse_args():
                              "last seconds since the last roll-up (e.g. 30000:300,240000:60: "
                              "five minutes at 100 requests/s, one at 4,000), rolled up first "
                              "as the page does and read raw as before, alternated")
-    parser.add_argument("--page-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--page-only", action="store_true",
+                        help="with --url of a filled store: only time the page (and --behind), "
+                             "as the benchmark's fresh process does; to compare two versions "
+                             "on one store")
     parser.add_argument("--maintenance-only", action="store_true",
                         help="with --store: only the maintenance of --rates, on a copy (the "
                              "store itself is not opened)")
