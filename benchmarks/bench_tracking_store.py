@@ -266,7 +266,7 @@ def time_page_behind(app, client, behind, seconds, args):  # pylint: disable=too
                                            args.batch_size, seed=run):
                     writer.write(batch)
                 # The harness's writes, all at once in this thread, bring the collector
-                # close to a full collection (25-45 ms here), which the next request's
+                # close to a full collection (22-48 ms here), which the next request's
                 # allocations would start: collected here, so that each variant's own
                 # allocations decide its collections (likewise after the roll-up below).
                 gc.collect()
