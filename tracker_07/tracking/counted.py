@@ -8,7 +8,7 @@ are: an ``executemany`` on SQLite, a binary ``COPY`` on PostgreSQL.
 import math
 
 from .schema import VALUE_AGGREGATES, summed_values
-from .statements import copy_in
+from .statements import copy_in, mark
 from .store import (
     DAY,
     HOUR,
@@ -133,12 +133,12 @@ def upsert_rows(conn, table, key, rows):
     """Add ``rows`` (no two with one key) to ``table``'s groups with one upsert per row,
     sent by the driver's executemany (PostgreSQL's merge before the COPY, too)."""
     name = table.name
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(f'"{column.name}"' for column in table.columns)
+    marks = ", ".join([mark(conn)] * len(table.columns))
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.executemany(
-            f"INSERT INTO {name} ({columns}) VALUES ({', '.join([mark] * len(table.columns))}) "
+            f"INSERT INTO {name} ({columns}) VALUES ({marks}) "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {_combined(name)}", rows)
     finally:
         cursor.close()
@@ -238,10 +238,10 @@ def _add_endpoint_hours(conn, statuses):
         pair = group[1], group[2]
         if group[0] > latest.get(pair, -1):
             latest[pair] = group[0]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     name = endpoints_table.name
+    marks = ", ".join([mark(conn)] * 3)
     conn.exec_driver_sql(
-        f"INSERT INTO {name} (endpoint, method, last_hour) VALUES ({mark}, {mark}, {mark}) "
+        f"INSERT INTO {name} (endpoint, method, last_hour) VALUES ({marks}) "
         f"ON CONFLICT (endpoint, method) DO UPDATE SET last_hour = CASE WHEN "
         f"excluded.last_hour > {name}.last_hour THEN excluded.last_hour "
         f"ELSE {name}.last_hour END", [(*pair, hour) for pair, hour in latest.items()])

@@ -8,12 +8,15 @@ _COPY_TYPES = ((SmallInteger, "int2"), (BigInteger, "int8"), (Integer, "int4"),
                (Double, "float8"), (String, "text"))
 
 
+def mark(conn):
+    """The connection's driver's parameter mark: ``?`` (sqlite3) or ``%s`` (psycopg)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 def run(conn, sql, *parameters):
     """Run ``sql``, written with ``?`` marks (and no ``%``), through the connection's driver;
     its errors still come as SQLAlchemy's."""
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    return conn.exec_driver_sql(sql, parameters)
+    return conn.exec_driver_sql(sql.replace("?", mark(conn)), parameters)
 
 
 def copy_in(cursor, name, columns, rows):
