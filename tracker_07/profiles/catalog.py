@@ -27,7 +27,7 @@ import time
 
 from . import index, listing_cache, listing_update
 from .errors import NotAFolder
-from .files import is_safe_name, profile_entries, profile_names
+from .files import NamesRead, is_safe_name, profile_entries
 from .records import reconcile, reconcile_names
 
 #: A folder or index changed less than this long ago may change again within the same
@@ -219,8 +219,11 @@ def catalog(folder):
 
 def _scan(folder, signature):
     """Reconcile the index with the folder's files; note whether the result may be saved."""
-    names = profile_names(folder)  # first: a file in the folder's place is NotAFolder
-    indexed = index.indexed_records(folder)
+    names_read = NamesRead(folder)  # beside the index's parse, where it can be
+    try:
+        indexed = index.indexed_records(folder)
+    finally:
+        names = names_read.result()  # first: a file in the folder's place is NotAFolder
     records = reconcile_names(folder, indexed, names)
     scanned = Catalog(signature, indexed, len(indexed), records, time.monotonic())
     _allow_saving(folder, signature, scanned)

@@ -20,8 +20,15 @@ import marshal
 import operator
 import os
 import re
+import stat
+import threading
 
 from .errors import NotAFolder
+
+try:
+    from . import _listing
+except ImportError:  # not compiled (no C compiler at install): the folder read in Python
+    _listing = None
 
 PROFILE_SUFFIX = ".prof"
 SAMPLED_SUFFIX = ".speedscope.json"
@@ -163,11 +170,14 @@ def profile_entries(folder):
 def profile_names(folder):
     """Return the set of names ``profile_entries`` maps (the same files, the same errors).
 
-    Read through a descriptor of the folder where the system allows it: its
-    entries then hold only their names, not their paths too (24 ms against 30 ms
-    for 50,000), and a type the listing does not give is read relative to that
-    descriptor, while it is open.
+    Read by the compiled reader where there is one (``_listing.c``: 22 ms against 50 ms
+    for 50,000 names, and it lets go of the GIL throughout, see :class:`NamesRead`); else
+    through a descriptor of the folder where the system allows it: its entries then hold
+    only their names, not their paths too (24 ms against 30 ms for 50,000 entries), and a
+    type the listing does not give is read relative to that descriptor, while it is open.
     """
+    if _listing is not None:
+        return _compiled_names(folder)
     if os.scandir not in os.supports_fd:  # pragma: no cover  # Windows
         return set(profile_entries(folder))
     try:
@@ -181,6 +191,64 @@ def profile_names(folder):
             return set(_sift(list(scanned))[0])
     finally:
         os.close(descriptor)
+
+
+def _compiled_names(folder):
+    """``profile_names`` by ``_listing.profile_names``: the names it is sure of, and those it
+    leaves to Python (a type the system did not give, a name the pattern must judge)."""
+    try:
+        regular, unsure = map(_split_names, _listing.profile_names(folder))
+    except FileNotFoundError:
+        return set()
+    except NotADirectoryError as error:
+        raise NotAFolder(folder) from error
+    names = set(regular)
+    if unsure:
+        names.update(name for name in _safe_among(unsure) if _is_regular_file(folder, name))
+    return names
+
+
+def _split_names(joined):
+    """The names in ``joined`` (each followed by a NUL), decoded as ``os.listdir`` does."""
+    return os.fsdecode(joined).split("\0")[:-1]
+
+
+def _is_regular_file(folder, name):
+    """Whether ``name`` in ``folder`` is a regular file, not a link (one ``lstat``)."""
+    try:
+        return stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
+    except OSError:
+        return False
+
+
+class NamesRead:
+    """``profile_names(folder)``, read in a thread of its own when the compiled reader is
+    there: it lets go of the GIL for the whole read, so the caller parses the index meanwhile
+    (on another core, 20-40 ms sooner for 50,000 profiles).  Read at once otherwise: the
+    reader in Python takes the GIL back for every entry, and sharing it would slow both."""
+
+    def __init__(self, folder):
+        self.names = self.error = self.thread = None
+        if _listing is None:
+            self._read(folder)
+        else:
+            self.thread = threading.Thread(target=self._read, args=(folder,),
+                                           name="tracker-profile-names", daemon=True)
+            self.thread.start()
+
+    def _read(self, folder):
+        try:
+            self.names = profile_names(folder)
+        except BaseException as error:  # pylint: disable=broad-exception-caught  # result() raises it
+            self.error = error
+
+    def result(self):
+        """The names, once read; or the error reading them raised (NotAFolder, OSError)."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.names
 
 
 def _sift(entries):

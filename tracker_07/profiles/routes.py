@@ -18,6 +18,7 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
+import collections
 import functools
 import operator
 import os
@@ -26,9 +27,14 @@ import threading
 from . import catalog, index, listing, listing_cache
 from .listing import route_of
 
+try:
+    from ._listing import group_by_route
+except ImportError:  # not compiled (no C compiler at install): grouped in Python below
+    group_by_route = None
+
 #: What a route needs of a record, read in one call.
 ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
-ELAPSED = operator.itemgetter(0)
+ELAPSED, PAIR_ID = operator.itemgetter(0), operator.itemgetter(1)
 
 def median(times):
     """Return the median of sorted times (the mean of the two middle ones for an even count)."""
@@ -44,6 +50,23 @@ def nearest_rank(times, percent):
     return times[rank - 1]
 
 
+def sorted_columns(elapsed, ids):
+    """Sort times and their ids by time, then id, as two lists: no pair made per profile.
+
+    The positions are sorted by time (a float each, compared in C), and only runs of equal
+    times by id.
+    """
+    order = sorted(range(len(elapsed)), key=elapsed.__getitem__)
+    times = list(map(elapsed.__getitem__, order))
+    if len(set(times)) != len(times):
+        for moment, count in collections.Counter(times).items():
+            if count > 1:
+                start = bisect.bisect_left(times, moment)
+                order[start:start + count] = sorted(order[start:start + count],
+                                                    key=ids.__getitem__)
+    return times, list(map(ids.__getitem__, order))
+
+
 class Route:
     """One method and route: its profiles' times in order, its two newest profiles and a count."""
 
@@ -57,11 +80,13 @@ class Route:
         self.count = 0
         self.total_ms = 0.0
         self.summary = None
-        self.saved = None  # a restored route's times and ids, until it changes
+        #: Its times in order and their ids, as two lists, instead of ``timed`` until the
+        #: route changes (a route restored, or built at once).
+        self.saved = None
 
     def saved_state(self):
         """Return the route as saved: its times and ids (in order) apart, as plain lists."""
-        if self.saved is not None:  # restored, and unchanged since
+        if self.saved is not None:  # restored or built at once, and unchanged since
             elapsed, ids = self.saved
         else:
             elapsed = [pair[0] for pair in self.timed]
@@ -78,27 +103,31 @@ class Route:
         return route
 
     def _unpack(self):
-        """Make a restored route's ``(elapsed_ms, id)`` pairs, before it changes."""
+        """Make the ``(elapsed_ms, id)`` pairs of a route kept as two lists, before it changes."""
         if self.saved is not None:
             self.timed, self.saved = list(zip(*self.saved)), None
 
-    def add(self, rows):
-        """Count more profiles of this route, given as ``(elapsed_ms, id, time)`` rows."""
-        self._unpack()
-        self.count += len(rows)
+    def add(self, elapsed, ids, times):
+        """Count more profiles of this route, given as their ``elapsed_ms``, ids and ``time``
+        values, in step."""
+        new_route = not self.count and self.saved is None
+        self.count += len(ids)
         self.summary = None
-        elapsed, ids, times = zip(*rows)
-        timed = list(zip(elapsed, ids))
+        timed_ids = ids
         if None in elapsed:
-            timed = [pair for pair in timed if pair[0] is not None]
-            elapsed = [pair[0] for pair in timed]
-        if len(timed) == 1:
-            bisect.insort(self.timed, timed[0])
-        elif timed:
-            # Comparing times alone is quicker; the ids decide only between equal times.
-            distinct = not self.timed and len(set(elapsed)) == len(elapsed)
-            self.timed.extend(timed)
-            self.timed.sort(key=ELAPSED if distinct else None)
+            known = [position for position, value in enumerate(elapsed) if value is not None]
+            elapsed, timed_ids = [elapsed[at] for at in known], [ids[at] for at in known]
+        if new_route:
+            # Kept as the two sorted lists a restored route keeps, not as a pair per profile
+            # (50,000 pairs cost the garbage collector some 10 ms); pairs are made on a change.
+            self.timed, self.saved = None, sorted_columns(elapsed, timed_ids)
+        elif len(elapsed) == 1:
+            self._unpack()
+            bisect.insort(self.timed, (elapsed[0], timed_ids[0]))
+        elif elapsed:
+            self._unpack()
+            self.timed.extend(zip(elapsed, timed_ids))
+            self.timed.sort()
         self.total_ms += sum(elapsed)
         if None in times:
             times = [moment or 0.0 for moment in times]
@@ -128,7 +157,10 @@ class Route:
     def summarise(self):
         """Describe the route (kept until a profile is added); times in ms, None when unknown."""
         if self.summary is None:
-            times = list(map(ELAPSED, self.timed))
+            if self.saved is not None:
+                times, ids = self.saved
+            else:
+                times, ids = list(map(ELAPSED, self.timed)), list(map(PAIR_ID, self.timed))
             self.summary = {
                 "method": self.method,
                 "path": self.route,
@@ -142,8 +174,8 @@ class Route:
                 "unprofiled": 0,
                 "newest_id": self.newest[0][1] if self.newest else None,
                 "previous_id": self.newest[1][1] if len(self.newest) > 1 else None,
-                "fastest_id": self.timed[0][1] if len(self.timed) > 1 else None,
-                "slowest_id": self.timed[-1][1] if len(self.timed) > 1 else None,
+                "fastest_id": ids[0] if len(ids) > 1 else None,
+                "slowest_id": ids[-1] if len(ids) > 1 else None,
             }
         return self.summary
 
@@ -181,30 +213,30 @@ class RouteTable:
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
 
-        One pass reads every field a route needs from each record: the records
-        lie all over memory, so each pass over them costs more than its work.
+        Records are grouped by method and path in one pass (in C where it is compiled:
+        ``_listing.group_by_route``), each group as three lists; those that name a rule or
+        an endpoint are then grouped under it here.
         """
-        grouped = {}
+        grouped, others = (group_by_route or _group_by_route)(records)
         path_routes = self.path_routes
-        for record in records:
+        for record in others:
             method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
             if method is None or path is None:
                 continue
-            route = path
-            if "rule" in record or "endpoint" in record:
-                route = route_of(record)
-                if route != path:
-                    path_routes[(method, path)] = route
-            rows = grouped.get((method, route))
-            if rows is None:
-                grouped[(method, route)] = [(elapsed, profile_id, moment)]
-            else:
-                rows.append((elapsed, profile_id, moment))
-        for (method, route), rows in grouped.items():
-            group = self.routes.get((method, route))
+            route = route_of(record)
+            if route != path:
+                path_routes[(method, path)] = route
+            columns = grouped.get((method, route))
+            if columns is None:
+                columns = grouped[(method, route)] = ([], [], [])
+            columns[0].append(elapsed)
+            columns[1].append(profile_id)
+            columns[2].append(moment)
+        for key, columns in grouped.items():
+            group = self.routes.get(key)
             if group is None:
-                group = self.routes[(method, route)] = Route(method, route)
-            group.add(rows)
+                group = self.routes[key] = Route(*key)
+            group.add(*columns)
         self.size += len(records)
         self.ordered = None
 
@@ -249,6 +281,28 @@ class RouteTable:
             summaries.sort(key=lambda item: item["total_ms"], reverse=True)
             self.ordered = summaries
         return self.ordered
+
+
+def _group_by_route(records):
+    """``_listing.group_by_route`` in Python: the columns of ``records`` by method and path,
+    and the records that name a rule or an endpoint.  One pass reads every field a route
+    needs from each record: the records lie all over memory, so each pass costs more than
+    its work."""
+    grouped = {}
+    others = []
+    for record in records:
+        method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
+        if method is None or path is None:
+            continue
+        if "rule" in record or "endpoint" in record:
+            others.append(record)
+            continue
+        rows = grouped.get((method, path))
+        if rows is None:
+            grouped[(method, path)] = [(elapsed, profile_id, moment)]
+        else:
+            rows.append((elapsed, profile_id, moment))
+    return {key: tuple(map(list, zip(*rows))) for key, rows in grouped.items()}, others
 
 
 _tables = {}

@@ -4,6 +4,7 @@ The workload: ``workload`` calls ``a`` and ``countdown``; ``a`` calls ``b``
 twice and ``c`` once; ``c`` calls ``d``; ``b`` and ``d`` both call ``shared``
 (two callers); ``countdown`` recurses.  ``work`` sets how long ``shared`` spins.
 """
+import contextlib
 import cProfile
 import marshal
 import os
@@ -12,9 +13,33 @@ import shutil
 import tempfile
 import time
 import unittest
+from unittest import mock
 
+from tracker_07.profiles import files
 from tracker_07.profiles.files import profile_filename
 from tracker_07.profiles.index import INDEX_NAME, append_index
+
+
+@contextlib.contextmanager
+def counting_scans():
+    """Count the folder's full reads, by ``os.scandir`` or by the compiled reader, as
+    ``scans.call_count`` of the mock yielded."""
+    scans = mock.Mock()
+    compiled = files._listing  # pylint: disable=protected-access  # the reader counted
+    with mock.patch.object(files.os, "scandir", side_effect=_counted(scans, os.scandir)), \
+            contextlib.ExitStack() as stack:
+        if compiled is not None:
+            stack.enter_context(mock.patch.object(
+                compiled, "profile_names", _counted(scans, compiled.profile_names)))
+        yield scans
+
+
+def _counted(scans, read):
+    """``read``, counted in ``scans`` as it is called."""
+    def counted(*args, **kwargs):
+        scans()
+        return read(*args, **kwargs)
+    return counted
 
 
 def shared(work):

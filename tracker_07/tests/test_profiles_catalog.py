@@ -41,7 +41,7 @@ class KeptCatalogTest(fx.TempFolderTestCase):
 
     def listed(self, **options):
         """List the folder; return the ids shown, the total and how often it was scanned."""
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             page = listing.list_profiles(self.folder, **options)
         return [item["id"] for item in page.items], page.total, scandir.call_count
 

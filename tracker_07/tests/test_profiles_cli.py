@@ -245,7 +245,8 @@ class CompareExportTest(CliTestCase):
         statuses = {line.split()[-1]: line.split()[0] for line in result.output.splitlines()[2:]}
         self.assertEqual(statuses["app.py:1(main)"], "new")  # only in other.prof, the after side
         self.assertEqual(statuses["x.py:1(deeper)"], "new")
-        self.assertTrue(any(label.endswith(":53(workload)") and status == "gone"
+        workload = f":{fx.workload.__code__.co_firstlineno}(workload)"
+        self.assertTrue(any(label.endswith(workload) and status == "gone"
                             for label, status in statuses.items()), result.output)
         self.assertNotIn("slower", result.output)
         self.assertNotRegex(result.output, r"(?m)^(regressed|improved) .*(main|workload)\)$")

@@ -149,7 +149,7 @@ class ProfileFilesTestCase(unittest.TestCase):
                 self.assertNotIn(self.folder, str(caught.exception))
 
     def test_names_read_through_the_folders_descriptor_close_it(self):
-        """Reading the names leaves no descriptor open, even when the scan fails."""
+        """Reading the names in Python leaves no descriptor open, even when the scan fails."""
         fx.write_raw(self.folder, "a.prof", {})
         opened = []
         real_open = os.open
@@ -158,7 +158,8 @@ class ProfileFilesTestCase(unittest.TestCase):
             opened.append(real_open(*args, **kwargs))
             return opened[-1]
 
-        with mock.patch.object(files.os, "open", recording_open), \
+        with mock.patch.object(files, "_listing", None), \
+                mock.patch.object(files.os, "open", recording_open), \
                 mock.patch.object(files.os, "close", wraps=os.close) as close:
             self.assertEqual(files.profile_names(self.folder), {"a.prof"})
             with mock.patch.object(files, "_sift", side_effect=PermissionError), \

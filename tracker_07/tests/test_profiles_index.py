@@ -126,6 +126,44 @@ class BulkNormaliseTest(unittest.TestCase):
             self.assert_as_one_by_one(records)
 
 
+class EngineFromNameTest(fx.TempFolderTestCase):
+    """Index lines without an engine get their file's, read from the id only where the lines
+    could name a sampled file."""
+
+    def read(self, lines, part_bytes=index.PART_BYTES):
+        """Write ``lines`` as the index and read it afresh: the engines, and the ids looked at."""
+        with open(os.path.join(self.folder, index.INDEX_NAME), "w", encoding="ascii") as file:
+            file.writelines(line + "\n" for line in lines)
+        index.forget_snapshots()
+        self.addCleanup(index.forget_snapshots)
+        looked = mock.Mock(side_effect=index._IS_SAMPLED_NAME)  # pylint: disable=protected-access
+        with mock.patch.object(index, "_IS_SAMPLED_NAME", looked), \
+                mock.patch.object(index, "PART_BYTES", part_bytes):
+            records = index.indexed_records(self.folder)
+        return {record["id"]: record["engine"] for record in records}, looked.call_count
+
+    def test_lines_of_cprofile_files_alone_need_no_look_at_their_ids(self):
+        lines = [json.dumps(fx.index_entry(f"{number}.prof")) for number in range(5)]
+        engines, looked = self.read(lines)
+        self.assertEqual(engines, {f"{number}.prof": "cprofile" for number in range(5)})
+        self.assertEqual(looked, 0)
+
+    def test_sampled_files_named_plainly_or_by_escapes(self):
+        sampled = json.dumps(fx.index_entry("s.speedscope.json"))
+        escaped = json.dumps(fx.index_entry("e.speedscope.json")).replace(
+            ".speedscope", "\\u002espeedscope")
+        plain = [json.dumps(fx.index_entry(f"{number}.prof")) for number in range(3)]
+        for lines, name in (([*plain, sampled], "s.speedscope.json"),
+                            ([*plain, escaped], "e.speedscope.json")):
+            for part_bytes in (index.PART_BYTES, 200):  # one part, or a part a line
+                with self.subTest(name=name, part_bytes=part_bytes):
+                    engines, looked = self.read(lines, part_bytes)
+                    self.assertEqual(engines, {**{f"{number}.prof": "cprofile"
+                                                  for number in range(3)}, name: "sampling"})
+                    self.assertLessEqual(looked, 4 if part_bytes > 200 else 1)
+                    self.assertGreater(looked, 0)
+
+
 class IncrementalIndexTest(fx.TempFolderTestCase):
     """After a change, only the index lines appended since the last read are parsed."""
 

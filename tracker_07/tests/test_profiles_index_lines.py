@@ -1,11 +1,14 @@
 """Index lines parsed with orjson give exactly json's records; a folder's names sifted in bulk."""
+import contextlib
 import json
 import os
 import random
+import threading
 import unittest
 from unittest import mock
 
-from tracker_07.profiles import files, index, index_lines, routes
+from tracker_07.profiles import catalog, files, index, index_lines, routes
+from tracker_07.profiles.errors import NotAFolder
 from tracker_07.tests import profile_fixtures as fx
 
 #: Lines of every kind a folder's index holds, as ``append_index`` writes them.
@@ -236,7 +239,9 @@ class ProfileEntriesTest(fx.TempFolderTestCase):
                       and not os.path.islink(os.path.join(self.folder, name)))
 
     def test_links_folders_and_odd_names_are_left_out(self):
-        """Symbolic links (to a profile too), folders, a pipe, hidden and odd names."""
+        """Symbolic links (to a profile too), folders, a pipe, hidden and odd names: alike by
+        the compiled reader, by the reader in Python, and by the compiled one when the system
+        gives no entry's type (every name then checked in Python, with an ``lstat``)."""
         names = [fx.fake_name(seq=number) for number in range(20)]
         for name in names:
             fx.write_raw(self.folder, name, b"")
@@ -245,18 +250,118 @@ class ProfileEntriesTest(fx.TempFolderTestCase):
         os.mkdir(os.path.join(self.folder, "dir.prof"))
         os.mkfifo(os.path.join(self.folder, "pipe.prof"))
         cases = {"all plain": [], "hidden": [".hidden.prof"], "odd": ["a\x7fb.prof"],
-                 "not ascii": ["café.prof"], "backslash": ["a\\b.prof"]}
+                 "not ascii": ["café.prof", "é" * 115 + ".speedscope.json"],
+                 "not utf-8": [os.fsdecode(b"\xff\xfe.prof")], "backslash": ["a\\b.prof"],
+                 "bare suffixes": [".prof", ".speedscope.json"], "control": ["a\tb.prof"]}
         for label, extra in cases.items():
-            with self.subTest(label):
-                for name in extra:
-                    fx.write_raw(self.folder, name, b"")
-                entries = files.profile_entries(self.folder)
-                self.assertEqual(sorted(entries), self.one_by_one())
-                self.assertEqual(sorted(files.profile_names(self.folder)), self.one_by_one())
+            for name in extra:
+                fx.write_raw(self.folder, name, b"")
+            expected = self.one_by_one()
+            entries = files.profile_entries(self.folder)
+            with self.subTest(label, read="entries"):
+                self.assertEqual(sorted(entries), expected)
                 self.assertTrue(all(name == entry.name for name, entry in entries.items()))
-                for name in extra:
-                    os.remove(os.path.join(self.folder, name))
+            for reader, names_read in self.readers().items():
+                with self.subTest(label, read=reader), names_read:
+                    self.assertEqual(sorted(files.profile_names(self.folder)), expected)
+            for name in extra:
+                os.remove(os.path.join(self.folder, name))
         self.assertNotIn("link.prof", entries)
+
+    def readers(self):
+        """Each way of reading the names, as a context to read them in."""
+        compiled = files._listing  # pylint: disable=protected-access
+        self.assertIsNotNone(compiled,
+                             "tracker_07/profiles/_listing.c is not compiled: pip install -e .")
+
+        def no_types(folder):
+            """A reader that leaves every name with a profile suffix to Python, as the
+            compiled one does on a system that gives no entry's type (odd names too)."""
+            return b"", b"".join(os.fsencode(name) + b"\0" for name in os.listdir(folder)
+                                 if name.endswith((files.PROFILE_SUFFIX, files.SAMPLED_SUFFIX)))
+
+        return {"compiled": contextlib.nullcontext(),
+                "python": mock.patch.object(files, "_listing", None),
+                "no types": mock.patch.object(compiled, "profile_names", no_types)}
+
+    def test_the_compiled_reader_sorts_names_into_sure_and_unsure(self):
+        """Regular files with safe names are sure; anything else with a suffix is left out."""
+        fx.write_raw(self.folder, "a.prof", b"")
+        fx.write_raw(self.folder, "b.speedscope.json", b"")
+        fx.write_raw(self.folder, "notes.txt", b"")
+        fx.write_raw(self.folder, ".a.prof", b"")
+        os.mkdir(os.path.join(self.folder, "dir.prof"))
+        os.symlink("a.prof", os.path.join(self.folder, "link.prof"))
+        read = files._listing.profile_names  # pylint: disable=protected-access
+        regular, unsure = read(self.folder)
+        self.assertEqual((sorted(regular.split(b"\0")), unsure),
+                         ([b"", b"a.prof", b"b.speedscope.json"], b""))
+        with self.assertRaises(FileNotFoundError):
+            read(os.path.join(self.folder, "nope"))
+        with self.assertRaises(NotADirectoryError):
+            read(os.path.join(self.folder, "a.prof"))
+        with self.assertRaises(TypeError):
+            read(None)
+
+    def test_an_unsure_name_that_vanishes_is_left_out(self):
+        """A name the system gave no type for, removed before its ``lstat``."""
+        fx.write_raw(self.folder, "a.prof", b"")
+        with mock.patch.object(files._listing, "profile_names",  # pylint: disable=protected-access
+                               return_value=(b"", b"a.prof\0gone.prof\0")):
+            self.assertEqual(files.profile_names(self.folder), {"a.prof"})
+
+
+class NamesReadTest(fx.TempFolderTestCase):
+    """The names are read beside the caller where the compiled reader is, and alike."""
+
+    def test_read_in_a_thread_of_its_own_by_the_compiled_reader(self):
+        fx.write_raw(self.folder, "a.prof", b"")
+        threads = []
+        compiled = files._listing  # pylint: disable=protected-access
+        read = compiled.profile_names
+
+        def reader(folder):
+            threads.append(threading.current_thread())
+            return read(folder)
+
+        with mock.patch.object(compiled, "profile_names", reader):
+            self.assertEqual(files.NamesRead(self.folder).result(), {"a.prof"})
+        self.assertEqual([thread.name for thread in threads], ["tracker-profile-names"])
+        self.assertIsNot(threads[0], threading.current_thread())
+
+    def test_read_at_once_in_python(self):
+        fx.write_raw(self.folder, "a.prof", b"")
+        with mock.patch.object(files, "_listing", None), \
+                mock.patch.object(files, "profile_entries") as other_reader:
+            names_read = files.NamesRead(self.folder)
+            self.assertIsNone(names_read.thread)
+            self.assertEqual(names_read.names, {"a.prof"})  # before result() is asked
+            self.assertEqual(names_read.result(), {"a.prof"})
+        other_reader.assert_not_called()
+
+    def test_errors_come_from_result_either_way(self):
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        for compiled in (True, False):
+            with self.subTest(compiled=compiled), contextlib.ExitStack() as stack:
+                if not compiled:
+                    stack.enter_context(mock.patch.object(files, "_listing", None))
+                names_read = files.NamesRead(path)
+                with self.assertRaises(NotAFolder):
+                    names_read.result()
+                self.assertEqual(files.NamesRead(os.path.join(self.folder, "nope")).result(),
+                                 set())
+
+    def test_a_file_in_the_folders_place_is_not_a_folder_for_the_list(self):
+        """The names' error comes first, also when the index's read fails too."""
+        path = fx.write_raw(self.folder, "plain-file", b"x")
+        with self.assertRaises(NotAFolder):
+            catalog._scan(path, None)  # pylint: disable=protected-access
+        with mock.patch.object(index, "indexed_records", side_effect=OSError("index")), \
+                self.assertRaises(NotAFolder):
+            catalog._scan(path, None)  # pylint: disable=protected-access
+        with mock.patch.object(index, "indexed_records", side_effect=OSError("index")), \
+                self.assertRaisesRegex(OSError, "index"):
+            catalog._scan(self.folder, None)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

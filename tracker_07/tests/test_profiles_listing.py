@@ -170,7 +170,7 @@ class ListingCacheTest(fx.TempFolderTestCase):
 
     def scans(self):
         """List the folder and return how many times it was scanned."""
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             total = listing.list_profiles(self.folder).total
         return scandir.call_count, total
 

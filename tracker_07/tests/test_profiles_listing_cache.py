@@ -83,7 +83,7 @@ class ListingCacheTestCase(fx.TempFolderTestCase):
 
     def listed(self, **options):
         """List the folder as the list page does: its page, its routes and the scans it made."""
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             page = listing.list_profiles(self.folder, per_page=100, **options)
             summaries = routes.route_summaries(self.folder, listed=True)
         index_cache.wait_for_writes()
@@ -91,7 +91,7 @@ class ListingCacheTestCase(fx.TempFolderTestCase):
 
     def listed_only(self):
         """List the folder's first page alone; return how often the folder was scanned."""
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             listing.list_profiles(self.folder)
         return scandir.call_count
 
@@ -173,7 +173,7 @@ class SavedListingTest(ListingCacheTestCase):
         scanned_json = client.get("/dashboard/api/profiles?per_page=100").get_json()
         scanned_html = client.get("/dashboard/profiles/?routes=all").get_data()
         self.new_process()
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             loaded_json = client.get("/dashboard/api/profiles?per_page=100").get_json()
             self.new_process()
             loaded_html = client.get("/dashboard/profiles/?routes=all").get_data()

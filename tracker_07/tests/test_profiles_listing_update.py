@@ -251,7 +251,7 @@ class RouteDiscardTest(unittest.TestCase):
     def route():
         """A route of four profiles."""
         route = routes.Route("GET", "/a")
-        route.add([(1.0, "a", 1.0), (2.0, "b", 2.0), (3.0, "c", 3.0), (4.0, "d", 4.0)])
+        route.add((1.0, 2.0, 3.0, 4.0), ("a", "b", "c", "d"), (1.0, 2.0, 3.0, 4.0))
         return route
 
     def test_a_time_it_does_not_hold(self):

@@ -1,8 +1,10 @@
 """The profiles list by route: exact percentiles, requests served unprofiled, kept summaries."""
+import collections
 import os
 import random
 import statistics
 import time
+import unittest
 from unittest import mock
 
 from tracker_07.profiles import index, listing, routes
@@ -36,6 +38,123 @@ class PercentileTest(fx.TempFolderTestCase):
         self.assertEqual(routes.nearest_rank(list(range(1, 21)), 95), 19)
         self.assertEqual(routes.nearest_rank(list(range(1, 22)), 95), 20)
         self.assertEqual(routes.nearest_rank([4.0], 95), 4.0)
+
+
+def random_records(generator, count, methods=("GET", "POST", "GET", None, 7)):
+    """Index records of every shape the routes meet: unknown methods, paths, times and moments,
+    rules and endpoints (also empty or not text), ties, other mappings; ``methods`` to choose
+    from (a method not text cannot be ordered among the summaries)."""
+    records = []
+    for number in range(count):
+        record = fx.index_entry(
+            f"{number:05d}.prof", method=generator.choice(methods),
+            path=generator.choice(("/a", "/b", "/c/d", "/a", None)),
+            elapsed_ms=generator.choice((1.5, 2, 7.25, None, 30.0, generator.random() * 100)),
+            time=generator.choice((START + number, START, None, START + 0.5)))
+        extra = generator.randrange(8)
+        if extra == 0:
+            record["rule"] = generator.choice(("/a/<id>", "", None, 3))
+        elif extra == 1:
+            record["endpoint"] = generator.choice(("view", "/b"))
+        elif extra == 2:
+            record = collections.UserDict(record)
+        records.append(record)
+    return records
+
+
+class SortedColumnsTest(unittest.TestCase):
+    """Times and ids sorted as two lists are in the order of their pairs sorted."""
+
+    def test_ties_broken_by_id_whole_numbers_too(self):
+        generator = random.Random(5)
+        for size in (0, 1, 2, 7, 300, 3000):
+            elapsed = [generator.choice((1.5, 2, 2.0, 7.25, generator.random()))
+                       for _ in range(size)]
+            ids = [f"{generator.randrange(10 ** 6):06d}-{number}" for number in range(size)]
+            with self.subTest(size=size):
+                times, sorted_ids = routes.sorted_columns(elapsed, ids)
+                self.assertEqual(list(zip(times, sorted_ids)), sorted(zip(elapsed, ids)))
+
+    def test_a_route_built_at_once_equals_one_built_a_profile_at_a_time(self):
+        generator = random.Random(6)
+        elapsed = [generator.choice((1.5, 2, None, 7.25, generator.random())) for _ in range(500)]
+        ids = [f"{number:04d}.prof" for number in generator.sample(range(10 ** 4), 500)]
+        times = [generator.choice((START, None, START + generator.random())) for _ in range(500)]
+        at_once, one_by_one = routes.Route("GET", "/a"), routes.Route("GET", "/a")
+        at_once.add(elapsed, ids, times)
+        for row in zip(elapsed, ids, times):
+            one_by_one.add(*([value] for value in row))
+        self.assertIsNone(at_once.timed)  # kept as two lists
+        summary, expected = at_once.summarise(), one_by_one.summarise()
+        self.assertAlmostEqual(summary["total_ms"], expected["total_ms"])
+        self.assertEqual(dict(summary, total_ms=None), dict(expected, total_ms=None))
+        self.assertEqual(at_once.saved_state()[5:7], one_by_one.saved_state()[5:7])
+        for route in (at_once, one_by_one):  # and both take a change alike
+            self.assertTrue(route.discard([(elapsed[3], ids[3], times[3])]))
+            route.add([0.0], ["new.prof"], [START + 2])
+        self.assertEqual(at_once.timed, one_by_one.timed)
+        self.assertEqual(at_once.summarise()["fastest_id"], "new.prof")
+
+
+class GroupByRouteTest(unittest.TestCase):
+    """The records grouped in C give what the grouping in Python gives, to the last figure."""
+
+    def test_compiled(self):
+        self.assertIsNotNone(routes.group_by_route,
+                             "tracker_07/profiles/_listing.c is not compiled: pip install -e .")
+
+    def test_the_same_groups_and_others_as_in_python(self):
+        generator = random.Random(11)
+        for count in (0, 1, 2, 50, 2000):
+            records = random_records(generator, count)
+            with self.subTest(count=count):
+                grouped, others = routes.group_by_route(records)
+                left = {id(record) for record in others}
+                expected_grouped, expected_others = routes._group_by_route(  # pylint: disable=protected-access
+                    [record for record in records if id(record) not in left])
+                self.assertEqual(grouped, {key: list(columns)
+                                           for key, columns in expected_grouped.items()})
+                self.assertEqual(expected_others, [])
+                self.assertEqual(others, [
+                    record for record in records
+                    if type(record) is not dict  # pylint: disable=unidiomatic-typecheck
+                    or record["method"] is not None and record["path"] is not None and (
+                        not isinstance(record["method"], str)
+                        or "rule" in record or "endpoint" in record)])
+
+    def test_the_same_summaries_as_in_python(self):
+        generator = random.Random(12)
+        for count in (1, 3, 400):
+            records = random_records(generator, count, methods=("GET", "POST", None))
+            tables = {}
+            for compiled in (True, False):
+                with mock.patch.object(routes, "group_by_route",
+                                       routes.group_by_route if compiled else None):
+                    tables[compiled] = routes.RouteTable(None, records)
+            with self.subTest(count=count):
+                compiled, in_python = tables[True].summaries(), tables[False].summaries()
+                # Sums of the same times in another order: equal but for the last bits.
+                for summary, expected in zip(compiled, in_python, strict=True):
+                    self.assertAlmostEqual(summary["total_ms"], expected["total_ms"])
+                    self.assertEqual(dict(summary, total_ms=None), dict(expected, total_ms=None))
+                self.assertEqual(tables[True].path_routes, tables[False].path_routes)
+                self.assertEqual(tables[True].size, count)
+                counted = collections.Counter(
+                    (record["method"], listing.route_of(record)) for record in records
+                    if record["method"] is not None and record["path"] is not None)
+                self.assertEqual({(summary["method"], summary["path"]): summary["count"]
+                                  for summary in tables[True].summaries()}, counted)
+
+    def test_a_record_without_a_field_is_refused_alike(self):
+        for missing in ("method", "path", "elapsed_ms", "id", "time"):
+            record = fx.index_entry("a.prof")
+            del record[missing]
+            for group in (routes.group_by_route, routes._group_by_route):  # pylint: disable=protected-access
+                with self.subTest(missing=missing, group=group.__name__), \
+                        self.assertRaises(KeyError):
+                    group([fx.index_entry("b.prof"), record])
+        with self.assertRaises(TypeError):
+            routes.group_by_route(7)
 
 
 class RouteFolderTestCase(fx.TempFolderTestCase):
@@ -141,7 +260,7 @@ class RouteSummaryTest(RouteFolderTestCase):
         listing.list_profiles(self.folder)
         routes.route_summaries(self.folder, listed=True)
         self.save("/b", 999.5)
-        with mock.patch("tracker_07.profiles.files.os.scandir", wraps=os.scandir) as scandir:
+        with fx.counting_scans() as scandir:
             listing.list_profiles(self.folder)
             summaries = routes.route_summaries(self.folder, listed=True)
         self.assertEqual(scandir.call_count, 0)
