@@ -267,9 +267,10 @@ def _parse_normalised(lines):
 
 def _may_name_sampled(data):
     """Whether index lines (bytes) may name a sampled profile's file: they hold its suffix,
-    or a ``\\u`` escape, the only way JSON could spell it otherwise.  Searching the bytes
-    for both costs a tenth of looking at 1,000 records' ids."""
-    return _SAMPLED_SUFFIX_BYTES in data or b"\\u" in data
+    or a ``\\u`` escape, the only way JSON could spell it otherwise.  Searched for in about
+    half the time of a look at the records' ids (one byte is searched for quickly, two
+    slowly: the backslash first)."""
+    return _SAMPLED_SUFFIX_BYTES in data or (b"\\" in data and b"\\u" in data)
 
 
 def parsed_extent(folder):
