@@ -20,6 +20,7 @@ profiles do not exceed), the same rank rule as the endpoint statistics.
 import bisect
 import collections
 import functools
+import heapq
 import operator
 import os
 import threading
@@ -65,6 +66,21 @@ def sorted_columns(elapsed, ids):
                 order[start:start + count] = sorted(order[start:start + count],
                                                     key=ids.__getitem__)
     return times, list(map(ids.__getitem__, order))
+
+
+def two_newest(times, ids):
+    """The two largest ``(time, id)`` of profiles given as times and ids, largest first.
+
+    The times alone are compared first (in C, without a pair per profile); pairs are
+    compared only where one of the two newest times is shared.
+    """
+    if len(times) > 1 and times.count(newest := max(times)) == 1:
+        at = times.index(newest)
+        others = [*times[:at], *times[at + 1:]]
+        second = max(others)
+        if others.count(second) == 1:
+            return [(newest, ids[at]), (second, ids[times.index(second)])]
+    return heapq.nlargest(2, zip(times, ids))
 
 
 class Route:
@@ -131,10 +147,9 @@ class Route:
         self.total_ms += sum(elapsed)
         if None in times:
             times = [moment or 0.0 for moment in times]
-        moments = [*self.newest, *zip(times, ids)]
-        newest = max(moments)
-        moments.remove(newest)
-        self.newest = [newest, max(moments)] if moments else [newest]
+        moments = [*self.newest, *two_newest(times, ids)]
+        moments.sort(reverse=True)
+        self.newest = moments[:2]
 
     def discard(self, rows):
         """Forget ``(elapsed_ms, id, time)`` rows; False if the route cannot tell what is left

@@ -75,6 +75,17 @@ class SortedColumnsTest(unittest.TestCase):
                 times, sorted_ids = routes.sorted_columns(elapsed, ids)
                 self.assertEqual(list(zip(times, sorted_ids)), sorted(zip(elapsed, ids)))
 
+    def test_the_two_newest_as_of_pairs_ties_and_whole_numbers_too(self):
+        generator = random.Random(8)
+        for size in (0, 1, 2, 3, 50, 500):
+            for choices in ((START, START + 1, START + 2), (START, 7, 7.0), (START,)):
+                times = [generator.choice(choices) + generator.choice((0, 0, 0.5))
+                         for _ in range(size)]
+                ids = [f"{generator.randrange(10 ** 6):06d}" for _ in range(size)]
+                with self.subTest(size=size, choices=choices):
+                    self.assertEqual(routes.two_newest(times, ids),
+                                     sorted(zip(times, ids), reverse=True)[:2])
+
     def test_a_route_built_at_once_equals_one_built_a_profile_at_a_time(self):
         generator = random.Random(6)
         elapsed = [generator.choice((1.5, 2, None, 7.25, generator.random())) for _ in range(500)]
