@@ -1,4 +1,4 @@
-/* The profiles list's two passes over 50,000 things, written in C (optional).
+/* The profiles list's passes over 50,000 things, written in C (optional).
  *
  * tracker_07/profiles/files.py and routes.py use these when the module is compiled and do
  * the same in Python otherwise; the tests hold both to the same results.
@@ -15,6 +15,11 @@
  * a dict from (method, path) to [elapsed_ms values, ids, times], and a list of the records
  * Python groups: those that name a rule or an endpoint, are not dicts, or whose method or
  * path is not text.  Records whose method or path is None are left out.
+ *
+ * key_orders(records, most) groups freshly parsed index records by their keys in order, as
+ * index.normalise_parsed does: a dict from the keys (a tuple) to [the records, a set per
+ * position of the types of the values there]; None for more than most key orders, or for
+ * anything but dicts with text keys, which Python checks one by one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -244,11 +249,143 @@ done:
     return result;
 }
 
+/* Whether every key of record is an exact str (comparing them then runs no Python code). */
+static int
+keys_are_text(PyObject *record)
+{
+    Py_ssize_t at = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(record, &at, &key, &value)) {
+        if (!PyUnicode_CheckExact(key))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether record has the keys of previous, in the same order (both exact dicts, str keys). */
+static int
+same_keys(PyObject *record, PyObject *previous)
+{
+    if (PyDict_GET_SIZE(record) != PyDict_GET_SIZE(previous))
+        return 0;
+    Py_ssize_t at = 0, previous_at = 0;
+    PyObject *key, *value, *previous_key;
+    while (PyDict_Next(record, &at, &key, &value)) {
+        PyDict_Next(previous, &previous_at, &previous_key, &value);
+        if (key != previous_key && PyUnicode_Compare(key, previous_key) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* The group of records with record's keys: [records, [set of value types per position]]. */
+static PyObject *
+group_of(PyObject *groups, PyObject *record)
+{
+    PyObject *keys = PyDict_Keys(record), *order = NULL, *group = NULL;
+    if (keys == NULL || (order = PyList_AsTuple(keys)) == NULL)
+        goto done;
+    group = PyDict_GetItemWithError(groups, order);
+    if (group != NULL || PyErr_Occurred()) {
+        Py_XINCREF(group);
+        goto done;
+    }
+    PyObject *types = PyList_New(PyTuple_GET_SIZE(order));
+    if (types == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(order); i++) {
+        PyObject *seen = PySet_New(NULL);
+        if (seen == NULL) {
+            Py_DECREF(types);
+            goto done;
+        }
+        PyList_SET_ITEM(types, i, seen);
+    }
+    group = Py_BuildValue("[[]N]", types);
+    if (group != NULL && PyDict_SetItem(groups, order, group) < 0)
+        Py_CLEAR(group);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(order);
+    return group;  /* a new reference, or NULL */
+}
+
+/* Add the types of record's values to its group's sets; last caches the type added last
+ * at each position (most records repeat it), so a set is touched only for a change. */
+static int
+note_types(PyObject *record, PyObject *types, PyTypeObject **last)
+{
+    Py_ssize_t at = 0, position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(record, &at, &key, &value)) {
+        PyTypeObject *type = Py_TYPE(value);
+        if (type != last[position]) {
+            if (PySet_Add(PyList_GET_ITEM(types, position), (PyObject *)type) < 0)
+                return -1;
+            last[position] = type;
+        }
+        position++;
+    }
+    return 0;
+}
+
+static PyObject *
+key_orders(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *records;
+    Py_ssize_t most;
+    if (!PyArg_ParseTuple(args, "On", &records, &most))
+        return NULL;
+    /* A list of its own: nothing the loop calls can change it under the loop. */
+    PyObject *sequence = PySequence_List(records);
+    if (sequence == NULL)
+        return NULL;
+    PyObject *groups = PyDict_New(), *group = NULL, *result = NULL, *previous = NULL;
+    PyTypeObject **last = NULL;
+    if (groups == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sequence); i++) {
+        PyObject *record = PyList_GET_ITEM(sequence, i);
+        if (!PyDict_CheckExact(record) || !keys_are_text(record)) {
+            result = Py_NewRef(Py_None);  /* not an index's record: Python checks them */
+            goto done;
+        }
+        if (previous == NULL || !same_keys(record, previous)) {
+            Py_XDECREF(group);
+            if ((group = group_of(groups, record)) == NULL)
+                goto done;
+            if (PyDict_GET_SIZE(groups) > most) {
+                result = Py_NewRef(Py_None);  /* a damaged index: no groups worth the name */
+                goto done;
+            }
+            PyMem_Free(last);
+            last = PyMem_Calloc(PyDict_GET_SIZE(record) + 1, sizeof(PyTypeObject *));
+            if (last == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        previous = record;
+        if (PyList_Append(PyList_GET_ITEM(group, 0), record) < 0
+            || note_types(record, PyList_GET_ITEM(group, 1), last) < 0)
+            goto done;
+    }
+    result = Py_NewRef(groups);
+done:
+    PyMem_Free(last);
+    Py_XDECREF(group);
+    Py_XDECREF(groups);
+    Py_DECREF(sequence);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"profile_names", profile_names, METH_O,
      "profile_names(folder) -> (regular, unsure): the folder's profile files' names."},
     {"group_by_route", group_by_route, METH_O,
      "group_by_route(records) -> (groups, others): records' columns by (method, path)."},
+    {"key_orders", key_orders, METH_VARARGS,
+     "key_orders(records, most) -> {keys: [records, [types seen per position]]}, or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,6 +21,11 @@ from .files import FILENAME_RE, SAMPLED_SUFFIX, is_sampled, profile_entries
 from .index_lines import IndexLines, parse_values
 from .unprofiled import unprofiled_counts
 
+try:
+    from ._listing import key_orders
+except ImportError:  # not compiled (no C compiler at install): grouped in Python
+    key_orders = None
+
 IndexSnapshot = index_cache.IndexSnapshot
 # Requests served unprofiled are counted beside the index; snapshots are kept by index_cache.
 __all__ = ["unprofiled_counts", "IndexSnapshot"]
@@ -142,23 +147,17 @@ def normalise_parsed(records, may_name_sampled=True):
     (:func:`_may_name_sampled`), so no id needs a look.
 
     Records are grouped by their keys in order (one group, for an index written by one
-    version).  The types of a group's values are read in one C pass, and each field's are
-    every ``width``-th of them, so a group whose fields are each of an accepted type in
-    every record (or missing from all) gets what it lacks with one ``dict.update`` per
-    record, in C.  A group with a wrongly typed field, or an engine to read from its
-    file's name (sampled, or null), is normalised record by record.
+    version), with the types of the values at each position, in one C pass where it is
+    compiled (``_listing.key_orders``), so a group whose fields are each of an accepted type
+    in every record (or missing from all) gets what it lacks with one ``dict.update`` per
+    record, in C.  A group with a wrongly typed field, or an engine to read from its file's
+    name (sampled, or null), is normalised record by record.
     """
-    orders = list(map(tuple, records))  # each record's keys, in order
-    distinct = set(orders)
-    if len(distinct) > MAX_KEY_ORDERS:  # a damaged index: no groups worth the name
+    groups = (key_orders or _key_orders)(records, MAX_KEY_ORDERS)
+    if groups is None:  # a damaged index: no groups worth the name
         return [_normalise_in_place(record) for record in records]
-    if len(distinct) == 1:
-        groups = {orders[0]: records}
-    else:
-        groups = collections.defaultdict(list)
-        collections.deque(map(list.append, map(groups.__getitem__, orders), records), maxlen=0)
-    for keys, group in groups.items():
-        fill = _group_fill(keys, group, may_name_sampled)
+    for keys, (group, value_types) in groups.items():
+        fill = _group_fill(keys, group, value_types, may_name_sampled)
         if fill is None:
             for record in group:
                 _normalise_in_place(record)
@@ -167,11 +166,30 @@ def normalise_parsed(records, may_name_sampled=True):
     return records
 
 
-def _group_fill(keys, group, may_name_sampled=True):
+def _key_orders(records, most):
+    """``_listing.key_orders`` in Python: the records grouped by their keys in order, each
+    group with the set of its values' types at each position; None past ``most`` orders."""
+    orders = list(map(tuple, records))  # each record's keys, in order
+    distinct = set(orders)
+    if len(distinct) > most:
+        return None
+    if len(distinct) == 1:
+        groups = {orders[0]: records}
+    else:
+        groups = collections.defaultdict(list)
+        collections.deque(map(list.append, map(groups.__getitem__, orders), records), maxlen=0)
+    return {keys: (group, _value_types(len(keys), group)) for keys, group in groups.items()}
+
+
+def _value_types(width, group):
+    """The set of the types of the values at each position of records of ``width`` keys."""
+    types = list(map(type, itertools.chain.from_iterable(map(dict.values, group))))
+    return [set(types[position::width]) for position in range(width)]
+
+
+def _group_fill(keys, group, value_types, may_name_sampled=True):
     """What each record of a group with these ``keys`` (in order) lacks, with ``indexed``;
     None if some need more (a field of a wrong type, an engine read from a name)."""
-    width = len(keys)
-    types = list(map(type, itertools.chain.from_iterable(map(dict.values, group))))
     positions = {key: position for position, key in enumerate(keys)}
     fill = {"indexed": True}
     for field, kinds in EXACT_FIELD_TYPES:
@@ -179,7 +197,7 @@ def _group_fill(keys, group, may_name_sampled=True):
         if position is None:
             fill[field] = None
             continue
-        seen = set(types[position::width])
+        seen = value_types[position]
         if not seen <= kinds or (field == "engine" and type(None) in seen):
             return None
     if "engine" in fill:

@@ -61,13 +61,40 @@ class BulkNormaliseTest(unittest.TestCase):
     """Records normalised in bulk are exactly those normalised one by one, keys in order."""
 
     def assert_as_one_by_one(self, records):
-        """Normalise copies both ways; the same dicts, keys in the same order, same objects."""
+        """Normalise copies one by one and in bulk, grouped in C and in Python: the same
+        dicts, keys in the same order, same objects."""
         expected = [index.normalise_record(record) for record in records]
-        fresh = [dict(record) for record in records]
-        made = index.normalise_parsed(fresh)
-        self.assertEqual([list(record.items()) for record in made],
-                         [list(record.items()) for record in expected])
-        self.assertEqual(list(map(id, made)), list(map(id, fresh)))  # normalised in place
+        self.assertIsNotNone(index.key_orders, "tracker_07/profiles/_listing.c is not compiled")
+        for grouped_by in (index.key_orders, None):
+            fresh = [dict(record) for record in records]
+            with mock.patch.object(index, "key_orders", grouped_by):
+                made = index.normalise_parsed(fresh)
+            self.assertEqual([list(record.items()) for record in made],
+                             [list(record.items()) for record in expected])
+            self.assertEqual(list(map(id, made)), list(map(id, fresh)))  # normalised in place
+
+    def test_groups_by_key_order_in_c_as_in_python(self):
+        """The groups, their records and the types seen at each position, alike."""
+        generator = random.Random(9)
+        pool = [None, True, 0, 3, 1.5, "x", [1], {"a": 1}]
+        for _round in range(100):
+            shapes = [generator.sample(index.FIELD_NAMES, generator.randint(0, 5))
+                      for _shape in range(generator.randint(1, 4))]
+            records = [{"id": f"{number}.prof",
+                        **{field: generator.choice(pool) for field in generator.choice(shapes)}}
+                       for number in range(generator.randint(0, 30))]
+            for most in (1, 2, index.MAX_KEY_ORDERS):
+                compiled = index.key_orders(records, most)
+                in_python = index._key_orders(records, most)  # pylint: disable=protected-access
+                if in_python is None:
+                    self.assertIsNone(compiled)
+                    continue
+                self.assertEqual({keys: (list(group), list(types))
+                                  for keys, (group, types) in compiled.items()},
+                                 {keys: (list(group), list(types))
+                                  for keys, (group, types) in in_python.items()})
+        for odd in ([{"id": "a.prof", 1: 2}], [["not", "a", "dict"]]):
+            self.assertIsNone(index.key_orders(odd, index.MAX_KEY_ORDERS))
 
     def test_a_folder_of_like_records_is_normalised_without_a_call_per_record(self):
         """One key order, every field well typed: filled in C, the same as one by one."""
