@@ -229,12 +229,17 @@ class NamesRead:
 
     def __init__(self, folder):
         self.names = self.error = self.thread = None
-        if _listing is None:
-            self._read(folder)
-        else:
-            self.thread = threading.Thread(target=self._read, args=(folder,),
-                                           name="tracker-profile-names", daemon=True)
-            self.thread.start()
+        if _listing is not None:
+            thread = threading.Thread(target=self._read, args=(folder,),
+                                      name="tracker-profile-names", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had (a process at its limit): read now
+                pass
+            else:
+                self.thread = thread
+                return
+        self._read(folder)
 
     def _read(self, folder):
         try:

@@ -339,6 +339,14 @@ class NamesReadTest(fx.TempFolderTestCase):
             self.assertEqual(names_read.result(), {"a.prof"})
         other_reader.assert_not_called()
 
+    def test_read_at_once_when_no_thread_can_start(self):
+        fx.write_raw(self.folder, "a.prof", b"")
+        with mock.patch.object(threading.Thread, "start",
+                               side_effect=RuntimeError("can't start new thread")):
+            names_read = files.NamesRead(self.folder)
+        self.assertIsNone(names_read.thread)
+        self.assertEqual(names_read.result(), {"a.prof"})
+
     def test_errors_come_from_result_either_way(self):
         path = fx.write_raw(self.folder, "plain-file", b"x")
         for compiled in (True, False):
