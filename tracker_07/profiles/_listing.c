@@ -1,7 +1,7 @@
 /* The profiles list's passes over 50,000 things, written in C (optional).
  *
- * tracker_07/profiles/files.py and routes.py use these when the module is compiled and do
- * the same in Python otherwise; the tests hold both to the same results.
+ * tracker_07/profiles/files.py, index.py and route_columns.py use these when the module is
+ * compiled and do the same in Python otherwise; the tests hold both to the same results.
  *
  * profile_names(folder) reads the folder's entries with the GIL released throughout (a
  * thread reads them while another parses the index, catalog._scan) and returns
@@ -11,7 +11,7 @@
  * to judge.  Names unsafe by their bytes (a leading dot, a backslash, a control character)
  * and entries of any other type are left out.
  *
- * group_by_route(records) groups index records by (method, path) as routes.RouteTable does:
+ * group_by_route(records) groups index records by (method, path), for routes.RouteTable:
  * a dict from (method, path) to [elapsed_ms values, ids, times], and a list of the records
  * Python groups: those that name a rule or an endpoint, are not dicts, or whose method or
  * path is not text.  Records whose method or path is None are left out.
@@ -192,7 +192,7 @@ add_to_group(PyObject *groups, PyObject *values[FIELDS])
 }
 
 /* Read the five fields every record must have into values (borrowed); -1 with KeyError when
- * one is missing, as routes.ROUTE_FIELDS raises. */
+ * one is missing, as route_columns.ROUTE_FIELDS raises. */
 static int
 read_fields(PyObject *record, PyObject *values[FIELDS])
 {

@@ -106,7 +106,6 @@ _ALWAYS_MISSING = itertools.repeat(type("Missing", (), {})())
 MAX_KEY_ORDERS = 64
 _ID = operator.itemgetter("id")
 _IS_SAMPLED_NAME = operator.methodcaller("endswith", SAMPLED_SUFFIX)
-_SAMPLED_SUFFIX_BYTES = SAMPLED_SUFFIX.encode("ascii")
 #: Each shape of record seen (the types of its FIELD_NAMES) -> the fields it must blank.
 _shape_blanks = {}
 #: Shapes kept at most (a damaged index could hold a great many).
@@ -144,7 +143,7 @@ def normalise_parsed(records, may_name_sampled=True):
     """Normalise freshly parsed records in place (each as :func:`_normalise_in_place` would)
     and return them; in bulk, in C, for records that share their keys and need the same.
     ``may_name_sampled`` is False when the lines they came from cannot name a sampled file
-    (:func:`_may_name_sampled`), so no id needs a look.
+    (:meth:`.IndexLines.may_spell`), so no id needs a look.
 
     Records are grouped by their keys in order (one group, for an index written by one
     version), with the types of the values at each position, in one C pass where it is
@@ -276,19 +275,11 @@ def _parse_normalised(lines):
     records are those of the whole.
     """
     if len(lines.data) <= PART_BYTES:  # the lines appended since the last read, as a rule
-        return normalise_parsed(parse_index_lines(lines), _may_name_sampled(lines.data))
+        return normalise_parsed(parse_index_lines(lines), lines.may_spell(SAMPLED_SUFFIX))
     records = []
     for part in lines.parts(PART_BYTES):
-        records += normalise_parsed(parse_index_lines(part), _may_name_sampled(part.data))
+        records += normalise_parsed(parse_index_lines(part), part.may_spell(SAMPLED_SUFFIX))
     return records
-
-
-def _may_name_sampled(data):
-    """Whether index lines (bytes) may name a sampled profile's file: they hold its suffix,
-    or a ``\\u`` escape, the only way JSON could spell it otherwise.  Searched for in about
-    half the time of a look at the records' ids (one byte is searched for quickly, two
-    slowly: the backslash first)."""
-    return _SAMPLED_SUFFIX_BYTES in data or (b"\\" in data and b"\\u" in data)
 
 
 def parsed_extent(folder):

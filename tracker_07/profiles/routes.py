@@ -18,9 +18,7 @@ count), p95 the nearest-rank one (the smallest time that at least 95% of the
 profiles do not exceed), the same rank rule as the endpoint statistics.
 """
 import bisect
-import collections
 import functools
-import heapq
 import operator
 import os
 import threading
@@ -28,13 +26,8 @@ import threading
 from . import catalog, index, listing, listing_cache
 from .listing import route_of
 
-try:
-    from ._listing import group_by_route
-except ImportError:  # not compiled (no C compiler at install): grouped in Python below
-    group_by_route = None
+from .route_columns import ROUTE_FIELDS, grouped, sorted_columns, two_newest
 
-#: What a route needs of a record, read in one call.
-ROUTE_FIELDS = operator.itemgetter("method", "path", "elapsed_ms", "id", "time")
 ELAPSED, PAIR_ID = operator.itemgetter(0), operator.itemgetter(1)
 
 def median(times):
@@ -49,38 +42,6 @@ def nearest_rank(times, percent):
     """Return the nearest-rank percentile of sorted times (whole-number arithmetic, exact)."""
     rank = max(1, (percent * len(times) + 99) // 100)
     return times[rank - 1]
-
-
-def sorted_columns(elapsed, ids):
-    """Sort times and their ids by time, then id, as two lists: no pair made per profile.
-
-    The positions are sorted by time (a float each, compared in C), and only runs of equal
-    times by id.
-    """
-    order = sorted(range(len(elapsed)), key=elapsed.__getitem__)
-    times = list(map(elapsed.__getitem__, order))
-    if len(set(times)) != len(times):
-        for moment, count in collections.Counter(times).items():
-            if count > 1:
-                start = bisect.bisect_left(times, moment)
-                order[start:start + count] = sorted(order[start:start + count],
-                                                    key=ids.__getitem__)
-    return times, list(map(ids.__getitem__, order))
-
-
-def two_newest(times, ids):
-    """The two largest ``(time, id)`` of profiles given as times and ids, largest first.
-
-    The times alone are compared first (in C, without a pair per profile); pairs are
-    compared only where one of the two newest times is shared.
-    """
-    if len(times) > 1 and times.count(newest := max(times)) == 1:
-        at = times.index(newest)
-        others = [*times[:at], *times[at + 1:]]
-        second = max(others)
-        if others.count(second) == 1:
-            return [(newest, ids[at]), (second, ids[times.index(second)])]
-    return heapq.nlargest(2, zip(times, ids))
 
 
 class Route:
@@ -228,11 +189,11 @@ class RouteTable:
     def add(self, records):
         """Add records to their routes (records without a method or path are not summarised).
 
-        Records are grouped by method and path in one pass (in C where it is compiled:
-        ``_listing.group_by_route``), each group as three lists; those that name a rule or
-        an endpoint are then grouped under it here.
+        Records are grouped by method and path in one pass (:func:`.route_columns.grouped`),
+        each group as three lists; those that name a rule or an endpoint are then grouped
+        under it here.
         """
-        grouped, others = (group_by_route or _group_by_route)(records)
+        by_route, others = grouped(records)
         path_routes = self.path_routes
         for record in others:
             method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
@@ -241,13 +202,13 @@ class RouteTable:
             route = route_of(record)
             if route != path:
                 path_routes[(method, path)] = route
-            columns = grouped.get((method, route))
+            columns = by_route.get((method, route))
             if columns is None:
-                columns = grouped[(method, route)] = ([], [], [])
+                columns = by_route[(method, route)] = ([], [], [])
             columns[0].append(elapsed)
             columns[1].append(profile_id)
             columns[2].append(moment)
-        for key, columns in grouped.items():
+        for key, columns in by_route.items():
             group = self.routes.get(key)
             if group is None:
                 group = self.routes[key] = Route(*key)
@@ -296,28 +257,6 @@ class RouteTable:
             summaries.sort(key=lambda item: item["total_ms"], reverse=True)
             self.ordered = summaries
         return self.ordered
-
-
-def _group_by_route(records):
-    """``_listing.group_by_route`` in Python: the columns of ``records`` by method and path,
-    and the records that name a rule or an endpoint.  One pass reads every field a route
-    needs from each record: the records lie all over memory, so each pass costs more than
-    its work."""
-    grouped = {}
-    others = []
-    for record in records:
-        method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
-        if method is None or path is None:
-            continue
-        if "rule" in record or "endpoint" in record:
-            others.append(record)
-            continue
-        rows = grouped.get((method, path))
-        if rows is None:
-            grouped[(method, path)] = [(elapsed, profile_id, moment)]
-        else:
-            rows.append((elapsed, profile_id, moment))
-    return {key: tuple(map(list, zip(*rows))) for key, rows in grouped.items()}, others
 
 
 _tables = {}

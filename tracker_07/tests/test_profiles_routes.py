@@ -7,7 +7,7 @@ import time
 import unittest
 from unittest import mock
 
-from tracker_07.profiles import index, listing, routes
+from tracker_07.profiles import index, listing, route_columns, routes
 from tracker_07.profiles.retention import FolderRetention
 from tracker_07.tests import profile_fixtures as fx
 
@@ -72,7 +72,7 @@ class SortedColumnsTest(unittest.TestCase):
                        for _ in range(size)]
             ids = [f"{generator.randrange(10 ** 6):06d}-{number}" for number in range(size)]
             with self.subTest(size=size):
-                times, sorted_ids = routes.sorted_columns(elapsed, ids)
+                times, sorted_ids = route_columns.sorted_columns(elapsed, ids)
                 self.assertEqual(list(zip(times, sorted_ids)), sorted(zip(elapsed, ids)))
 
     def test_the_two_newest_as_of_pairs_ties_and_whole_numbers_too(self):
@@ -83,7 +83,7 @@ class SortedColumnsTest(unittest.TestCase):
                          for _ in range(size)]
                 ids = [f"{generator.randrange(10 ** 6):06d}" for _ in range(size)]
                 with self.subTest(size=size, choices=choices):
-                    self.assertEqual(routes.two_newest(times, ids),
+                    self.assertEqual(route_columns.two_newest(times, ids),
                                      sorted(zip(times, ids), reverse=True)[:2])
 
     def test_a_route_built_at_once_equals_one_built_a_profile_at_a_time(self):
@@ -111,7 +111,7 @@ class GroupByRouteTest(unittest.TestCase):
     """The records grouped in C give what the grouping in Python gives, to the last figure."""
 
     def test_compiled(self):
-        self.assertIsNotNone(routes.group_by_route,
+        self.assertIsNotNone(route_columns.group_by_route,
                              "tracker_07/profiles/_listing.c is not compiled: pip install -e .")
 
     def test_the_same_groups_and_others_as_in_python(self):
@@ -119,9 +119,9 @@ class GroupByRouteTest(unittest.TestCase):
         for count in (0, 1, 2, 50, 2000):
             records = random_records(generator, count)
             with self.subTest(count=count):
-                grouped, others = routes.group_by_route(records)
+                grouped, others = route_columns.group_by_route(records)
                 left = {id(record) for record in others}
-                expected_grouped, expected_others = routes._group_by_route(  # pylint: disable=protected-access
+                expected_grouped, expected_others = route_columns._group_by_route(  # pylint: disable=protected-access
                     [record for record in records if id(record) not in left])
                 self.assertEqual(grouped, {key: list(columns)
                                            for key, columns in expected_grouped.items()})
@@ -139,8 +139,8 @@ class GroupByRouteTest(unittest.TestCase):
             records = random_records(generator, count, methods=("GET", "POST", None))
             tables = {}
             for compiled in (True, False):
-                with mock.patch.object(routes, "group_by_route",
-                                       routes.group_by_route if compiled else None):
+                with mock.patch.object(route_columns, "group_by_route",
+                                       route_columns.group_by_route if compiled else None):
                     tables[compiled] = routes.RouteTable(None, records)
             with self.subTest(count=count):
                 compiled, in_python = tables[True].summaries(), tables[False].summaries()
@@ -160,12 +160,12 @@ class GroupByRouteTest(unittest.TestCase):
         for missing in ("method", "path", "elapsed_ms", "id", "time"):
             record = fx.index_entry("a.prof")
             del record[missing]
-            for group in (routes.group_by_route, routes._group_by_route):  # pylint: disable=protected-access
+            for group in (route_columns.group_by_route, route_columns._group_by_route):  # pylint: disable=protected-access
                 with self.subTest(missing=missing, group=group.__name__), \
                         self.assertRaises(KeyError):
                     group([fx.index_entry("b.prof"), record])
         with self.assertRaises(TypeError):
-            routes.group_by_route(7)
+            route_columns.group_by_route(7)
 
 
 class RouteFolderTestCase(fx.TempFolderTestCase):
