@@ -218,15 +218,15 @@ class RouteTable:
 
     def discard(self, records):
         """Take records out of their routes; False if a route cannot tell what it has left."""
-        grouped = {}
+        gone = {}
         for record in records:
             method, path, elapsed, profile_id, moment = ROUTE_FIELDS(record)
             if method is not None and path is not None:
-                grouped.setdefault((method, route_of(record)), []).append(
+                gone.setdefault((method, route_of(record)), []).append(
                     (elapsed, profile_id, moment))
         self.size -= len(records)
         self.ordered = None
-        for key, rows in grouped.items():
+        for key, rows in gone.items():
             group = self.routes.get(key)
             if group is None or not group.discard(rows):
                 return False
