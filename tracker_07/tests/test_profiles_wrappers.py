@@ -20,12 +20,14 @@ class IsWrapperTestCase(unittest.TestCase):
     def test_names(self):
         for func in (PROFILER, CAPTURE, TRACKING,
                      ("tracker_07/toolbar/middleware.py", 93, "__call__"),
-                     ("/x/tracker_07/tracking/middleware.py", 131, "__iter__")):
+                     ("/x/tracker_07/tracking/middleware.py", 131, "__iter__"),
+                     ("C:\\x\\tracker_07\\sql\\capture.py", 182, "__call__")):
             with self.subTest(func):
                 self.assertTrue(wrappers.is_wrapper(func))
         for func in (("/x/tracker_07/main/views.py", 1, "__call__"),
                      ("/x/my_tracker_07/sql/capture.py", 1, "__call__"),
                      ("/x/tracker_07/sql/capture.py", 118, "_before_cursor_execute"),
+                     ("C:\\x\\tracker_07\\sql\\capture.py", 118, "_before_cursor_execute"),
                      FLASK, VIEW):
             with self.subTest(func):
                 self.assertFalse(wrappers.is_wrapper(func))
