@@ -262,7 +262,8 @@ keys_are_text(PyObject *record)
     return 1;
 }
 
-/* Whether record has the keys of previous, in the same order (both exact dicts, str keys). */
+/* Whether record has the keys of previous, in the same order (both exact dicts; previous's
+ * keys all exact str, so a comparison runs no Python code). */
 static int
 same_keys(PyObject *record, PyObject *previous)
 {
@@ -272,7 +273,8 @@ same_keys(PyObject *record, PyObject *previous)
     PyObject *key, *value, *previous_key;
     while (PyDict_Next(record, &at, &key, &value)) {
         PyDict_Next(previous, &previous_at, &previous_key, &value);
-        if (key != previous_key && PyUnicode_Compare(key, previous_key) != 0)
+        if (key != previous_key
+            && (!PyUnicode_CheckExact(key) || PyUnicode_Compare(key, previous_key) != 0))
             return 0;
     }
     return 1;
@@ -346,11 +348,15 @@ key_orders(PyObject *Py_UNUSED(module), PyObject *args)
         goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sequence); i++) {
         PyObject *record = PyList_GET_ITEM(sequence, i);
-        if (!PyDict_CheckExact(record) || !keys_are_text(record)) {
+        if (!PyDict_CheckExact(record)) {
             result = Py_NewRef(Py_None);  /* not an index's record: Python checks them */
             goto done;
         }
         if (previous == NULL || !same_keys(record, previous)) {
+            if (!keys_are_text(record)) {
+                result = Py_NewRef(Py_None);  /* likewise */
+                goto done;
+            }
             Py_XDECREF(group);
             if ((group = group_of(groups, record)) == NULL)
                 goto done;

@@ -93,7 +93,8 @@ class BulkNormaliseTest(unittest.TestCase):
                                   for keys, (group, types) in compiled.items()},
                                  {keys: (list(group), list(types))
                                   for keys, (group, types) in in_python.items()})
-        for odd in ([{"id": "a.prof", 1: 2}], [["not", "a", "dict"]]):
+        for odd in ([{"id": "a.prof", 1: 2}], [{"id": "a.prof", "b": 2}, {"id": "c.prof", 1: 2}],
+                    [["not", "a", "dict"]]):
             self.assertIsNone(index.key_orders(odd, index.MAX_KEY_ORDERS))
 
     def test_a_folder_of_like_records_is_normalised_without_a_call_per_record(self):

@@ -255,7 +255,6 @@ def _configure_postgresql(engine):
     PostgreSQL plans a parallel scan for a read of the rows not rolled up yet once the raw
     table is large (the upper id bound is the mark, read in the statement, so it guesses),
     whose workers take 5-10 ms to start for a part that reads next to nothing."""
-
     refused = engine.dialect.loaded_dbapi.Error
 
     @event.listens_for(engine, "connect")
