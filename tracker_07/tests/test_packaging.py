@@ -122,8 +122,9 @@ class InstalledPackageTest(unittest.TestCase):
                      "tracker_07/main/templates/main/index.html"):
             self.assertIn(name, names)
         self.assertFalse([name for name in names if name.startswith("tracker_07/tests/")])
-        for module in ("_tick", "_listing"):  # the sampling engine's C tick, the list's reader
-            compiled = [name for name in names if name.startswith(f"tracker_07/profiles/{module}.")
+        # The sampling engine's C tick, the list's reader, the tracking writer's rows.
+        for module in ("profiles/_tick", "profiles/_listing", "tracking/_rows"):
+            compiled = [name for name in names if name.startswith(f"tracker_07/{module}.")
                         and name.endswith(".so")]
             self.assertEqual(len(compiled), 1, names)
 

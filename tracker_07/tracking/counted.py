@@ -26,6 +26,11 @@ from .store import (
     totals_table,
 )
 
+try:
+    from . import _rows
+except ImportError:  # built without a C compiler
+    _rows = None
+
 #: Beyond this many groups a writer stops counting (and its memory is given back) until
 #: the next roll-up, which then reads the rows back.
 MAX_PENDING_GROUPS = 200_000
@@ -52,9 +57,7 @@ class Pending:
         """Start again after a roll-up (or a failed one, which reads the rows back)."""
         self.__init__()  # pylint: disable=unnecessary-dunder-call  # the same fresh state
 
-    def add(self, rows, first_id):  # pylint: disable=too-many-locals,too-many-branches  # one pass, written out
-        # (Per row and not folded from the groups at the roll-up: cheaper at low rates,
-        # where the groups are almost as many as the rows.)
+    def add(self, rows, first_id):
         """Count stored rows (``writes.INSERT_COLUMNS`` order) whose ids start at
         ``first_id`` (``None`` when unknown: then the roll-up reads them back)."""
         if first_id is None or not self.usable or len(self.groups) > MAX_PENDING_GROUPS:
@@ -64,58 +67,67 @@ class Pending:
             return
         self.low = first_id if self.low is None else min(self.low, first_id)
         self.count += len(rows)
-        # Rows compare by their start first: two passes in C, cheaper than two tests a row.
-        self.earliest = min(self.earliest, min(rows)[0])
-        self.latest = max(self.latest, max(rows)[0])
-        buckets, statuses = self.groups, self.statuses
-        # The two groups' updates written out, not looped over: a quarter less CPU a row.
-        # A group is its table's row (key, then values), so the roll-up binds it as it is.
-        for started, endpoint, method, status, duration, queries, sql_ms, findings, bucket \
-                in rows:
-            # The hour as the SQL roll-up computes it: a truncating cast of the division.
-            hour = int(started / 3600.0) * HOUR
-            group = statuses.get((hour, endpoint, method, status))
-            if group is None:
-                statuses[hour, endpoint, method, status] = [
-                    hour, endpoint, method, status, 1, duration, duration, started, queries,
-                    queries, sql_ms, findings]
-            else:
-                group[4] += 1
-                group[5] += duration
-                if duration > group[6]:
-                    group[6] = duration
-                if started > group[7]:
-                    group[7] = started
-                if queries:
-                    group[8] += queries
-                    if queries > group[9]:
-                        group[9] = queries
-                    group[10] += sql_ms
-                    group[11] += findings
-            key = (hour, endpoint, method, status, bucket)
-            group = buckets.get(key)
-            if group is None:
-                buckets[key] = [hour, endpoint, method, status, bucket, 1, duration, duration,
-                                started, queries, queries, sql_ms, findings]
-                continue
-            group[5] += 1
-            group[6] += duration
-            if duration > group[7]:
-                group[7] = duration
-            if started > group[8]:
-                group[8] = started
-            if queries:
-                group[9] += queries
-                if queries > group[10]:
-                    group[10] = queries
-                group[11] += sql_ms
-                group[12] += findings
+        # (Per row and not folded from the groups at the roll-up: cheaper at low rates,
+        # where the groups are almost as many as the rows.)
+        spanned = None if _rows is None else _rows.count_groups(
+            rows, self.groups, self.statuses, HOUR)
+        earliest, latest = spanned or count_in_python(rows, self.groups, self.statuses)
+        self.earliest = min(self.earliest, earliest)
+        self.latest = max(self.latest, latest)
 
     def covers(self, done, top):
         """Whether the counted rows are exactly the ids after ``done`` up to ``top``: as
         many rows as ids, none of them at or below ``done``."""
         return self.usable and self.low is not None and self.low > done and (
             self.count == top - done)
+
+def count_in_python(rows, buckets, statuses):  # pylint: disable=too-many-branches  # written out
+    """``_rows.count_groups`` in Python: count ``rows`` into their status and bucket groups;
+    returns the earliest and latest start among them."""
+    # The two groups' updates written out, not looped over: a quarter less CPU a row.
+    # A group is its table's row (key, then values), so the roll-up binds it as it is.
+    for started, endpoint, method, status, duration, queries, sql_ms, findings, bucket in rows:
+        # The hour as the SQL roll-up computes it: a truncating cast of the division.
+        hour = int(started / 3600.0) * HOUR
+        group = statuses.get((hour, endpoint, method, status))
+        if group is None:
+            statuses[hour, endpoint, method, status] = [
+                hour, endpoint, method, status, 1, duration, duration, started, queries,
+                queries, sql_ms, findings]
+        else:
+            group[4] += 1
+            group[5] += duration
+            if duration > group[6]:
+                group[6] = duration
+            if started > group[7]:
+                group[7] = started
+            if queries:
+                group[8] += queries
+                if queries > group[9]:
+                    group[9] = queries
+                group[10] += sql_ms
+                group[11] += findings
+        key = (hour, endpoint, method, status, bucket)
+        group = buckets.get(key)
+        if group is None:
+            buckets[key] = [hour, endpoint, method, status, bucket, 1, duration, duration,
+                            started, queries, queries, sql_ms, findings]
+            continue
+        group[5] += 1
+        group[6] += duration
+        if duration > group[7]:
+            group[7] = duration
+        if started > group[8]:
+            group[8] = started
+        if queries:
+            group[9] += queries
+            if queries > group[10]:
+                group[10] = queries
+            group[11] += sql_ms
+            group[12] += findings
+    # Rows compare by their start first: two passes in C, cheaper than two tests a row.
+    return min(rows)[0], max(rows)[0]
+
 
 def merge_rows(conn, table, key, rows):
     """Add ``rows`` (sequences in the table's column order; several may share a key) to a

@@ -4,7 +4,6 @@ It stores a batch with as few calls into the database driver as it can (each cal
 of the GIL, and taking it back costs the request threads a switch), reports slow requests,
 counts what the store refused, and now and then rolls up and applies retention.
 """
-import functools
 import math
 import os
 import threading
@@ -12,25 +11,13 @@ import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..sql.analysis import findings_count
 from . import counted, filters, rollups, writes
+from .rows import rows_from
 from .schema import create_schema
-from .store import (
-    BUCKET_COUNT,
-    ENDPOINT_LENGTH,
-    IMMEDIATE,
-    INVERSE_LOG_GROWTH,
-    LOG_MIN_BUCKET,
-    MIN_BUCKET_MS,
-    first_line,
-)
-from .writes import NO_SQL
+from .store import IMMEDIATE, first_line
 
 perf_counter = time.perf_counter
 
-KNOWN_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-)
 WRITE_RETRIES = 3
 RETRY_BACKOFF_SECONDS = 0.1
 #: A maintenance pass costs a few ms besides its rows, and merging a group costs about as
@@ -72,16 +59,6 @@ class StoreFile:
     def replaced(self):
         """Tell whether the file is gone or another one took its name (one stat per batch)."""
         return self.identity is not None and self._stat() != self.identity
-
-
-@functools.lru_cache(maxsize=256)
-def status_code(status):
-    """The numeric part of a WSGI status line such as ``"404 NOT FOUND"`` (an app uses
-    a handful of status lines, so the writer looks each one up once)."""
-    try:
-        return int(status[:3])
-    except (TypeError, ValueError):
-        return 0
 
 
 class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborators and counters
@@ -199,40 +176,15 @@ class Writer:  # pylint: disable=too-many-instance-attributes  # its collaborato
         finally:
             self.busy = False
 
-    def rows_from(self, batch):  # pylint: disable=too-many-locals  # one pass, all local for speed
-        """Turn queued tuples into rows in ``writes.INSERT_COLUMNS`` order; also where
-        slow requests are reported and a request's queries become its three numbers.  One
-        pass with no call per row but ``math.log`` (and the findings of a request that ran
-        queries): this loop is most of what the writer spends in Python for every request."""
-        offset = time.time() - perf_counter()
-        slow_ms = self.settings.slow_ms or math.inf
-        log = math.log
-        rows = []
-        append = rows.append
-        for started, ended, endpoint, method, status, sql in batch:
-            duration_ms = (ended - started) * 1000.0
-            # A request that ran queries: how many, their time, and the findings they give.
-            numbers = NO_SQL if sql is None or not sql.count else (
-                sql.count, sql.seconds * 1000.0, findings_count(sql))
-            code = status_code(status)
-            if endpoint is None:
-                endpoint = f"<{code}>"
-            elif len(endpoint) > ENDPOINT_LENGTH:
-                endpoint = endpoint[:ENDPOINT_LENGTH]
-            if method not in KNOWN_METHODS:
-                method = "OTHER"
-            if duration_ms < MIN_BUCKET_MS:
-                bucket = 0
-            else:  # store.bucket_of, inlined
-                bucket = int((log(duration_ms) - LOG_MIN_BUCKET) * INVERSE_LOG_GROWTH) + 1
-                if bucket >= BUCKET_COUNT:
-                    bucket = BUCKET_COUNT - 1
-            append((started + offset, endpoint, method, code, duration_ms, *numbers, bucket))
-            if duration_ms >= slow_ms:
-                self.logger.warning(
-                    "Slow request: %s %s returned %d in %.1f ms",
-                    method, endpoint, code, duration_ms,
-                )
+    def rows_from(self, batch):
+        """Turn queued tuples into rows in ``writes.INSERT_COLUMNS`` order
+        (:func:`.rows.rows_from`), reporting the slow requests among them."""
+        rows, slow = rows_from(batch, time.time() - perf_counter(),
+                               self.settings.slow_ms or math.inf)
+        for position in slow:
+            _started, endpoint, method, code, duration_ms = rows[position][:5]
+            self.logger.warning("Slow request: %s %s returned %d in %.1f ms",
+                                method, endpoint, code, duration_ms)
         return rows
 
     def ensure_schema(self):
