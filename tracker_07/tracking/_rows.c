@@ -31,6 +31,7 @@ static PyObject *OTHER_METHOD; /* "OTHER" */
 static PyObject *ZERO_FLOAT;   /* 0.0, a request's SQL milliseconds without queries */
 static PyObject *ZERO;         /* 0 */
 static PyObject *ONE;          /* 1 */
+static PyObject *NO_SQL;       /* (0, 0.0, 0): writes.NO_SQL */
 
 /* The store's constants, from rows.ROW_SHAPE. */
 typedef struct {
@@ -71,7 +72,7 @@ static PyObject *
 sql_fields(PyObject *sql, PyObject *sql_numbers)
 {
     if (sql == Py_None)
-        return PyTuple_Pack(3, ZERO, ZERO_FLOAT, ZERO);
+        return Py_NewRef(NO_SQL);
     PyObject *numbers = PyObject_CallOneArg(sql_numbers, sql);
     if (numbers != NULL && (!PyTuple_Check(numbers) || PyTuple_GET_SIZE(numbers) != 3)) {
         PyErr_SetString(PyExc_TypeError, "sql_numbers must return a tuple of three");
@@ -243,11 +244,11 @@ fold(PyObject *group, Py_ssize_t first, PyObject *duration, PyObject *started,
  * found (*group borrowed), 0 when made, -1 on error. */
 static int
 find_or_make(PyObject *groups, PyObject *key, PyObject **items, Py_ssize_t size,
-             Py_ssize_t expected, PyObject **group)
+             PyObject **group)
 {
     *group = PyDict_GetItemWithError(groups, key);
     if (*group != NULL) {
-        if (!PyList_CheckExact(*group) || PyList_GET_SIZE(*group) != expected) {
+        if (!PyList_CheckExact(*group) || PyList_GET_SIZE(*group) != size) {
             PyErr_SetString(PyExc_TypeError, "a counted group is not a list of its size");
             return -1;
         }
@@ -286,8 +287,7 @@ count_row(PyObject *row, PyObject *groups, PyObject *statuses, long long hour_se
     PyObject *status_items[STATUS_GROUP_SIZE] = {
         hour, endpoint, method, status, ONE, duration, duration, started, queries, queries,
         sql_ms, findings};
-    found = find_or_make(statuses, key, status_items, STATUS_GROUP_SIZE, STATUS_GROUP_SIZE,
-                         &group);
+    found = find_or_make(statuses, key, status_items, STATUS_GROUP_SIZE, &group);
     Py_DECREF(key);
     if (found < 0 || (found && fold(group, 4, duration, started, queries, sql_ms, findings) < 0))
         goto done;
@@ -297,8 +297,7 @@ count_row(PyObject *row, PyObject *groups, PyObject *statuses, long long hour_se
     PyObject *bucket_items[BUCKET_GROUP_SIZE] = {
         hour, endpoint, method, status, bucket, ONE, duration, duration, started, queries,
         queries, sql_ms, findings};
-    found = find_or_make(groups, key, bucket_items, BUCKET_GROUP_SIZE, BUCKET_GROUP_SIZE,
-                         &group);
+    found = find_or_make(groups, key, bucket_items, BUCKET_GROUP_SIZE, &group);
     Py_DECREF(key);
     if (found < 0 || (found && fold(group, 5, duration, started, queries, sql_ms, findings) < 0))
         goto done;
@@ -361,6 +360,9 @@ PyInit__rows(void)
     ZERO = PyLong_FromLong(0);
     ONE = PyLong_FromLong(1);
     if (OTHER_METHOD == NULL || ZERO_FLOAT == NULL || ZERO == NULL || ONE == NULL)
+        return NULL;
+    NO_SQL = PyTuple_Pack(3, ZERO, ZERO_FLOAT, ZERO);
+    if (NO_SQL == NULL)
         return NULL;
     return PyModule_Create(&rows_module);
 }

@@ -81,6 +81,7 @@ class Pending:
         return self.usable and self.low is not None and self.low > done and (
             self.count == top - done)
 
+
 def count_in_python(rows, buckets, statuses):  # pylint: disable=too-many-branches  # written out
     """``_rows.count_groups`` in Python: count ``rows`` into their status and bucket groups;
     returns the earliest and latest start among them."""
